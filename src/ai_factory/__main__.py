@@ -1,0 +1,3 @@
+from ai_factory.cli import main
+
+main()

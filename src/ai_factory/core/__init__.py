@@ -1,0 +1,1 @@
+"""Shared pieces: settings, models, errors, database, coordination backends, learnings."""

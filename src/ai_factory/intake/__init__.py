@@ -1,0 +1,1 @@
+"""GitHub intake: labelled issues become specs and work items; results go back as comments."""

@@ -1,0 +1,1 @@
+"""The orchestrator: HTTP API, queue, worker lifecycle, scheduler, limits, locks, metrics."""
