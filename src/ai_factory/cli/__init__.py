@@ -1,0 +1,37 @@
+"""The `factory` command line: parses arguments, builds objects, calls the core.
+
+Commands that inspect or change work talk to the API (ORCHESTRATOR_URL), so they
+work the same against a factory on this machine or another one.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from ai_factory.cli import doctor, serve, work
+from ai_factory.cli.output import err
+from ai_factory.core.errors import FactoryError
+
+app = typer.Typer(
+    name="factory",
+    help="AI Factory: GitHub issues in, pull requests out.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+serve.register(app)
+work.register(app)
+doctor.register(app)
+
+
+def main() -> None:
+    try:
+        app()
+    except FactoryError as exc:
+        err.print(f"error: {exc}", markup=False)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)

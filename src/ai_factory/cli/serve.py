@@ -1,0 +1,43 @@
+"""Long-running commands: `factory up`, `factory orchestrator`, `factory migrate`."""
+
+from __future__ import annotations
+
+import asyncio
+
+import typer
+
+from ai_factory.cli.context import settings_for_command
+from ai_factory.cli.output import out
+from ai_factory.core.db.connect import open_database
+from ai_factory.core.db.migrations import available_migrations
+from ai_factory.orchestrator.runtime import Orchestrator
+
+
+def up() -> None:
+    """Run the whole factory in one process: API, queue, workers, dashboard (and intake)."""
+    settings = settings_for_command(log=True)
+    asyncio.run(Orchestrator(settings).run())
+
+
+def orchestrator() -> None:
+    """Run the orchestrator alone (API, scheduler, workers), e.g. as a compose service."""
+    settings = settings_for_command(log=True)
+    asyncio.run(Orchestrator(settings).run())
+
+
+def migrate() -> None:
+    """Apply database migrations (also done at start-up) and exit."""
+    settings = settings_for_command(log=True)
+
+    async def run() -> int:
+        async with open_database(settings, migrate=True, max_size=1):
+            return len(available_migrations())
+
+    count = asyncio.run(run())
+    out.print(f"database is at migration {count:03d}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(up)
+    app.command()(orchestrator)
+    app.command()(migrate)

@@ -1,0 +1,92 @@
+"""The PostgreSQL connection pool every store module shares.
+
+`Database` owns one psycopg async pool (autocommit, dict rows) and knows what the
+server can do (`has_vector`). Connection failures surface as `StoreError` so the
+API can answer 503 without leaking driver types.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from ai_factory.core.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+Params = Mapping[str, Any] | None
+
+
+class Database:
+    """A pool of connections to the factory's database."""
+
+    def __init__(self, *, pool: AsyncConnectionPool, url: str) -> None:
+        self.pool = pool
+        self.url = url
+        self.has_vector = False
+
+    @classmethod
+    async def open(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> Database:
+        pool = AsyncConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            open=False,
+            kwargs={"autocommit": True, "row_factory": dict_row},
+            name="factory",
+        )
+        try:
+            await pool.open(wait=True, timeout=15)
+        except psycopg.Error as exc:
+            await pool.close()
+            raise StoreError(f"cannot connect to the database: {exc}") from exc
+        except Exception as exc:  # psycopg_pool.PoolTimeout is not a psycopg.Error
+            await pool.close()
+            raise StoreError(f"cannot connect to the database: {exc}") from exc
+        db = cls(pool=pool, url=url)
+        await db.refresh_capabilities()
+        return db
+
+    async def refresh_capabilities(self) -> None:
+        row = await self.fetch_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'vector') AS v"
+        )
+        self.has_vector = bool(row and row["v"])
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[dict[str, Any]]]:
+        try:
+            async with self.pool.connection() as conn:
+                yield conn
+        except psycopg.OperationalError as exc:
+            raise StoreError(f"database unavailable: {exc}") from exc
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[psycopg.AsyncConnection[dict[str, Any]]]:
+        async with self.connection() as conn, conn.transaction():
+            yield conn
+
+    async def fetch_one(self, sql: str, params: Params = None) -> dict[str, Any] | None:
+        async with self.connection() as conn:
+            cur = await conn.execute(sql, params)
+            return await cur.fetchone()
+
+    async def fetch_all(self, sql: str, params: Params = None) -> list[dict[str, Any]]:
+        async with self.connection() as conn:
+            cur = await conn.execute(sql, params)
+            return await cur.fetchall()
+
+    async def execute(self, sql: str, params: Params = None) -> int:
+        """Run a statement; return the number of rows it touched."""
+        async with self.connection() as conn:
+            cur = await conn.execute(sql, params)
+            return cur.rowcount

@@ -1,0 +1,32 @@
+-- File locks on PostgreSQL (used when REDIS_URL is unset). Keys are (repo, file_path).
+
+-- name: purge_expired
+DELETE FROM file_locks
+ WHERE repo = %(repo)s AND file_path = ANY (%(files)s::text[]) AND expires_at < now();
+
+-- name: take
+-- Insert every missing lock; refresh the ones this worker already holds. Rows held by
+-- another worker are left alone and not returned, which is how the caller sees conflicts.
+INSERT INTO file_locks (repo, file_path, worker_id, expires_at)
+SELECT %(repo)s, f, %(worker_id)s, now() + make_interval(secs => %(ttl_s)s)
+  FROM unnest(%(files)s::text[]) AS f
+ON CONFLICT (repo, file_path) DO UPDATE SET expires_at = EXCLUDED.expires_at
+ WHERE file_locks.worker_id = EXCLUDED.worker_id
+RETURNING file_path;
+
+-- name: release
+DELETE FROM file_locks
+ WHERE worker_id = %(worker_id)s AND repo = %(repo)s AND file_path = ANY (%(files)s::text[])
+RETURNING file_path;
+
+-- name: release_all
+DELETE FROM file_locks WHERE worker_id = %(worker_id)s RETURNING file_path;
+
+-- name: renew
+UPDATE file_locks SET expires_at = now() + make_interval(secs => %(ttl_s)s)
+ WHERE worker_id = %(worker_id)s;
+
+-- name: holders
+SELECT file_path, worker_id FROM file_locks
+ WHERE repo = %(repo)s AND expires_at >= now()
+ ORDER BY file_path;

@@ -1,0 +1,26 @@
+-- Metrics queries.
+
+-- name: summary
+SELECT
+  (SELECT count(*) FROM work_items)::int AS total_work_items,
+  (SELECT count(*) FROM work_items WHERE status = 'completed')::int AS completed_work_items,
+  (SELECT count(*) FROM work_items WHERE status = 'failed')::int AS failed_work_items,
+  (SELECT coalesce(avg(iterations), 0) FROM worker_metrics WHERE status = 'completed')::float
+    AS average_iterations,
+  (SELECT coalesce(avg(duration_seconds), 0) FROM worker_metrics WHERE status = 'completed')::float
+    AS average_duration,
+  (SELECT coalesce(sum(input_tokens + output_tokens), 0) FROM iterations
+    WHERE created_at >= %(day_start)s)::bigint AS total_tokens_today,
+  (SELECT count(*) FROM workers WHERE status IN ('idle', 'busy'))::int AS active_workers,
+  (SELECT count(*) FROM work_items WHERE status = 'queued')::int AS queue_depth;
+
+-- name: recent
+SELECT * FROM worker_metrics ORDER BY created_at DESC LIMIT %(limit)s;
+
+-- name: usage_since
+SELECT count(*)::int AS iterations, coalesce(sum(cost_usd), 0)::float AS cost_usd,
+       coalesce(sum(input_tokens + output_tokens), 0)::bigint AS tokens
+  FROM iterations WHERE created_at >= %(since)s;
+
+-- name: active_workers
+SELECT count(*)::int AS n FROM workers WHERE status IN ('idle', 'busy');

@@ -1,0 +1,51 @@
+-- Worker queries. A worker row carries the lease token of the item it works on, so
+-- every item transition it causes is fenced by that lease.
+
+-- name: insert
+INSERT INTO workers (id, container_id, work_item_id, lease_token, token_hash, status,
+                     spawner, host)
+VALUES (%(id)s, %(container_id)s, %(work_item_id)s, %(lease_token)s, %(token_hash)s,
+        %(status)s, %(spawner)s, %(host)s)
+RETURNING *;
+
+-- name: get
+SELECT * FROM workers WHERE id = %(id)s;
+
+-- name: list
+SELECT * FROM workers
+ WHERE %(all)s OR status IN ('idle', 'busy', 'stuck')
+ ORDER BY created_at DESC
+ LIMIT %(limit)s;
+
+-- name: set_container
+UPDATE workers SET container_id = %(container_id)s WHERE id = %(id)s RETURNING *;
+
+-- name: mark_busy
+UPDATE workers SET status = 'busy', phase = 'setup', last_heartbeat = now(),
+                   host = coalesce(nullif(%(host)s, ''), host)
+ WHERE id = %(id)s AND status IN ('idle', 'busy')
+RETURNING *;
+
+-- name: heartbeat
+UPDATE workers
+   SET last_heartbeat = now(), current_iteration = %(iteration)s,
+       total_tokens = %(tokens)s, cost_usd = %(cost_usd)s, phase = %(phase)s,
+       status = CASE WHEN %(phase)s = 'stuck' THEN 'stuck' ELSE 'busy' END
+ WHERE id = %(id)s AND status IN ('idle', 'busy', 'stuck')
+RETURNING *, (SELECT phase FROM workers w WHERE w.id = %(id)s) AS previous_phase;
+
+-- name: finish
+UPDATE workers SET status = %(status)s, finished_at = now(), phase = NULL
+ WHERE id = %(id)s AND status IN ('idle', 'busy', 'stuck')
+RETURNING *;
+
+-- name: stats
+SELECT status, count(*)::int AS n FROM workers
+ WHERE status IN ('idle', 'busy', 'stuck') GROUP BY status;
+
+-- name: insert_metrics
+INSERT INTO worker_metrics (worker_id, work_item_id, iterations, tokens_used, cost_usd,
+                            duration_seconds, files_changed, status)
+SELECT id, work_item_id, %(iterations)s, %(tokens)s, %(cost_usd)s,
+       greatest(0, extract(epoch FROM now() - created_at))::int, %(files_changed)s, %(status)s
+  FROM workers WHERE id = %(id)s;

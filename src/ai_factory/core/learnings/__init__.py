@@ -1,0 +1,1 @@
+"""Learnings: shared memory across tasks and workers."""

@@ -1,0 +1,65 @@
+"""Typed models shared by every process (the reference's types.ts)."""
+
+from ai_factory.core.models.base import WireModel
+from ai_factory.core.models.learnings import CreateLearningInput, Learning
+from ai_factory.core.models.metrics import FactoryMetrics, WorkerMetrics
+from ai_factory.core.models.work import (
+    ACTIVE_STATUSES,
+    TERMINAL_STATUSES,
+    CreateWorkItemInput,
+    Priority,
+    PriorityUpdate,
+    QueueStats,
+    Source,
+    WorkAssignment,
+    WorkItem,
+    WorkItemDetail,
+    WorkItemEvent,
+    WorkItemStatus,
+)
+from ai_factory.core.models.workers import (
+    LockResult,
+    Worker,
+    WorkerCompleteRequest,
+    WorkerFailRequest,
+    WorkerHeartbeatRequest,
+    WorkerLockRequest,
+    WorkerPhase,
+    WorkerRegisterRequest,
+    WorkerRegisterResponse,
+    WorkerStats,
+    WorkerStatus,
+    WorkerStuckRequest,
+)
+
+__all__ = [
+    "ACTIVE_STATUSES",
+    "TERMINAL_STATUSES",
+    "CreateLearningInput",
+    "CreateWorkItemInput",
+    "FactoryMetrics",
+    "Learning",
+    "LockResult",
+    "Priority",
+    "PriorityUpdate",
+    "QueueStats",
+    "Source",
+    "WireModel",
+    "WorkAssignment",
+    "WorkItem",
+    "WorkItemDetail",
+    "WorkItemEvent",
+    "WorkItemStatus",
+    "Worker",
+    "WorkerCompleteRequest",
+    "WorkerFailRequest",
+    "WorkerHeartbeatRequest",
+    "WorkerLockRequest",
+    "WorkerMetrics",
+    "WorkerPhase",
+    "WorkerRegisterRequest",
+    "WorkerRegisterResponse",
+    "WorkerStats",
+    "WorkerStatus",
+    "WorkerStuckRequest",
+]

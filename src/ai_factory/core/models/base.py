@@ -1,0 +1,25 @@
+"""The base of every model that crosses a process boundary.
+
+On the wire fields are the reference's camelCase (`sourceId`, `prUrl`); in Python
+they are snake_case. Models accept either spelling and dump camelCase.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+
+class WireModel(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        serialize_by_alias=True,
+        from_attributes=True,
+    )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON-ready dict with camelCase keys."""
+        return self.model_dump(mode="json", by_alias=True)

@@ -1,0 +1,31 @@
+"""Metrics records and the factory-wide summary (the reference's FactoryMetrics)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from ai_factory.core.models.base import WireModel
+
+
+class WorkerMetrics(WireModel):
+    worker_id: UUID
+    work_item_id: UUID | None
+    iterations: int
+    tokens_used: int
+    cost_usd: float = 0.0
+    duration_seconds: int
+    files_changed: int
+    status: str
+    created_at: datetime
+
+
+class FactoryMetrics(WireModel):
+    total_work_items: int = 0
+    completed_work_items: int = 0
+    failed_work_items: int = 0
+    average_iterations: float = 0.0
+    average_duration: float = 0.0
+    total_tokens_today: int = 0
+    active_workers: int = 0
+    queue_depth: int = 0

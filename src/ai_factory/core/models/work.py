@@ -1,0 +1,158 @@
+"""Work items: what the queue holds, how they are submitted, and their audit events."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import AfterValidator, Field, StringConstraints
+
+from ai_factory.core.models.base import WireModel
+
+
+class WorkItemStatus(StrEnum):
+    QUEUED = "queued"  # in queue, waiting
+    ASSIGNED = "assigned"  # claimed, a worker is starting
+    RUNNING = "running"  # a worker registered and is processing
+    STUCK = "stuck"  # the worker reported stuck
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+ACTIVE_STATUSES = frozenset(
+    {WorkItemStatus.QUEUED, WorkItemStatus.ASSIGNED, WorkItemStatus.RUNNING, WorkItemStatus.STUCK}
+)
+TERMINAL_STATUSES = frozenset(
+    {WorkItemStatus.COMPLETED, WorkItemStatus.FAILED, WorkItemStatus.CANCELLED}
+)
+
+
+class Priority(StrEnum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+class Source(StrEnum):
+    GITHUB = "github"
+    API = "api"
+
+
+# git check-ref-format rules, plus: no leading "-" so a branch can never be an option.
+_BAD_REF = re.compile(r"(^[-/.])|(\.\.)|([\x00-\x20\x7f~^:?*\[\\])|(@\{)|(/\.)|(//)|([/.]$)|(\.lock$)")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _check_branch(value: str) -> str:
+    if _BAD_REF.search(value) or value == "@":
+        raise ValueError(f"{value!r} is not a valid git branch name")
+    return value
+
+
+def _check_repo(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters")
+    if value.startswith("-"):
+        raise ValueError("must not start with '-'")
+    return value
+
+
+BranchName = Annotated[
+    str, StringConstraints(min_length=1, max_length=255), AfterValidator(_check_branch)
+]
+RepoRef = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=2048),
+    AfterValidator(_check_repo),
+]
+SpecText = Annotated[str, StringConstraints(min_length=1, max_length=1_000_000)]
+
+
+class CreateWorkItemInput(WireModel):
+    """POST /api/work. Without sourceId (a plain API or CLI submission) one is generated."""
+
+    source: Source = Source.API
+    source_id: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
+    source_url: Annotated[str, StringConstraints(max_length=2048)] = ""
+    repo: RepoRef
+    base_branch: BranchName = "main"
+    spec: SpecText
+    priority: Priority = Priority.MEDIUM
+    max_attempts: int | None = Field(default=None, ge=1, le=20)
+
+
+class WorkItem(WireModel):
+    id: UUID
+    source: Source
+    source_id: str
+    source_url: str
+    repo: str
+    base_branch: str
+    spec: str
+    priority: Priority
+    status: WorkItemStatus
+    status_reason: str | None = None
+    worker_id: UUID | None = None
+    pr_url: str | None = None
+    error: str | None = None
+    attempts: int = 0
+    max_attempts: int = 3
+    iterations: int = 0
+    tokens: int = 0
+    cost_usd: float = 0.0
+    created_at: datetime
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    updated_at: datetime
+
+    @property
+    def title(self) -> str:
+        """The spec's first heading (or first line), for lists and PR titles."""
+        for line in self.spec.splitlines():
+            text = line.strip().lstrip("#").strip()
+            if text:
+                return text[:200]
+        return str(self.id)
+
+
+class WorkAssignment(WireModel):
+    """A claimed item together with the lease that fences every later transition."""
+
+    item: WorkItem
+    lease_token: UUID
+
+
+class PriorityUpdate(WireModel):
+    priority: Priority
+
+
+class WorkItemEvent(WireModel):
+    id: int
+    work_item_id: UUID
+    kind: str
+    from_status: str | None = None
+    to_status: str | None = None
+    reason: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+
+
+class WorkItemDetail(WorkItem):
+    """An item with its audit trail (GET /api/work/{id}?events=true, `factory show`)."""
+
+    events: list[WorkItemEvent] = Field(default_factory=list)
+
+
+class QueueStats(WireModel):
+    """The reference's queue stats: queued counts assigned, failed counts stuck."""
+
+    queued: int = 0
+    running: int = 0
+    completed: int = 0
+    failed: int = 0
+    by_status: dict[str, int] = Field(default_factory=dict)

@@ -1,0 +1,106 @@
+"""Workers and the worker → orchestrator request/response contracts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import Field, StringConstraints
+
+from ai_factory.core.models.base import WireModel
+
+
+class WorkerStatus(StrEnum):
+    IDLE = "idle"  # registered, not yet working
+    BUSY = "busy"  # processing a work item
+    STUCK = "stuck"  # reported stuck
+    DEAD = "dead"  # killed or failed its health check
+    DONE = "done"  # finished and exited
+
+
+class WorkerPhase(StrEnum):
+    SETUP = "setup"
+    RUNNING = "running"
+    GATE = "gate"
+    COMMITTING = "committing"
+    DELIVERING = "delivering"
+    LIMITED = "limited"
+    STUCK = "stuck"
+
+
+class Worker(WireModel):
+    id: UUID
+    container_id: str
+    work_item_id: UUID | None = None
+    status: WorkerStatus
+    phase: WorkerPhase | None = None
+    current_iteration: int = 0
+    total_tokens: int = 0
+    cost_usd: float = 0.0
+    spawner: str = "external"
+    host: str = ""
+    last_heartbeat: datetime
+    created_at: datetime
+    finished_at: datetime | None = None
+
+
+RepoPath = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+
+
+class WorkerRegisterRequest(WireModel):
+    work_item_id: UUID
+    worker_id: UUID | None = None
+    host: str = ""
+
+
+class WorkerRegisterResponse(WireModel):
+    worker_id: UUID
+    lease_token: UUID
+    token: str | None = Field(
+        default=None, description="Issued only when the worker registered itself (no spawn token)."
+    )
+
+
+class WorkerHeartbeatRequest(WireModel):
+    iteration: int = Field(ge=0)
+    tokens: int = Field(ge=0, description="Total tokens used by this worker so far.")
+    phase: WorkerPhase
+    cost_usd: float = Field(default=0.0, ge=0)
+    message: str | None = Field(default=None, max_length=2000)
+
+
+class WorkerLockRequest(WireModel):
+    files: list[RepoPath] = Field(min_length=1, max_length=1000)
+
+
+class LockResult(WireModel):
+    acquired: list[str]
+    conflicts: list[str]
+
+
+class WorkerCompleteRequest(WireModel):
+    pr_url: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+    iterations: int = Field(ge=0)
+    tokens: int = Field(ge=0)
+    files_changed: list[str] = Field(default_factory=list)
+    new_learnings: list[Annotated[str, StringConstraints(min_length=1, max_length=4096)]] = Field(
+        default_factory=list
+    )
+    cost_usd: float = Field(default=0.0, ge=0)
+
+
+class WorkerFailRequest(WireModel):
+    error: Annotated[str, StringConstraints(min_length=1, max_length=20000)]
+    iteration: int = Field(default=0, ge=0)
+
+
+class WorkerStuckRequest(WireModel):
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=20000)]
+    attempts: int = Field(default=0, ge=0)
+
+
+class WorkerStats(WireModel):
+    active: int = 0
+    stuck: int = 0

@@ -1,0 +1,148 @@
+"""Factory settings, read once per process from the environment and `.env`.
+
+Names and defaults follow the reference specification's environment variables
+(DATABASE_URL, REDIS_URL, MAX_WORKERS, DAILY_BUDGET, COOLDOWN_SECONDS,
+GITHUB_TOKEN, REPOS, INTAKE_LABEL, POLL_INTERVAL, PORT) plus what the factory
+adds. Two defaults differ on purpose: with no DATABASE_URL the factory starts an
+embedded PostgreSQL, and with no REDIS_URL coordination runs on PostgreSQL, so a
+first run needs nothing installed.
+
+`load_settings()` turns a validation failure into one `ConfigError` line that
+names the variable, e.g. ``MAX_WORKERS: must be an integer (got 'abc')``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from ai_factory.core.errors import ConfigError
+
+DEFAULT_FACTORY_HOME = Path("~/.ai-factory")
+
+
+class Settings(BaseSettings):
+    """Every knob of the factory. Field name == environment variable (upper case)."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    # --- reference variables ---
+    database_url: str | None = None
+    redis_url: str | None = None
+    max_workers: int = Field(default=2, ge=0)
+    daily_budget: int = Field(default=200, ge=0)
+    cooldown_seconds: float = Field(default=60, ge=0)
+    github_token: SecretStr | None = None
+    repos: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    intake_label: str = "ai-factory"
+    poll_interval: int = Field(default=60000, ge=1000, description="milliseconds")
+    port: int = Field(default=3000, ge=0, le=65535)
+
+    # --- added by the factory ---
+    factory_home: Path = DEFAULT_FACTORY_HOME
+    host: str = "127.0.0.1"
+    orchestrator_url: str = "http://127.0.0.1:3000"
+    factory_api_token: SecretStr | None = None
+    heartbeat_timeout_seconds: float = Field(default=120, gt=0)
+    heartbeat_interval: float = Field(default=30, gt=0)
+    max_attempts: int = Field(default=3, ge=1)
+    log_level: str = "INFO"
+
+    # runtime (scheduler, spawners, limits)
+    factory_spawner: Literal["process", "bwrap", "docker"] = "process"
+    factory_worker_image: str = "factory-worker:latest"
+    factory_timezone: str | None = None
+    daily_cost_budget_usd: float | None = Field(default=None, ge=0)
+    monthly_cost_budget_usd: float | None = Field(default=None, ge=0)
+
+    # worker
+    factory_agent: Literal["claude", "command"] = "claude"
+    factory_agent_command: str = "ralph run --headless --spec SPEC.md"
+    factory_test_command: str | None = None
+    factory_model: str | None = None
+    max_iterations: int = Field(default=20, ge=1)
+    stuck_after: int = Field(default=3, ge=1)
+    iteration_idle_timeout: float = Field(default=600, gt=0)
+    iteration_timeout: float = Field(default=3600, gt=0)
+    gate_timeout: float = Field(default=600, gt=0)
+
+    # intake
+    github_api_url: str = "https://api.github.com"
+    github_webhook_secret: SecretStr | None = None
+    trusted_bots: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    spec_generator: Literal["claude", "anthropic"] = "claude"
+
+    @field_validator("repos", "trusted_bots", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("postgres", "postgresql"):
+            raise ValueError("must be a postgresql:// URL")
+        if not (parts.hostname or "host=" in parts.query or parts.path.strip("/")):
+            raise ValueError("must name a host or a socket directory")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("must be a redis:// URL")
+        return value
+
+    @field_validator("orchestrator_url", "github_api_url")
+    @classmethod
+    def _check_http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s):// URL")
+        return value.rstrip("/")
+
+    @field_validator("factory_home")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @property
+    def pg_data_dir(self) -> Path:
+        return self.factory_home / "pg"
+
+    @property
+    def api_token(self) -> str | None:
+        return self.factory_api_token.get_secret_value() if self.factory_api_token else None
+
+
+def _describe(error: dict) -> str:
+    loc = ".".join(str(part) for part in error.get("loc", ())) or "settings"
+    message = error.get("msg", "invalid value")
+    message = message.removeprefix("Value error, ")
+    value = error.get("input")
+    shown = f" (got {value!r})" if isinstance(value, (str, int, float)) and value != "" else ""
+    return f"{loc.upper()}: {message}{shown}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings once; raise `ConfigError` with one line naming the bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc.errors()[0])) from None

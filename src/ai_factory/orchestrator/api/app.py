@@ -1,0 +1,26 @@
+"""The orchestrator's FastAPI application: routes, error mapping, body limit."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from ai_factory import __version__
+from ai_factory.orchestrator.api import learnings, status, work, workers
+from ai_factory.orchestrator.api.errors import install_error_handlers
+from ai_factory.orchestrator.api.limits import BodySizeLimit
+from ai_factory.orchestrator.services import Services
+
+
+def create_app(services: Services) -> FastAPI:
+    app = FastAPI(
+        title="AI Factory",
+        version=__version__,
+        description="Turns GitHub issues into pull requests with Claude Code.",
+        openapi_url="/openapi.json",
+    )
+    app.state.services = services
+    install_error_handlers(app)
+    for router in (work.router, workers.router, workers.admin, status.router, status.health, learnings.router):
+        app.include_router(router)
+    app.add_middleware(BodySizeLimit)
+    return app

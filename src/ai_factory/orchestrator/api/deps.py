@@ -1,0 +1,65 @@
+"""Request dependencies: the services, the admin token, the calling worker."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from ai_factory.core.errors import AuthError
+from ai_factory.orchestrator.services import Services
+from ai_factory.orchestrator.workers import WorkerRecord
+
+SESSION_COOKIE = "factory_session"
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+def is_admin(request: Request, services: Services) -> bool:
+    expected = services.settings.api_token
+    if expected is None:
+        return True
+    for candidate in (bearer_token(request), request.cookies.get(SESSION_COOKIE)):
+        if candidate and hmac.compare_digest(candidate.encode(), expected.encode()):
+            return True
+    return False
+
+
+async def require_admin(request: Request, services: ServicesDep) -> None:
+    """Every /api route but the worker routes, when FACTORY_API_TOKEN is set."""
+    if not is_admin(request, services):
+        raise AuthError("missing or invalid API token (Authorization: Bearer <FACTORY_API_TOKEN>)")
+
+
+async def require_reader(request: Request, services: ServicesDep) -> None:
+    """Admin, or a worker reading shared data (learnings) with its own token."""
+    if is_admin(request, services):
+        return
+    worker_id = request.headers.get("x-worker-id")
+    if worker_id:
+        await services.workers.authenticate(worker_id, bearer_token(request))
+        return
+    raise AuthError("missing or invalid API token")
+
+
+async def current_worker(worker_id: str, request: Request, services: ServicesDep) -> WorkerRecord:
+    """The worker in the path, authenticated by the token issued to it."""
+    return await services.workers.authenticate(worker_id, bearer_token(request))
+
+
+AdminDep = Depends(require_admin)
+WorkerDep = Annotated[WorkerRecord, Depends(current_worker)]

@@ -1,0 +1,53 @@
+"""Status, metrics and health routes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from ai_factory.core.models import FactoryMetrics, QueueStats, WireModel, WorkerMetrics, WorkerStats
+from ai_factory.orchestrator.api.deps import AdminDep, ServicesDep
+from ai_factory.orchestrator.rate_limits import RateLimitStatus
+
+router = APIRouter(prefix="/api", tags=["status"], dependencies=[AdminDep])
+health = APIRouter(tags=["status"])
+
+
+class FactoryStatus(WireModel):
+    queue: QueueStats
+    workers: WorkerStats
+    rate_limits: RateLimitStatus
+    metrics: FactoryMetrics
+
+
+class MetricsReport(FactoryMetrics):
+    recent: list[WorkerMetrics]
+
+
+class Health(WireModel):
+    status: str
+    database: str
+    version: str
+
+
+@router.get("/status", response_model=FactoryStatus)
+async def status(services: ServicesDep) -> FactoryStatus:
+    return FactoryStatus(
+        queue=await services.queue.stats(),
+        workers=await services.workers.stats(),
+        rate_limits=await services.rate_limiter.status(),
+        metrics=await services.metrics.summary(),
+    )
+
+
+@router.get("/metrics", response_model=MetricsReport)
+async def metrics(services: ServicesDep) -> MetricsReport:
+    summary = await services.metrics.summary()
+    return MetricsReport(**summary.model_dump(), recent=await services.metrics.recent())
+
+
+@health.get("/healthz", response_model=Health)
+async def healthz(services: ServicesDep) -> Health:
+    from ai_factory import __version__
+
+    await services.db.fetch_one("SELECT 1")
+    return Health(status="ok", database="ok", version=__version__)

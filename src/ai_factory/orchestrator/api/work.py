@@ -1,0 +1,97 @@
+"""Work-item routes: submit, list, show, cancel, retry, reprioritise, the queue."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from ai_factory.core.errors import InvalidInputError
+from ai_factory.core.models import (
+    CreateWorkItemInput,
+    PriorityUpdate,
+    WireModel,
+    WorkItem,
+    WorkItemDetail,
+    WorkItemEvent,
+    WorkItemStatus,
+)
+from ai_factory.orchestrator.api.deps import AdminDep, ServicesDep
+
+router = APIRouter(prefix="/api", tags=["work"], dependencies=[AdminDep])
+
+
+class ActionResult(WireModel):
+    success: bool = True
+    item: WorkItem
+
+
+def parse_statuses(raw: list[str] | None) -> list[WorkItemStatus] | None:
+    if not raw:
+        return None
+    names = [part.strip() for value in raw for part in value.split(",") if part.strip()]
+    try:
+        return [WorkItemStatus(name) for name in names]
+    except ValueError:
+        valid = ", ".join(s.value for s in WorkItemStatus)
+        raise InvalidInputError(f"status: must be one of {valid}") from None
+
+
+@router.post("/work", response_model=WorkItem, status_code=201)
+async def submit(body: CreateWorkItemInput, services: ServicesDep, response: Response) -> WorkItem:
+    item, created = await services.queue.add(body)
+    if not created:
+        response.status_code = 200
+    return item
+
+
+@router.get("/work", response_model=list[WorkItem])
+async def list_work(
+    services: ServicesDep,
+    status: Annotated[list[str] | None, Query()] = None,
+    repo: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[WorkItem]:
+    return await services.queue.list(
+        statuses=parse_statuses(status), repo=repo, limit=limit, offset=offset
+    )
+
+
+@router.get("/work/{item_id}", response_model=WorkItemDetail)
+async def show(item_id: str, services: ServicesDep, events: bool = False) -> WorkItemDetail:
+    item = await services.queue.get(item_id)
+    trail = await services.queue.events(item.id) if events else []
+    return WorkItemDetail(**item.model_dump(), events=trail)
+
+
+@router.get("/work/{item_id}/events", response_model=list[WorkItemEvent])
+async def events(
+    item_id: str,
+    services: ServicesDep,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
+) -> list[WorkItemEvent]:
+    return await services.queue.events(item_id, after=after, limit=limit)
+
+
+@router.post("/work/{item_id}/cancel", response_model=ActionResult)
+async def cancel(item_id: str, services: ServicesDep) -> ActionResult:
+    return ActionResult(item=await services.queue.cancel(item_id))
+
+
+@router.post("/work/{item_id}/retry", response_model=ActionResult)
+async def retry(item_id: str, services: ServicesDep) -> ActionResult:
+    return ActionResult(item=await services.queue.retry(item_id))
+
+
+@router.patch("/work/{item_id}", response_model=WorkItem)
+async def reprioritise(item_id: str, body: PriorityUpdate, services: ServicesDep) -> WorkItem:
+    return await services.queue.set_priority(item_id, body.priority)
+
+
+@router.get("/queue", response_model=list[WorkItem])
+async def queue(services: ServicesDep) -> list[WorkItem]:
+    """The reference's queue view: items waiting or in progress, newest first."""
+    active = [WorkItemStatus.QUEUED, WorkItemStatus.ASSIGNED, WorkItemStatus.RUNNING]
+    return await services.queue.list(statuses=active, limit=1000)

@@ -1,0 +1,118 @@
+"""Worker routes: the worker → orchestrator protocol, and worker administration."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Body, Depends, Request
+
+from ai_factory.core.models import (
+    LockResult,
+    WireModel,
+    Worker,
+    WorkerCompleteRequest,
+    WorkerFailRequest,
+    WorkerHeartbeatRequest,
+    WorkerLockRequest,
+    WorkerRegisterRequest,
+    WorkerRegisterResponse,
+    WorkerStuckRequest,
+)
+from ai_factory.orchestrator.api.deps import (
+    AdminDep,
+    ServicesDep,
+    WorkerDep,
+    bearer_token,
+    require_admin,
+)
+
+router = APIRouter(prefix="/api", tags=["workers"])
+
+
+class Success(WireModel):
+    success: bool = True
+
+
+class UnlockResult(WireModel):
+    success: bool = True
+    released: list[str]
+    not_held: list[str]
+
+
+class KillRequest(WireModel):
+    reason: str = "Manual kill"
+
+
+@router.post("/worker/register", response_model=WorkerRegisterResponse)
+async def register(
+    body: WorkerRegisterRequest, request: Request, services: ServicesDep
+) -> WorkerRegisterResponse:
+    if body.worker_id is None:
+        # A worker that was not spawned by us claims work like any API client.
+        await require_admin(request, services)
+    return await services.workers.register(body, token=bearer_token(request))
+
+
+@router.post("/worker/{worker_id}/heartbeat", response_model=Success)
+async def heartbeat(body: WorkerHeartbeatRequest, worker: WorkerDep, services: ServicesDep) -> Success:
+    await services.workers.heartbeat(worker, body)
+    return Success()
+
+
+@router.post("/worker/{worker_id}/lock", response_model=LockResult)
+async def lock(body: WorkerLockRequest, worker: WorkerDep, services: ServicesDep) -> LockResult:
+    item = await services.workers.current_item(worker, "lock files for")
+    result = await services.conflicts.acquire(worker.id, item.repo, body.files)
+    if result.conflicts:
+        await services.queue.add_event(
+            item.id,
+            "lock_conflict",
+            f"files held by another worker: {', '.join(result.conflicts)}",
+            {"files": result.conflicts, "workerId": str(worker.id)},
+        )
+    return result
+
+
+@router.post("/worker/{worker_id}/unlock", response_model=UnlockResult)
+async def unlock(body: WorkerLockRequest, worker: WorkerDep, services: ServicesDep) -> UnlockResult:
+    repo = (await services.queue.get(worker.worker.work_item_id)).repo if worker.worker.work_item_id else ""
+    released = await services.conflicts.release(worker.id, repo, body.files)
+    asked = sorted(set(body.files))
+    return UnlockResult(released=released, not_held=[f for f in asked if f not in released])
+
+
+@router.post("/worker/{worker_id}/complete", response_model=Success)
+async def complete(body: WorkerCompleteRequest, worker: WorkerDep, services: ServicesDep) -> Success:
+    await services.workers.complete(worker, body)
+    return Success()
+
+
+@router.post("/worker/{worker_id}/fail", response_model=Success)
+async def fail(body: WorkerFailRequest, worker: WorkerDep, services: ServicesDep) -> Success:
+    await services.workers.fail(worker, body)
+    return Success()
+
+
+@router.post("/worker/{worker_id}/stuck", response_model=Success)
+async def stuck(body: WorkerStuckRequest, worker: WorkerDep, services: ServicesDep) -> Success:
+    await services.workers.stuck(worker, body)
+    return Success()
+
+
+admin = APIRouter(prefix="/api", tags=["workers"], dependencies=[AdminDep])
+
+
+@admin.get("/workers", response_model=list[Worker])
+async def list_workers(services: ServicesDep, all: bool = False) -> list[Worker]:
+    return await services.workers.list(include_finished=all)
+
+
+@admin.get("/workers/{worker_id}", response_model=Worker)
+async def show_worker(worker_id: str, services: ServicesDep) -> Worker:
+    return await services.workers.get(worker_id)
+
+
+@admin.post("/workers/{worker_id}/kill", response_model=Success)
+async def kill(
+    worker_id: str, services: ServicesDep, body: KillRequest | None = Body(default=None)
+) -> Success:
+    await services.workers.kill(worker_id, reason=(body or KillRequest()).reason)
+    return Success()

@@ -1,0 +1,53 @@
+"""The orchestrator's collaborators, built once per process from settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ai_factory.core.db.database import Database
+from ai_factory.core.learnings.store import LearningStore
+from ai_factory.core.settings import Settings
+from ai_factory.orchestrator.clock import Clock
+from ai_factory.orchestrator.conflicts import ConflictDetector, PostgresConflictDetector
+from ai_factory.orchestrator.metrics import MetricsCollector
+from ai_factory.orchestrator.queue import QueueManager
+from ai_factory.orchestrator.rate_limits import RateLimiter
+from ai_factory.orchestrator.workers import WorkerManager
+
+
+@dataclass(slots=True)
+class Services:
+    settings: Settings
+    db: Database
+    clock: Clock
+    queue: QueueManager
+    workers: WorkerManager
+    conflicts: ConflictDetector
+    learnings: LearningStore
+    metrics: MetricsCollector
+    rate_limiter: RateLimiter
+
+    @classmethod
+    def build(cls, settings: Settings, db: Database, *, clock: Clock | None = None) -> Services:
+        clock = clock or Clock(settings.factory_timezone)
+        queue = QueueManager(db=db, default_max_attempts=settings.max_attempts)
+        conflicts = PostgresConflictDetector(db=db)
+        learnings = LearningStore(db=db)
+        workers = WorkerManager(db=db, queue=queue, conflicts=conflicts, learnings=learnings)
+        return cls(
+            settings=settings,
+            db=db,
+            clock=clock,
+            queue=queue,
+            workers=workers,
+            conflicts=conflicts,
+            learnings=learnings,
+            metrics=MetricsCollector(db=db, clock=clock),
+            rate_limiter=RateLimiter(
+                db=db,
+                clock=clock,
+                max_workers=settings.max_workers,
+                daily_budget=settings.daily_budget,
+                cooldown_seconds=settings.cooldown_seconds,
+            ),
+        )
