@@ -1,0 +1,22 @@
+"""pytest fixtures for the GitHub stand-in.
+
+Import them into a conftest.py (or a test module) to use them:
+
+    from tests.github_standin.fixtures import github_standin  # noqa: F401
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .standin import GitHubStandin
+
+
+@pytest.fixture
+def github_standin(tmp_path: Path) -> Iterator[GitHubStandin]:
+    """A running stand-in on an ephemeral port, its bare repositories under tmp_path."""
+    with GitHubStandin(tmp_path / "github") as standin:
+        yield standin

@@ -1,0 +1,407 @@
+"""GitHub's JSON for the stand-in's records, as the REST API and webhooks send it.
+
+Field sets follow docs.github.com's example responses (GitHub Enterprise URL
+shapes: API under `/api/v3`, web pages at the host root) and validate against
+githubkit's models for the endpoints the factory calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from .models import Comment, Issue, IssueEvent, Label, Permission, Repo, User
+
+Json = dict[str, Any]
+
+_ROLE_ORDER = [Permission.READ, Permission.TRIAGE, Permission.WRITE, Permission.MAINTAIN,
+               Permission.ADMIN]
+
+
+@dataclass(frozen=True)
+class Urls:
+    """Where things live on a stand-in listening at `web` (e.g. http://127.0.0.1:PORT)."""
+
+    web: str
+
+    @property
+    def api(self) -> str:
+        return f"{self.web}/api/v3"
+
+    def repo_api(self, repo: Repo) -> str:
+        return f"{self.api}/repos/{repo.full_name}"
+
+    def repo_web(self, repo: Repo) -> str:
+        return f"{self.web}/{repo.full_name}"
+
+    def clone(self, repo: Repo) -> str:
+        return f"{self.web}/{repo.full_name}.git"
+
+    def issue_web(self, repo: Repo, issue: Issue) -> str:
+        kind = "pull" if issue.is_pull else "issues"
+        return f"{self.repo_web(repo)}/{kind}/{issue.number}"
+
+
+def ts(value: datetime | None) -> str | None:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+
+
+def user(urls: Urls, who: User) -> Json:
+    api = f"{urls.api}/users/{quote(who.login)}"
+    html = (f"{urls.web}/apps/{quote(who.login.removesuffix('[bot]'))}" if who.type == "Bot"
+            else f"{urls.web}/{who.login}")
+    return {
+        "login": who.login,
+        "id": who.id,
+        "node_id": who.node_id,
+        "avatar_url": f"{urls.web}/avatars/u/{who.id}?",
+        "gravatar_id": "",
+        "url": api,
+        "html_url": html,
+        "followers_url": f"{api}/followers",
+        "following_url": f"{api}/following{{/other_user}}",
+        "gists_url": f"{api}/gists{{/gist_id}}",
+        "starred_url": f"{api}/starred{{/owner}}{{/repo}}",
+        "subscriptions_url": f"{api}/subscriptions",
+        "organizations_url": f"{api}/orgs",
+        "repos_url": f"{api}/repos",
+        "events_url": f"{api}/events{{/privacy}}",
+        "received_events_url": f"{api}/received_events",
+        "type": who.type,
+        "user_view_type": "public",
+        "site_admin": False,
+    }
+
+
+def private_user(urls: Urls, who: User) -> Json:
+    """`GET /user`: the authenticated user, with the private fields."""
+    return {
+        **user(urls, who),
+        "name": who.name, "company": None, "blog": "", "location": None, "email": who.email,
+        "hireable": None, "bio": None, "twitter_username": None, "notification_email": who.email,
+        "public_repos": 0, "public_gists": 0, "followers": 0, "following": 0,
+        "created_at": ts(who.created_at), "updated_at": ts(who.created_at),
+        "private_gists": 0, "total_private_repos": 0, "owned_private_repos": 0,
+        "disk_usage": 0, "collaborators": 0, "two_factor_authentication": True,
+        "plan": {"name": "enterprise", "space": 976562499, "collaborators": 0,
+                 "private_repos": 9999},
+    }
+
+
+def role_flags(role: Permission) -> Json:
+    granted = set(_ROLE_ORDER[: _ROLE_ORDER.index(role) + 1]) if role in _ROLE_ORDER else set()
+    return {
+        "admin": Permission.ADMIN in granted,
+        "maintain": Permission.MAINTAIN in granted,
+        "push": Permission.WRITE in granted,
+        "triage": Permission.TRIAGE in granted,
+        "pull": Permission.READ in granted,
+    }
+
+
+def repository(urls: Urls, repo: Repo, *, role: Permission | None = None,
+               open_issues: int = 0) -> Json:
+    """`GET /repos/{owner}/{repo}`; `role` adds the caller's `permissions` block."""
+    api = urls.repo_api(repo)
+    host = urls.web.split("://", 1)[1].split(":")[0]
+    body: Json = {
+        "id": repo.id,
+        "node_id": repo.node_id,
+        "name": repo.name,
+        "full_name": repo.full_name,
+        "private": repo.private,
+        "owner": user(urls, repo.owner),
+        "html_url": urls.repo_web(repo),
+        "description": repo.description,
+        "fork": False,
+        "url": api,
+        **{f"{name}_url": f"{api}/{name}" for name in (
+            "forks", "teams", "hooks", "events", "tags", "languages", "stargazers",
+            "contributors", "subscribers", "subscription", "merges", "downloads", "deployments",
+        )},
+        "issue_events_url": f"{api}/issues/events{{/number}}",
+        "assignees_url": f"{api}/assignees{{/user}}",
+        "branches_url": f"{api}/branches{{/branch}}",
+        "blobs_url": f"{api}/git/blobs{{/sha}}",
+        "git_tags_url": f"{api}/git/tags{{/sha}}",
+        "git_refs_url": f"{api}/git/refs{{/sha}}",
+        "trees_url": f"{api}/git/trees{{/sha}}",
+        "statuses_url": f"{api}/statuses/{{sha}}",
+        "commits_url": f"{api}/commits{{/sha}}",
+        "git_commits_url": f"{api}/git/commits{{/sha}}",
+        "comments_url": f"{api}/comments{{/number}}",
+        "issue_comment_url": f"{api}/issues/comments{{/number}}",
+        "contents_url": f"{api}/contents/{{+path}}",
+        "compare_url": f"{api}/compare/{{base}}...{{head}}",
+        "archive_url": f"{api}/{{archive_format}}{{/ref}}",
+        "issues_url": f"{api}/issues{{/number}}",
+        "pulls_url": f"{api}/pulls{{/number}}",
+        "milestones_url": f"{api}/milestones{{/number}}",
+        "notifications_url": f"{api}/notifications{{?since,all,participating}}",
+        "labels_url": f"{api}/labels{{/name}}",
+        "releases_url": f"{api}/releases{{/id}}",
+        "collaborators_url": f"{api}/collaborators{{/collaborator}}",
+        "keys_url": f"{api}/keys{{/key_id}}",
+        "created_at": ts(repo.created_at),
+        "updated_at": ts(repo.pushed_at),
+        "pushed_at": ts(repo.pushed_at),
+        "git_url": f"git://{host}/{repo.full_name}.git",
+        "ssh_url": f"git@{host}:{repo.full_name}.git",
+        "clone_url": urls.clone(repo),
+        "svn_url": urls.repo_web(repo),
+        "mirror_url": None,
+        "homepage": None,
+        "language": None,
+        "size": 0,
+        "stargazers_count": 0,
+        "watchers_count": 0,
+        "subscribers_count": 1,
+        "network_count": 0,
+        "forks_count": 0,
+        "open_issues_count": open_issues,
+        "forks": 0,
+        "open_issues": open_issues,
+        "watchers": 0,
+        "default_branch": repo.default_branch,
+        "has_issues": True,
+        "has_projects": True,
+        "has_downloads": True,
+        "has_wiki": True,
+        "has_pages": False,
+        "has_discussions": False,
+        "archived": False,
+        "disabled": False,
+        "is_template": False,
+        "visibility": "private" if repo.private else "public",
+        "topics": [],
+        "license": None,
+        "allow_forking": True,
+        "web_commit_signoff_required": False,
+        "allow_squash_merge": True,
+        "allow_merge_commit": True,
+        "allow_rebase_merge": True,
+        "allow_auto_merge": False,
+        "delete_branch_on_merge": False,
+    }
+    if repo.owner.type == "Organization":
+        body["organization"] = user(urls, repo.owner)
+    if role is not None:
+        body["permissions"] = role_flags(role)
+    return body
+
+
+def label(urls: Urls, repo: Repo, item: Label) -> Json:
+    return {
+        "id": item.id,
+        "node_id": item.node_id,
+        "url": f"{urls.repo_api(repo)}/labels/{quote(item.name, safe='')}",
+        "name": item.name,
+        "color": item.color,
+        "default": item.default,
+        "description": item.description,
+        "archived_at": None,
+        "archived_by": None,
+    }
+
+
+def author_association(repo: Repo, who: User) -> str:
+    if who.login.lower() == repo.owner.login.lower():
+        return "OWNER"
+    role = repo.roles.get(who.login.lower(), Permission.NONE)
+    return "COLLABORATOR" if role is not Permission.NONE else "NONE"
+
+
+def _reactions(url: str) -> Json:
+    counts = dict.fromkeys(("+1", "-1", "laugh", "hooray", "confused", "heart", "rocket", "eyes"), 0)
+    return {"url": f"{url}/reactions", "total_count": 0, **counts}
+
+
+def issue(urls: Urls, repo: Repo, item: Issue) -> Json:
+    api = f"{urls.repo_api(repo)}/issues/{item.number}"
+    body: Json = {
+        "url": api,
+        "repository_url": urls.repo_api(repo),
+        "labels_url": f"{api}/labels{{/name}}",
+        "comments_url": f"{api}/comments",
+        "events_url": f"{api}/events",
+        "html_url": urls.issue_web(repo, item),
+        "id": item.id,
+        "node_id": item.node_id,
+        "number": item.number,
+        "title": item.title,
+        "user": user(urls, item.user),
+        "labels": [label(urls, repo, each) for each in item.labels],
+        "state": item.state,
+        "locked": False,
+        "assignee": None,
+        "assignees": [],
+        "milestone": None,
+        "comments": len(item.comments),
+        "created_at": ts(item.created_at),
+        "updated_at": ts(item.updated_at),
+        "closed_at": ts(item.closed_at),
+        "author_association": author_association(repo, item.user),
+        "type": None,
+        "active_lock_reason": None,
+        "sub_issues_summary": {"total": 0, "completed": 0, "percent_completed": 0},
+        "body": item.body,
+        "closed_by": user(urls, item.closed_by) if item.closed_by else None,
+        "reactions": _reactions(api),
+        "timeline_url": f"{api}/timeline",
+        "performed_via_github_app": None,
+        "state_reason": item.state_reason,
+    }
+    if item.pull is not None:
+        web = urls.issue_web(repo, item)
+        body["draft"] = item.pull.draft
+        body["pull_request"] = {
+            "url": f"{urls.repo_api(repo)}/pulls/{item.number}",
+            "html_url": web,
+            "diff_url": f"{web}.diff",
+            "patch_url": f"{web}.patch",
+            "merged_at": ts(item.pull.merged_at),
+        }
+    return body
+
+
+def comment(urls: Urls, repo: Repo, item: Comment, parent: Issue) -> Json:
+    url = f"{urls.repo_api(repo)}/issues/comments/{item.id}"
+    return {
+        "url": url,
+        "html_url": f"{urls.issue_web(repo, parent)}#issuecomment-{item.id}",
+        "issue_url": f"{urls.repo_api(repo)}/issues/{parent.number}",
+        "id": item.id,
+        "node_id": item.node_id,
+        "user": user(urls, item.user),
+        "created_at": ts(item.created_at),
+        "updated_at": ts(item.updated_at),
+        "author_association": author_association(repo, item.user),
+        "body": item.body,
+        "reactions": _reactions(url),
+        "performed_via_github_app": None,
+    }
+
+
+def event(urls: Urls, repo: Repo, item: IssueEvent) -> Json:
+    body: Json = {
+        "id": item.id,
+        "node_id": item.node_id,
+        "url": f"{urls.repo_api(repo)}/issues/events/{item.id}",
+        "actor": user(urls, item.actor),
+        "event": item.event,
+        "commit_id": None,
+        "commit_url": None,
+        "created_at": ts(item.created_at),
+        "performed_via_github_app": None,
+    }
+    if item.label is not None:
+        body["label"] = {"name": item.label.name, "color": item.label.color}
+    if item.event == "closed":
+        body["state_reason"] = item.state_reason
+    return body
+
+
+def collaborator_permission(urls: Urls, repo: Repo, who: User, role: Permission) -> Json:
+    """`GET .../collaborators/{username}/permission`: maintain reads as write, triage as read."""
+    return {
+        "permission": role.legacy,
+        "role_name": role.value,
+        "user": {**user(urls, who), "permissions": role_flags(role), "role_name": role.value},
+    }
+
+
+def _branch(urls: Urls, repo: Repo, owner: User, ref: str, sha: str) -> Json:
+    return {
+        "label": f"{owner.login}:{ref}",
+        "ref": ref,
+        "sha": sha,
+        "user": user(urls, owner),
+        "repo": repository(urls, repo),
+    }
+
+
+def pull(urls: Urls, repo: Repo, item: Issue, *, full: bool, head_owner: User) -> Json:
+    """A pull request: `PullRequestSimple` in lists, `PullRequest` (`full`) alone."""
+    assert item.pull is not None
+    pr = item.pull
+    api = f"{urls.repo_api(repo)}/pulls/{item.number}"
+    issue_api = f"{urls.repo_api(repo)}/issues/{item.number}"
+    web = urls.issue_web(repo, item)
+    links = {
+        "self": api, "html": web, "issue": issue_api, "comments": f"{issue_api}/comments",
+        "review_comments": f"{api}/comments",
+        "review_comment": f"{urls.repo_api(repo)}/pulls/comments{{/number}}",
+        "commits": f"{api}/commits", "statuses": f"{urls.repo_api(repo)}/statuses/{pr.head_sha}",
+    }
+    body: Json = {
+        "url": api,
+        "id": pr.id,
+        "node_id": pr.node_id,
+        "html_url": web,
+        "diff_url": f"{web}.diff",
+        "patch_url": f"{web}.patch",
+        "issue_url": issue_api,
+        "commits_url": links["commits"],
+        "review_comments_url": links["review_comments"],
+        "review_comment_url": links["review_comment"],
+        "comments_url": links["comments"],
+        "statuses_url": links["statuses"],
+        "number": item.number,
+        "state": item.state,
+        "locked": False,
+        "title": item.title,
+        "user": user(urls, item.user),
+        "body": item.body,
+        "labels": [label(urls, repo, each) for each in item.labels],
+        "milestone": None,
+        "active_lock_reason": None,
+        "created_at": ts(item.created_at),
+        "updated_at": ts(item.updated_at),
+        "closed_at": ts(item.closed_at),
+        "merged_at": ts(pr.merged_at),
+        "merge_commit_sha": None,
+        "assignee": None,
+        "assignees": [],
+        "requested_reviewers": [],
+        "requested_teams": [],
+        "head": _branch(urls, repo, head_owner, pr.head_ref, pr.head_sha),
+        "base": _branch(urls, repo, repo.owner, pr.base_ref, pr.base_sha),
+        "_links": {name: {"href": href} for name, href in links.items()},
+        "author_association": author_association(repo, item.user),
+        "auto_merge": None,
+        "draft": pr.draft,
+    }
+    if full:
+        body.update({
+            "merged": pr.merged_at is not None,
+            "mergeable": True,
+            "rebaseable": True,
+            "mergeable_state": "clean" if not pr.draft else "draft",
+            "merged_by": None,
+            "comments": len(item.comments),
+            "review_comments": 0,
+            "maintainer_can_modify": pr.maintainer_can_modify,
+            "commits": pr.commits,
+            "additions": pr.additions,
+            "deletions": pr.deletions,
+            "changed_files": pr.changed_files,
+        })
+    return body
+
+
+def rate_limit(core: Json) -> Json:
+    """`GET /rate_limit`: `core` is the live window, the other resources stay untouched."""
+    reset = core["reset"]
+
+    def fresh(limit: int) -> Json:
+        return {"limit": limit, "used": 0, "remaining": limit, "reset": reset}
+
+    resources = {
+        "core": core, "search": fresh(30), "graphql": fresh(5000),
+        "integration_manifest": fresh(5000), "source_import": fresh(100),
+        "code_scanning_upload": fresh(1000), "actions_runner_registration": fresh(10000),
+        "scim": fresh(15000), "dependency_snapshots": fresh(100), "code_search": fresh(10),
+    }
+    return {"resources": resources, "rate": core}

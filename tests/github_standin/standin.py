@@ -1,0 +1,332 @@
+"""`GitHubStandin`: the local GitHub tests start, arrange, fault and inspect.
+
+It owns the listener thread and is the tests' control API. Changes a test
+makes here (issues, labels by a named user, permissions, commits) go through
+the same state methods as the REST API, so they produce the same events; they
+are not logged as writes, which are reserved for what clients do over HTTP.
+Reads return copies, safe to keep while the server keeps running.
+"""
+
+from __future__ import annotations
+
+import copy
+import secrets
+import threading
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import TracebackType
+
+from . import git_repos, payloads, webhooks
+from .faults import Faults, RateLimitWindow
+from .git_http import GitAccessError, GitHttpBackend
+from .models import (
+    Comment,
+    Issue,
+    IssueEvent,
+    Permission,
+    Repo,
+    RequestRecord,
+    WriteKind,
+    WriteRecord,
+)
+from .payloads import Json, Urls
+from .rest import API_PREFIX, RestApi
+from .server import StandinHTTPServer
+from .state import StandinState, utcnow
+
+SHUTDOWN_TIMEOUT_S = 5.0
+_WRITE_ROLES = (Permission.WRITE, Permission.MAINTAIN, Permission.ADMIN)
+
+
+class GitHubStandin:
+    """A GitHub Enterprise look-alike on 127.0.0.1: REST under /api/v3, git over smart HTTP.
+
+    Use as a context manager or call `start()` / `stop()`. `root` holds the
+    bare repositories (`root/<owner>/<name>.git`).
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token: str | None = None,
+        token_user: str = "factory-bot",
+        rate_limit: int = 5000,
+        rate_limit_window_s: float = 3600,
+        cache_max_age_s: int = 60,
+        anonymous_git_read: bool = True,
+    ) -> None:
+        self.root = Path(root)
+        self.token = token or f"ghp_{secrets.token_urlsafe(27)[:36]}"
+        self.token_user = token_user
+        self.faults = Faults()
+        self._host = host
+        self._port = port
+        self._anonymous_git_read = anonymous_git_read
+        self._state = StandinState(git_root=self.root)
+        self._state.tokens[self.token] = token_user
+        self._window = RateLimitWindow(limit=rate_limit, window_s=rate_limit_window_s)
+        self._cache_max_age_s = cache_max_age_s
+        self._server: StandinHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> GitHubStandin:
+        if self._server is not None:
+            return self
+        self.root.mkdir(parents=True, exist_ok=True)
+        rest = RestApi(state=self._state, faults=self.faults, window=self._window,
+                       urls=self._urls, cache_max_age_s=self._cache_max_age_s)
+        git = GitHttpBackend(project_root=self.root, tokens=lambda: dict(self._state.tokens),
+                             access=self._git_access, pushed=self._git_pushed)
+        self._server = StandinHTTPServer((self._host, self._port), rest=rest, git=git,
+                                         state=self._state)
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.05},
+                                        name="github-standin", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=SHUTDOWN_TIMEOUT_S)
+        self._server = None
+        self._thread = None
+
+    def __enter__(self) -> GitHubStandin:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    # -- addresses ----------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("stand-in is not running")
+        return self._server.server_address[1]
+
+    @property
+    def web_url(self) -> str:
+        return f"http://{self._host}:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        """The value for GITHUB_API_URL / githubkit's base_url."""
+        return f"{self.web_url}{API_PREFIX}"
+
+    def git_url(self, repo: str) -> str:
+        return f"{self.web_url}/{self._repo(repo).full_name}.git"
+
+    def issue_url(self, repo: str, number: int) -> str:
+        with self._state.lock:
+            found = self._repo(repo)
+            return self._urls().issue_web(found, self._state.issue(found, number))
+
+    def repo_path(self, repo: str) -> Path:
+        """The bare repository on disk."""
+        return self._repo(repo).path
+
+    def add_token(self, token: str, login: str) -> None:
+        """Accept another token, acting as `login` (e.g. a second bot or a human)."""
+        self._state.tokens[token] = login
+
+    # -- repositories -------------------------------------------------------------------
+
+    def create_repo(self, owner: str, name: str, *, files: Mapping[str, str | bytes] | None = None,
+                    default_branch: str = "main", private: bool = True,
+                    description: str | None = None) -> str:
+        """Create `owner/name` with one commit of `files` on `default_branch`; return its full name.
+
+        Every token's user gets the write role on it.
+        """
+        repo = self._state.add_repo(owner, name, default_branch=default_branch,
+                                    private=private, description=description)
+        git_repos.init_bare(repo.path, default_branch)
+        git_repos.commit_files(repo.path, default_branch, files or {"README.md": f"# {name}\n"},
+                               "Initial commit")
+        for login in set(self._state.tokens.values()):
+            self.set_permission(repo.full_name, login, Permission.WRITE)
+        return repo.full_name
+
+    def commit(self, repo: str, files: Mapping[str, str | bytes], *, branch: str | None = None,
+               message: str = "Update files") -> str:
+        """Commit `files` on `branch` as someone else would push them; return the sha.
+
+        `branch` defaults to the default branch; a new branch starts from the default branch.
+        """
+        found = self._repo(repo)
+        sha = git_repos.commit_files(found.path, branch or found.default_branch, files, message,
+                                     start_point=found.default_branch)
+        self._git_pushed(found.full_name)
+        return sha
+
+    def branches(self, repo: str) -> dict[str, str]:
+        return git_repos.branches(self._repo(repo).path)
+
+    def read_file(self, repo: str, ref: str, path: str) -> bytes | None:
+        return git_repos.read_file(self._repo(repo).path, ref, path)
+
+    def commit_messages(self, repo: str, branch: str) -> list[str]:
+        return git_repos.log_messages(self._repo(repo).path, branch)
+
+    def set_permission(self, repo: str, login: str, role: Permission | str) -> None:
+        """Give `login` a role: admin, maintain, write, triage, read or none."""
+        with self._state.lock:
+            found = self._repo(repo)
+            self._state.user(login)
+            found.roles[login.lower()] = Permission(role)
+
+    # -- issues -------------------------------------------------------------------------
+
+    def create_issue(self, repo: str, title: str, body: str | None = "", *,
+                     labels: Iterable[str] = (), author: str = "octocat",
+                     labeled_by: str | None = None) -> int:
+        """Open an issue; each label gets a `labeled` event by `labeled_by` (or the author)."""
+        found = self._repo(repo)
+        issue = self._state.create_issue(found, title=title, body=body, author=author,
+                                         labels=labels, labeled_by=labeled_by)
+        return issue.number
+
+    def create_label(self, repo: str, name: str, *, color: str = "ededed",
+                     description: str | None = None) -> None:
+        self._state.label(self._repo(repo), name, color=color, description=description)
+
+    def add_label(self, repo: str, number: int, label: str, *, by: str) -> None:
+        with self._state.lock:
+            found = self._repo(repo)
+            self._state.add_labels(found, self._state.issue(found, number), [label], actor=by)
+
+    def remove_label(self, repo: str, number: int, label: str, *, by: str) -> bool:
+        with self._state.lock:
+            found = self._repo(repo)
+            return self._state.remove_label(found, self._state.issue(found, number), label,
+                                            actor=by)
+
+    def close_issue(self, repo: str, number: int, *, by: str,
+                    state_reason: str = "completed") -> None:
+        with self._state.lock:
+            found = self._repo(repo)
+            self._state.set_state(self._state.issue(found, number), "closed", actor=by,
+                                  state_reason=state_reason)
+
+    def reopen_issue(self, repo: str, number: int, *, by: str) -> None:
+        with self._state.lock:
+            found = self._repo(repo)
+            self._state.set_state(self._state.issue(found, number), "open", actor=by)
+
+    def comment(self, repo: str, number: int, body: str, *, by: str) -> None:
+        with self._state.lock:
+            found = self._repo(repo)
+            self._state.add_comment(self._state.issue(found, number), body, actor=by)
+
+    # -- reads --------------------------------------------------------------------------
+
+    def issue(self, repo: str, number: int) -> Issue:
+        """A copy of issue (or pull request) `number`."""
+        with self._state.lock:
+            found = self._repo(repo)
+            return copy.deepcopy(self._state.issue(found, number))
+
+    def issues(self, repo: str) -> list[Issue]:
+        """Copies of all issues and pull requests, by number."""
+        with self._state.lock:
+            found = self._repo(repo)
+            return [copy.deepcopy(i) for _, i in sorted(found.issues.items())]
+
+    def labels(self, repo: str, number: int) -> list[str]:
+        return self.issue(repo, number).label_names
+
+    def comments(self, repo: str, number: int) -> list[Comment]:
+        return self.issue(repo, number).comments
+
+    def events(self, repo: str, number: int) -> list[IssueEvent]:
+        return self.issue(repo, number).events
+
+    def pulls(self, repo: str) -> list[Issue]:
+        """Pull requests (issues with `.pull` set), by number."""
+        return [i for i in self.issues(repo) if i.is_pull]
+
+    @property
+    def writes(self) -> list[WriteRecord]:
+        """Every write made through the REST API, in order."""
+        with self._state.lock:
+            return list(self._state.writes)
+
+    def writes_of(self, kind: WriteKind | str) -> list[WriteRecord]:
+        return [w for w in self.writes if w.kind == WriteKind(kind)]
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """Every request answered (REST, git and web), in order."""
+        with self._state.lock:
+            return list(self._state.requests)
+
+    def request_count(self, route: str | None = None, *, status: int | None = None) -> int:
+        """Requests to `route` (e.g. "GET /repos/{owner}/{repo}/issues"; None: all)."""
+        return sum(1 for r in self.requests
+                   if (route is None or r.route == route) and (status is None or r.status == status))
+
+    def request_counts(self) -> dict[str, int]:
+        """Route -> number of requests."""
+        counts: dict[str, int] = {}
+        for record in self.requests:
+            counts[record.route] = counts.get(record.route, 0) + 1
+        return counts
+
+    # -- webhooks -----------------------------------------------------------------------
+
+    def issues_webhook_payload(self, repo: str, number: int, action: str, *, sender: str,
+                               label: str | None = None) -> Json:
+        """The body GitHub would deliver for an `issues` event on the issue as it is now."""
+        with self._state.lock:
+            found = self._repo(repo)
+            issue = self._state.issue(found, number)
+            urls = self._urls()
+            label_json = (payloads.label(urls, found, self._state.label(found, label))
+                          if label else None)
+            return webhooks.issues_event(
+                action=action,
+                issue=payloads.issue(urls, found, issue),
+                repository=payloads.repository(urls, found),
+                sender=payloads.user(urls, self._state.user(sender)),
+                label=label_json,
+            )
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _repo(self, repo: str) -> Repo:
+        return self._state.repo(repo)
+
+    def _urls(self) -> Urls:
+        return Urls(web=self.web_url)
+
+    def _git_access(self, repo: str, login: str | None, push: bool) -> None:
+        with self._state.lock:
+            found = self._state.repos.get(repo.lower())
+            if found is None or not found.path.is_dir():
+                raise GitAccessError(404, "Repository not found.")
+            if login is None:
+                if not self._anonymous_git_read and found.private:
+                    raise GitAccessError(401, "Authentication required")
+                return
+            role = self._state.role(found, login)
+            if push and role not in _WRITE_ROLES:
+                raise GitAccessError(403, f"Permission to {found.full_name}.git denied to {login}.")
+            if role is Permission.NONE:
+                raise GitAccessError(404, "Repository not found.")
+
+    def _git_pushed(self, repo: str) -> None:
+        with self._state.lock:
+            found = self._state.repos.get(repo.lower())
+            if found is not None:
+                found.pushed_at = utcnow()
