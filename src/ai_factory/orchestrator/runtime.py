@@ -8,8 +8,10 @@ run beside the server in the same event loop and stop when it stops.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+import signal
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 
 import uvicorn
@@ -25,17 +27,35 @@ log = logging.getLogger(__name__)
 Component = Callable[[Services], Awaitable[None]]
 
 
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the orchestrator decides how to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 class Orchestrator:
     def __init__(self, settings: Settings, *, components: list[Component] | None = None) -> None:
         self.settings = settings
         self.components = components or []
+        self._server: _Server | None = None
+
+    def request_stop(self) -> None:
+        """First signal: stop gracefully. Second: stop now."""
+        if self._server is None:
+            return
+        if self._server.should_exit:
+            self._server.force_exit = True
+        self._server.should_exit = True
+        log.info("orchestrator.stopping")
 
     async def run(self) -> None:
         async with AsyncExitStack() as stack:
             db = await stack.enter_async_context(open_database(self.settings))
             services = Services.build(self.settings, db)
             app = create_app(services)
-            server = uvicorn.Server(
+            server = self._server = _Server(
                 uvicorn.Config(
                     app,
                     host=self.settings.host,
@@ -45,6 +65,9 @@ class Orchestrator:
                     timeout_graceful_shutdown=5,
                 )
             )
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self.request_stop)
             tasks = [asyncio.create_task(c(services), name=getattr(c, "__name__", "component")) for c in self.components]
             log.info(
                 "orchestrator.started url=http://%s:%s database=%s",

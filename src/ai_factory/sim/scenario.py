@@ -136,7 +136,6 @@ class Gatekeeper:
             reset = math.ceil(self._reset_at)
             headers = _unified_headers("rejected", utilization=1.0, reset=reset)
             headers["retry-after"] = str(max(1, math.ceil(self._reset_at - now)))
-            headers["x-should-retry"] = "false"
             return Verdict(429, wire.error_json("rate_limit_error", USAGE_LIMIT_MESSAGE), headers)
         if main:
             self._served_main += 1
@@ -161,7 +160,7 @@ def _unified_headers(status: str, *, utilization: float, reset: int) -> dict[str
         "anthropic-ratelimit-unified-5h-utilization": f"{utilization:.2f}",
         "anthropic-ratelimit-unified-7d-status": "allowed",
         "anthropic-ratelimit-unified-7d-reset": str(reset + 6 * 24 * 3600),
-        "anthropic-ratelimit-unified-7d-utilization": "0.31",
+        "anthropic-ratelimit-unified-7d-utilization": "0.12",
         "anthropic-ratelimit-unified-overage-status": "rejected",
         "anthropic-ratelimit-unified-overage-disabled-reason": "org_level_disabled",
     }

@@ -1,0 +1,102 @@
+"""The `factory` CLI as a user runs it: a subprocess talking to a real server."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.server import ServerThread
+
+
+def factory(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "ai_factory", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        input=stdin,
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def cli_env(api: ServerThread, tmp_path: Path) -> dict[str, str]:
+    return {"ORCHESTRATOR_URL": api.url, "FACTORY_HOME": str(tmp_path / "home")}
+
+
+def test_submit_status_show_cancel(cli_env: dict[str, str], tmp_path: Path) -> None:
+    spec = tmp_path / "SPEC.md"
+    spec.write_text("# Greeting\n- [ ] Create `hello.py` containing `print('hi')`\n")
+    submitted = factory("submit", "--repo", "/srv/widgets", "--spec-file", str(spec), "--priority", "high", env=cli_env)
+    assert submitted.returncode == 0, submitted.stderr
+    item_id = submitted.stdout.strip()
+    assert len(item_id) == 36
+
+    status = factory("status", env=cli_env)
+    assert status.returncode == 0 and "queued 1" in status.stdout
+
+    queue = factory("queue", env=cli_env)
+    assert item_id[:8] in queue.stdout and "Greeting" in queue.stdout
+
+    show = factory("show", item_id, env=cli_env)
+    assert show.returncode == 0
+    assert "/srv/widgets" in show.stdout and "Create `hello.py`" in show.stdout and "submitted" in show.stdout
+
+    cancel = factory("cancel", item_id, env=cli_env)
+    assert cancel.returncode == 0 and "cancelled" in cancel.stdout
+    assert "queued -> cancelled" in factory("show", item_id, env=cli_env).stdout
+
+    again = factory("cancel", item_id, env=cli_env)
+    assert again.returncode == 1
+    assert again.stderr.count("\n") == 1 and "cancelled" in again.stderr
+
+    retry = factory("retry", item_id, env=cli_env)
+    assert retry.returncode == 0 and "queued" in retry.stdout
+
+
+def test_spec_from_stdin_and_json_output(cli_env: dict[str, str]) -> None:
+    done = factory("submit", "--repo", "/srv/x", "--spec", "-", "--json", env=cli_env, stdin="- [ ] one\n")
+    assert done.returncode == 0, done.stderr
+    assert '"spec": "- [ ] one\\n"' in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("show", "not-an-id"), "not found"),
+        (("submit", "--repo", "/srv/x", "--spec", "s", "--priority", "urgent"), "priority"),
+        (("submit", "--repo", "/srv/x"), "--spec-file"),
+        (("submit", "--repo", "/srv/x", "--spec-file", "/no/such/file"), "cannot read spec file"),
+    ],
+)
+def test_mistakes_print_one_line_and_exit_non_zero(cli_env: dict[str, str], args, fragment: str) -> None:
+    done = factory(*args, env=cli_env)
+    assert done.returncode != 0
+    assert fragment in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_unreachable_api_is_one_clear_line(tmp_path: Path) -> None:
+    done = factory("status", env={"ORCHESTRATOR_URL": "http://127.0.0.1:9", "FACTORY_HOME": str(tmp_path)})
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot reach the factory at http://127.0.0.1:9" in lines[0]
+
+
+def test_invalid_setting_stops_with_the_variable_named(tmp_path: Path) -> None:
+    done = factory("status", env={"MAX_WORKERS": "abc", "FACTORY_HOME": str(tmp_path)})
+    assert done.returncode == 1
+    assert done.stderr.strip().startswith("error: MAX_WORKERS:")
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_doctor_reports_each_check(tmp_path: Path) -> None:
+    done = factory("doctor", env={"FACTORY_HOME": str(tmp_path), "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/postgres"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    for name in ("python", "git", "claude", "database", "redis", "github"):
+        assert name in done.stdout
+    broken = factory("doctor", env={"FACTORY_HOME": str(tmp_path), "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none"})
+    assert broken.returncode == 1 and "FAIL database" in broken.stdout

@@ -1,0 +1,465 @@
+"""The GitHub stand-in speaks GitHub well enough for githubkit and for git itself.
+
+githubkit parses every payload into its pydantic models (sync and async);
+git really clones over smart HTTP and really pushes, and only with the token
+handed over by a credential helper; webhook signatures match GitHub's vector.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+from githubkit import GitHub
+from githubkit.exception import (
+    PrimaryRateLimitExceeded,
+    RequestFailed,
+    SecondaryRateLimitExceeded,
+)
+from githubkit.webhooks import parse_obj, verify
+from githubkit_schemas.latest.models import LabeledIssueEvent, StateChangeIssueEvent
+
+from tests.github_standin import GitHubStandin, WriteKind, send_webhook, signature_256
+from tests.github_standin.fixtures import github_standin  # noqa: F401 - fixture
+
+REPO = "acme/widgets"
+
+
+@pytest.fixture
+def standin(github_standin: GitHubStandin) -> GitHubStandin:  # noqa: F811
+    github_standin.create_repo("acme", "widgets", files={"README.md": "# widgets\n",
+                                                        "src/app.py": "print('hi')\n"})
+    return github_standin
+
+
+@pytest.fixture
+def gh(standin: GitHubStandin) -> Iterator[GitHub]:
+    with GitHub(standin.token, base_url=standin.api_url, auto_retry=False) as client:
+        yield client
+
+
+def _git_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(HOME=str(home), GIT_CONFIG_NOSYSTEM="1", GIT_TERMINAL_PROMPT="0",
+               GIT_AUTHOR_NAME="Worker", GIT_AUTHOR_EMAIL="worker@example.com",
+               GIT_COMMITTER_NAME="Worker", GIT_COMMITTER_EMAIL="worker@example.com")
+    return env
+
+
+def _git(env: dict[str, str], *args: str, cwd: Path | None = None,
+         check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=60, check=check)
+
+
+# The helper reads the token from the environment, so it never appears in an argv or URL.
+TOKEN_HELPER = '!f() { echo username=x-access-token; echo "password=$STANDIN_TOKEN"; }; f'
+
+
+# -- REST through githubkit ---------------------------------------------------------------
+
+
+def test_repository_and_user(standin: GitHubStandin, gh: GitHub) -> None:
+    repo = gh.rest.repos.get("acme", "widgets").parsed_data
+    assert repo.default_branch == "main"
+    assert repo.clone_url == standin.git_url(REPO)
+    assert repo.html_url == f"{standin.web_url}/acme/widgets"
+    assert repo.permissions and repo.permissions.push and not repo.permissions.admin
+    assert gh.rest.users.get_authenticated().parsed_data.login == standin.token_user
+
+
+def test_issues_list_by_label_includes_pull_requests(standin: GitHubStandin, gh: GitHub) -> None:
+    wanted = standin.create_issue(REPO, "Add search", "Please", labels=["ai-factory"],
+                                  labeled_by="alice")
+    standin.create_issue(REPO, "Unrelated", labels=["bug"])
+    standin.commit(REPO, {"x.txt": "x\n"}, branch="feature")
+    pr = gh.rest.pulls.create("acme", "widgets", title="Feature", head="feature",
+                              base="main").parsed_data
+    standin.add_label(REPO, pr.number, "ai-factory", by="alice")
+
+    response = gh.rest.issues.list_for_repo("acme", "widgets", labels="ai-factory")
+    issues = response.parsed_data
+
+    assert [i.number for i in issues] == [pr.number, wanted]
+    assert ["pull_request" in raw for raw in response.json()] == [True, False]
+    assert issues[0].pull_request and issues[0].pull_request.html_url == issues[0].html_url
+    assert issues[1].html_url == f"{standin.web_url}/acme/widgets/issues/{wanted}"
+    assert issues[0].html_url == f"{standin.web_url}/acme/widgets/pull/{pr.number}"
+    assert issues[1].user and issues[1].user.login == "octocat"
+    closed = gh.rest.issues.list_for_repo("acme", "widgets", state="closed").parsed_data
+    assert closed == []
+
+
+def test_pagination_and_since(standin: GitHubStandin, gh: GitHub) -> None:
+    numbers = [standin.create_issue(REPO, f"Issue {i}", labels=["ai-factory"]) for i in range(5)]
+
+    first = gh.rest.issues.list_for_repo("acme", "widgets", per_page=2, page=1)
+    assert len(first.parsed_data) == 2
+    assert 'rel="next"' in first.headers["link"] and 'rel="last"' in first.headers["link"]
+    everything = list(gh.paginate(gh.rest.issues.list_for_repo, owner="acme", repo="widgets",
+                                  per_page=2))
+    assert sorted(i.number for i in everything) == numbers
+    future = gh.rest.issues.list_for_repo("acme", "widgets", since="2999-01-01T00:00:00Z")
+    assert future.parsed_data == []
+
+
+def test_issue_events_name_the_actor(standin: GitHubStandin, gh: GitHub) -> None:
+    number = standin.create_issue(REPO, "Fix", labels=["ai-factory"], labeled_by="alice")
+    standin.remove_label(REPO, number, "ai-factory", by="mallory")
+    standin.add_label(REPO, number, "ai-factory", by="renovate[bot]")
+
+    events = gh.rest.issues.list_events("acme", "widgets", number).parsed_data
+
+    assert [(e.event, e.actor.login, e.actor.type) for e in events] == [
+        ("labeled", "alice", "User"),
+        ("unlabeled", "mallory", "User"),
+        ("labeled", "renovate[bot]", "Bot"),
+    ]
+    assert isinstance(events[0], LabeledIssueEvent) and events[0].label.name == "ai-factory"
+
+
+def test_closed_event_has_githubs_state_change_shape(standin: GitHubStandin, gh: GitHub) -> None:
+    # githubkit's union for this endpoint has no state-change member, so .parsed_data
+    # fails on real GitHub too once an issue was closed; read the JSON instead.
+    number = standin.create_issue(REPO, "Fix")
+    standin.close_issue(REPO, number, by="alice")
+
+    raw = gh.rest.issues.list_events("acme", "widgets", number).json()
+
+    closed = StateChangeIssueEvent.model_validate(raw[0])
+    assert (closed.event, closed.actor.login, raw[0]["state_reason"]) == ("closed", "alice",
+                                                                           "completed")
+    assert gh.rest.issues.get("acme", "widgets", number).parsed_data.state == "closed"
+
+
+@pytest.mark.parametrize(("role", "permission"), [
+    ("admin", "admin"), ("maintain", "write"), ("write", "write"), ("triage", "read"),
+    ("read", "read"), ("none", "none"),
+])
+def test_collaborator_permission(standin: GitHubStandin, gh: GitHub, role: str,
+                                 permission: str) -> None:
+    standin.set_permission(REPO, "alice", role)
+    found = gh.rest.repos.get_collaborator_permission_level("acme", "widgets", "alice")
+    assert (found.parsed_data.permission, found.parsed_data.role_name) == (permission, role)
+    assert gh.rest.repos.get_collaborator_permission_level(
+        "acme", "widgets", "acme").parsed_data.permission == "admin"
+
+
+def test_labels_added_removed_and_recorded(standin: GitHubStandin, gh: GitHub) -> None:
+    number = standin.create_issue(REPO, "Fix", labels=["ai-factory"], labeled_by="alice")
+
+    added = gh.rest.issues.add_labels("acme", "widgets", number,
+                                      data={"labels": ["ai-factory:queued"]}).parsed_data
+    left = gh.rest.issues.remove_label("acme", "widgets", number, "ai-factory").parsed_data
+    with pytest.raises(RequestFailed) as absent:
+        gh.rest.issues.remove_label("acme", "widgets", number, "ai-factory")
+
+    assert [label.name for label in added] == ["ai-factory", "ai-factory:queued"]
+    assert [label.name for label in left] == ["ai-factory:queued"]
+    assert absent.value.response.status_code == 404
+    assert standin.labels(REPO, number) == ["ai-factory:queued"]
+    listed = gh.rest.issues.list_labels_on_issue("acme", "widgets", number).parsed_data
+    assert [label.name for label in listed] == ["ai-factory:queued"]
+    writes = standin.writes
+    assert [(w.kind, w.label, w.actor) for w in writes] == [
+        (WriteKind.LABEL_ADDED, "ai-factory:queued", standin.token_user),
+        (WriteKind.LABEL_REMOVED, "ai-factory", standin.token_user),
+    ]
+    assert writes[0].at <= writes[1].at
+    actors = [(e.event, e.actor.login) for e in standin.events(REPO, number)]
+    assert actors[-1] == ("unlabeled", standin.token_user)
+
+
+def test_issue_update_closes_and_relabels(standin: GitHubStandin, gh: GitHub) -> None:
+    number = standin.create_issue(REPO, "Fix", labels=["ai-factory", "bug"])
+    updated = gh.rest.issues.update("acme", "widgets", number, state="closed",
+                                    labels=["bug", "done"]).parsed_data
+    assert updated.state == "closed" and updated.closed_at is not None
+    assert standin.labels(REPO, number) == ["bug", "done"]
+    assert [w.kind for w in standin.writes] == [WriteKind.LABEL_REMOVED, WriteKind.LABEL_ADDED,
+                                                 WriteKind.ISSUE_UPDATED]
+
+
+def test_comments(standin: GitHubStandin, gh: GitHub) -> None:
+    number = standin.create_issue(REPO, "Fix")
+    standin.comment(REPO, number, "Any news?", by="alice")
+    made = gh.rest.issues.create_comment("acme", "widgets", number, body="Working on it").parsed_data
+    listed = gh.rest.issues.list_comments("acme", "widgets", number).parsed_data
+    assert [c.body for c in listed] == ["Any news?", "Working on it"]
+    assert made.user and made.user.login == standin.token_user
+    assert made.html_url.endswith(f"/issues/{number}#issuecomment-{made.id}")
+    assert [(w.kind, w.body) for w in standin.writes] == [(WriteKind.COMMENT, "Working on it")]
+
+
+def test_pull_request_created_once(standin: GitHubStandin, gh: GitHub) -> None:
+    standin.commit(REPO, {"src/app.py": "print('bye')\n", "new.txt": "a\nb\n"},
+                   branch="ai-factory/issue-1")
+
+    pr = gh.rest.pulls.create("acme", "widgets", title="Fix #1", head="ai-factory/issue-1",
+                              base="main", body="Closes #1", draft=True).parsed_data
+    with pytest.raises(RequestFailed) as duplicate:
+        gh.rest.pulls.create("acme", "widgets", title="Again", head="acme:ai-factory/issue-1",
+                             base="main")
+    with pytest.raises(RequestFailed) as missing:
+        gh.rest.pulls.create("acme", "widgets", title="Nope", head="no-such-branch", base="main")
+
+    assert (pr.head.ref, pr.base.ref, pr.draft, pr.commits, pr.changed_files) == (
+        "ai-factory/issue-1", "main", True, 1, 2)
+    assert pr.html_url == f"{standin.web_url}/acme/widgets/pull/{pr.number}"
+    assert duplicate.value.response.status_code == 422
+    assert "A pull request already exists for acme:ai-factory/issue-1." in (
+        duplicate.value.response.text)
+    assert missing.value.response.status_code == 422
+    found = gh.rest.pulls.list("acme", "widgets", head="acme:ai-factory/issue-1").parsed_data
+    assert [p.number for p in found] == [pr.number]
+    assert gh.rest.pulls.list("acme", "widgets", head="acme:other").parsed_data == []
+    assert gh.rest.pulls.get("acme", "widgets", pr.number).parsed_data.mergeable
+    assert len(standin.writes_of(WriteKind.PULL_REQUEST)) == 1
+    assert [p.pull.head_ref for p in standin.pulls(REPO) if p.pull] == ["ai-factory/issue-1"]
+    assert httpx.get(pr.html_url).status_code == 200
+
+
+async def test_async_client_parses(standin: GitHubStandin) -> None:
+    number = standin.create_issue(REPO, "Fix", labels=["ai-factory"], labeled_by="alice")
+    standin.set_permission(REPO, "alice", "write")
+    async with GitHub(standin.token, base_url=standin.api_url, auto_retry=False) as gh:
+        issues = (await gh.rest.issues.async_list_for_repo("acme", "widgets",
+                                                           labels="ai-factory")).parsed_data
+        events = (await gh.rest.issues.async_list_events("acme", "widgets", number)).parsed_data
+        permission = (await gh.rest.repos.async_get_collaborator_permission_level(
+            "acme", "widgets", "alice")).parsed_data
+        await gh.rest.issues.async_add_labels("acme", "widgets", number,
+                                              data={"labels": ["queued"]})
+        await gh.rest.issues.async_create_comment("acme", "widgets", number, body="Queued")
+        limits = (await gh.rest.rate_limit.async_get()).parsed_data
+    assert [i.number for i in issues] == [number]
+    assert events[0].actor.login == "alice"
+    assert permission.permission == "write"
+    assert limits.resources.core.used == 5
+    assert [w.kind for w in standin.writes] == [WriteKind.LABEL_ADDED, WriteKind.COMMENT]
+
+
+# -- headers, auth and faults -------------------------------------------------------------
+
+
+def test_rate_limit_headers_and_bad_credentials(standin: GitHubStandin) -> None:
+    ok = httpx.get(f"{standin.api_url}/repos/{REPO}",
+                   headers={"Authorization": f"Bearer {standin.token}"})
+    bad = httpx.get(f"{standin.api_url}/repos/{REPO}", headers={"Authorization": "token nope"})
+    for response in (ok, bad):
+        for name in ("limit", "remaining", "reset", "used", "resource"):
+            assert f"x-ratelimit-{name}" in response.headers
+        assert response.headers["x-github-request-id"]
+    assert ok.status_code == 200 and ok.headers["x-ratelimit-remaining"] == "4999"
+    assert bad.status_code == 401 and bad.json()["message"] == "Bad credentials"
+    again = httpx.get(f"{standin.api_url}/repos/{REPO}",
+                      headers={"Authorization": f"token {standin.token}",
+                               "If-None-Match": ok.headers["etag"]})
+    assert again.status_code == 304
+
+
+def test_secondary_rate_limit_fault(standin: GitHubStandin, gh: GitHub) -> None:
+    standin.faults.secondary_rate_limit(1, retry_after_s=3, match=r"^GET .*/issues$")
+    with pytest.raises(SecondaryRateLimitExceeded) as limited:
+        gh.rest.issues.list_for_repo("acme", "widgets")
+    response = limited.value.response
+    assert response.status_code == 403 and response.headers["retry-after"] == "3"
+    assert "secondary rate limit" in response.json()["message"]
+    assert limited.value.retry_after.total_seconds() == 3
+    assert gh.rest.issues.list_for_repo("acme", "widgets").status_code == 200
+    route = "GET /repos/{owner}/{repo}/issues"
+    assert standin.request_count(route) == 2
+    assert standin.request_count(route, status=403) == 1
+
+
+def test_secondary_rate_limit_is_retried_by_githubkit(standin: GitHubStandin) -> None:
+    standin.faults.secondary_rate_limit(1, retry_after_s=1)
+    with GitHub(standin.token, base_url=standin.api_url) as gh:
+        assert gh.rest.repos.get("acme", "widgets").status_code == 200
+    assert [r.status for r in standin.requests] == [403, 200]
+    assert standin.requests[1].at - standin.requests[0].at >= 0.9
+
+
+def test_primary_rate_limit_fault(standin: GitHubStandin, gh: GitHub) -> None:
+    standin.faults.primary_rate_limit(reset_in_s=2)
+    with pytest.raises(PrimaryRateLimitExceeded) as limited:
+        gh.rest.repos.get("acme", "widgets")
+    headers = limited.value.response.headers
+    assert headers["x-ratelimit-remaining"] == "0"
+    assert 0 < int(headers["x-ratelimit-reset"]) - time.time() <= 3
+    assert 0 < limited.value.retry_after.total_seconds() <= 3
+    with pytest.raises(PrimaryRateLimitExceeded):  # until the reset, everything fails
+        gh.rest.issues.list_for_repo("acme", "widgets")
+
+
+def test_exhausted_window_answers_403_until_reset(tmp_path: Path) -> None:
+    with GitHubStandin(tmp_path, rate_limit=2, rate_limit_window_s=60) as small:
+        small.create_repo("acme", "widgets")
+        with GitHub(small.token, base_url=small.api_url, auto_retry=False) as gh:
+            gh.rest.repos.get("acme", "widgets")
+            gh.rest.repos.get("acme", "widgets")
+            with pytest.raises(PrimaryRateLimitExceeded):
+                gh.rest.repos.get("acme", "widgets")
+            core = gh.rest.rate_limit.get().parsed_data.resources.core
+    assert (core.limit, core.used, core.remaining) == (2, 2, 0)
+
+
+@pytest.mark.parametrize(("inject", "status"), [
+    (lambda s: s.faults.too_many_requests(1, retry_after_s=None), 429),
+    (lambda s: s.faults.server_error(1), 500),
+    (lambda s: s.faults.server_error(1, status=502), 502),
+])
+def test_error_faults(standin: GitHubStandin, gh: GitHub, inject, status: int) -> None:
+    inject(standin)
+    with pytest.raises(RequestFailed) as failed:
+        gh.rest.repos.get("acme", "widgets")
+    assert failed.value.response.status_code == status
+    assert gh.rest.repos.get("acme", "widgets").status_code == 200
+
+
+def test_concurrent_writes_are_all_applied(standin: GitHubStandin) -> None:
+    number = standin.create_issue(REPO, "Busy")
+
+    def worker(index: int) -> None:
+        with GitHub(standin.token, base_url=standin.api_url, auto_retry=False) as gh:
+            for step in range(5):
+                gh.rest.issues.create_comment("acme", "widgets", number, body=f"{index}-{step}")
+                gh.rest.issues.add_labels("acme", "widgets", number,
+                                          data={"labels": [f"l{index}-{step}"]})
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(standin.comments(REPO, number)) == 30
+    assert len(standin.labels(REPO, number)) == 30
+    assert len({c.id for c in standin.comments(REPO, number)}) == 30
+
+
+# -- git over smart HTTP ------------------------------------------------------------------
+
+
+def test_clone_then_push_needs_the_token(standin: GitHubStandin, tmp_path: Path) -> None:
+    env = _git_env(tmp_path)
+    work = tmp_path / "work"
+    _git(env, "clone", standin.git_url(REPO), str(work))
+    assert (work / "src" / "app.py").read_text() == "print('hi')\n"
+    _git(env, "switch", "-c", "ai-factory/issue-7", cwd=work)
+    (work / "feature.txt").write_text("done\n")
+    _git(env, "add", "feature.txt", cwd=work)
+    _git(env, "commit", "-m", "Add feature", cwd=work)
+
+    refused = _git(env, "push", "origin", "ai-factory/issue-7", cwd=work, check=False)
+    wrong = _git({**env, "STANDIN_TOKEN": "ghp_wrong"}, "-c", f"credential.helper={TOKEN_HELPER}",
+                 "push", "origin", "ai-factory/issue-7", cwd=work, check=False)
+    assert refused.returncode != 0 and wrong.returncode != 0
+    assert "ai-factory/issue-7" not in standin.branches(REPO)
+
+    _git({**env, "STANDIN_TOKEN": standin.token}, "-c", f"credential.helper={TOKEN_HELPER}",
+         "push", "origin", "ai-factory/issue-7", cwd=work)
+
+    assert standin.read_file(REPO, "ai-factory/issue-7", "feature.txt") == b"done\n"
+    assert standin.commit_messages(REPO, "ai-factory/issue-7")[0] == "Add feature"
+    assert standin.request_count("git POST git-receive-pack", status=200) == 1
+
+
+def test_push_with_askpass_and_large_chunked_pack(standin: GitHubStandin, tmp_path: Path) -> None:
+    env = _git_env(tmp_path)
+    work = tmp_path / "work"
+    _git(env, "clone", standin.git_url(REPO), str(work))
+    blob = os.urandom(3 * 1024 * 1024)  # over http.postBuffer, so git sends it chunked
+    (work / "big.bin").write_bytes(blob)
+    _git(env, "add", "big.bin", cwd=work)
+    _git(env, "commit", "-m", "Add big file", cwd=work)
+    askpass = tmp_path / "askpass.sh"
+    askpass.write_text('#!/bin/sh\ncase "$1" in Username*) echo x-access-token;;'
+                       ' *) echo "$STANDIN_TOKEN";; esac\n')
+    askpass.chmod(0o700)
+
+    _git({**env, "GIT_ASKPASS": str(askpass), "STANDIN_TOKEN": standin.token},
+         "push", "origin", "HEAD:big", cwd=work)
+
+    assert standin.read_file(REPO, "big", "big.bin") == blob
+    again = tmp_path / "again"
+    _git(env, "clone", "--branch", "big", standin.git_url(REPO), str(again))
+    assert (again / "big.bin").read_bytes() == blob
+
+
+def test_gzip_request_body_reaches_the_backend(standin: GitHubStandin) -> None:
+    def pkt(line: str) -> bytes:
+        return f"{len(line) + 4:04x}{line}".encode()
+
+    request = pkt("command=ls-refs\n") + b"0001" + pkt("ref-prefix refs/heads/\n") + b"0000"
+    response = httpx.post(
+        f"{standin.git_url(REPO)}/git-upload-pack", content=gzip.compress(request),
+        headers={"Content-Type": "application/x-git-upload-pack-request",
+                 "Content-Encoding": "gzip", "Git-Protocol": "version=2"},
+    )
+    assert response.status_code == 200
+    assert f"{standin.branches(REPO)['main']} refs/heads/main".encode() in response.content
+
+
+# -- webhooks -----------------------------------------------------------------------------
+
+
+def test_signature_matches_githubs_documented_vector() -> None:
+    assert signature_256("It's a Secret to Everybody", b"Hello, World!") == (
+        "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17")
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    received: list[tuple[dict[str, str], bytes]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.received.append((dict(self.headers.items()), body))
+        self.send_response(202)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_send_webhook_signs_githubs_way(standin: GitHubStandin) -> None:
+    number = standin.create_issue(REPO, "Fix", labels=["ai-factory"], labeled_by="alice")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Receiver.received = []
+    try:
+        payload = standin.issues_webhook_payload(REPO, number, "labeled", sender="alice",
+                                                 label="ai-factory")
+        delivery = send_webhook(f"http://127.0.0.1:{server.server_port}/webhooks/github",
+                                "issues", payload, "s3cret", delivery_id="d-1")
+    finally:
+        server.shutdown()
+        server.server_close()
+    headers, body = _Receiver.received[0]
+    assert delivery.status == 202
+    assert headers["X-GitHub-Event"] == "issues" and headers["X-GitHub-Delivery"] == "d-1"
+    assert headers["User-Agent"].startswith("GitHub-Hookshot/")
+    assert verify("s3cret", body, headers["X-Hub-Signature-256"])
+    event = parse_obj("issues", json.loads(body))
+    assert (event.action, event.issue.number, event.sender.login) == ("labeled", number, "alice")
+
+
+@pytest.mark.parametrize("action", ["labeled", "unlabeled", "closed"])
+def test_issues_payloads_parse_as_githubs(standin: GitHubStandin, action: str) -> None:
+    number = standin.create_issue(REPO, "Fix", labels=["ai-factory"], labeled_by="alice")
+    label = "ai-factory" if action != "closed" else None
+    payload = standin.issues_webhook_payload(REPO, number, action, sender="alice", label=label)
+    event = parse_obj("issues", payload)
+    assert event.action == action
+    assert event.repository.full_name == REPO
+    if label:
+        assert event.label is not None and event.label.name == "ai-factory"
