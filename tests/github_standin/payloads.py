@@ -75,6 +75,25 @@ def user(urls: Urls, who: User) -> Json:
     }
 
 
+def organization(urls: Urls, org: User) -> Json:
+    """The short organization object webhooks carry."""
+    api = f"{urls.api}/orgs/{org.login}"
+    return {
+        "login": org.login,
+        "id": org.id,
+        "node_id": org.node_id,
+        "url": api,
+        "repos_url": f"{api}/repos",
+        "events_url": f"{api}/events",
+        "hooks_url": f"{api}/hooks",
+        "issues_url": f"{api}/issues",
+        "members_url": f"{api}/members{{/member}}",
+        "public_members_url": f"{api}/public_members{{/member}}",
+        "avatar_url": f"{urls.web}/avatars/u/{org.id}?",
+        "description": None,
+    }
+
+
 def private_user(urls: Urls, who: User) -> Json:
     """`GET /user`: the authenticated user, with the private fields."""
     return {

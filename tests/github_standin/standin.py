@@ -300,6 +300,8 @@ class GitHubStandin:
                 repository=payloads.repository(urls, found),
                 sender=payloads.user(urls, self._state.user(sender)),
                 label=label_json,
+                organization=(payloads.organization(urls, found.owner)
+                              if found.owner.type == "Organization" else None),
             )
 
     # -- internals ----------------------------------------------------------------------

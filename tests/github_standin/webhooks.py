@@ -85,6 +85,7 @@ def send_webhook(url: str, event: str, payload: Mapping[str, Any] | bytes | str,
 
 def issues_event(*, action: str, issue: Mapping[str, Any], repository: Mapping[str, Any],
                  sender: Mapping[str, Any], label: Mapping[str, Any] | None = None,
+                 organization: Mapping[str, Any] | None = None,
                  installation_id: int | None = None) -> dict[str, Any]:
     """An `issues` event body: action, issue, (label), repository, sender."""
     if action not in ISSUES_ACTIONS:
@@ -95,8 +96,8 @@ def issues_event(*, action: str, issue: Mapping[str, Any], repository: Mapping[s
     if label is not None:
         body["label"] = dict(label)
     body["repository"] = dict(repository)
-    if repository.get("organization"):
-        body["organization"] = repository["organization"]
+    if organization is not None:
+        body["organization"] = dict(organization)
     body["sender"] = dict(sender)
     if installation_id is not None:
         body["installation"] = {"id": installation_id,

@@ -105,9 +105,11 @@ def test_pagination_and_since(standin: GitHubStandin, gh: GitHub) -> None:
     first = gh.rest.issues.list_for_repo("acme", "widgets", per_page=2, page=1)
     assert len(first.parsed_data) == 2
     assert 'rel="next"' in first.headers["link"] and 'rel="last"' in first.headers["link"]
-    everything = list(gh.paginate(gh.rest.issues.list_for_repo, owner="acme", repo="widgets",
-                                  per_page=2))
+    # githubkit's paginator follows the Link header's rel="next".
+    everything = list(gh.rest.paginate(gh.rest.issues.list_for_repo, owner="acme",
+                                       repo="widgets", per_page=2))
     assert sorted(i.number for i in everything) == numbers
+    assert standin.request_count("GET /repos/{owner}/{repo}/issues") == 4
     future = gh.rest.issues.list_for_repo("acme", "widgets", since="2999-01-01T00:00:00Z")
     assert future.parsed_data == []
 
@@ -434,7 +436,8 @@ class _Receiver(BaseHTTPRequestHandler):
 def test_send_webhook_signs_githubs_way(standin: GitHubStandin) -> None:
     number = standin.create_issue(REPO, "Fix", labels=["ai-factory"], labeled_by="alice")
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                     daemon=True).start()
     _Receiver.received = []
     try:
         payload = standin.issues_webhook_payload(REPO, number, "labeled", sender="alice",
