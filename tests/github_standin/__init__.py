@@ -17,8 +17,17 @@ their HTTP transport), `server` (the listener), `webhooks` (signed deliveries),
 `fixtures` (pytest fixtures).
 """
 
-from .faults import Faults, FaultKind
-from .models import Comment, Issue, IssueEvent, Permission, PullRequest, RequestRecord, WriteKind, WriteRecord
+from .faults import FaultKind, Faults
+from .models import (
+    Comment,
+    Issue,
+    IssueEvent,
+    Permission,
+    PullRequest,
+    RequestRecord,
+    WriteKind,
+    WriteRecord,
+)
 from .standin import GitHubStandin
 from .webhooks import WebhookDelivery, issues_event, send_webhook, signature_256
 
