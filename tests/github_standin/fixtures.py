@@ -17,6 +17,10 @@ from .standin import GitHubStandin
 
 @pytest.fixture
 def github_standin(tmp_path: Path) -> Iterator[GitHubStandin]:
-    """A running stand-in on an ephemeral port, its bare repositories under tmp_path."""
+    """A running stand-in on an ephemeral port, its bare repositories under tmp_path.
+
+    Fails the test at teardown if the stand-in itself crashed on a request.
+    """
     with GitHubStandin(tmp_path / "github") as standin:
         yield standin
+        assert standin.crashes == 0, "the GitHub stand-in crashed on a request; see the log"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import logging
 import re
 import shutil
@@ -230,10 +231,8 @@ def _pump_body(handler: BaseHTTPRequestHandler, sink: BinaryIO) -> None:
     except (OSError, ValueError):
         handler.close_connection = True  # client hung up or sent a broken chunk
     finally:
-        try:
+        with contextlib.suppress(OSError):
             sink.close()
-        except OSError:
-            pass
 
 
 def _discard_body(handler: BaseHTTPRequestHandler) -> None:

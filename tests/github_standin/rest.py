@@ -73,10 +73,13 @@ class RestApi:
     def handle(self, request: RestRequest) -> RestResponse:
         request_id = _request_id()
         login = None
-        route = f"{request.method} ?"
+        found = self._route(request.method, request.path)
+        route = found[1] if found else f"{request.method} ?"
         try:
             login = self._authenticate(request.headers.get("Authorization"))
-            handler, route, params = self._route(request.method, request.path)
+            if found is None:
+                raise ApiError.not_found()
+            handler, _, params = found
             response = self._answer(request, request_id, login, handler, params)
         except ApiError as exc:
             response = RestResponse(exc.status, exc.body(), self._window.snapshot().headers())
@@ -122,13 +125,14 @@ class RestApi:
             raise ApiError(401, "Bad credentials", "https://docs.github.com/rest")
         return login
 
-    def _route(self, method: str, path: str) -> tuple[str, str, dict[str, str]]:
+    def _route(self, method: str, path: str) -> tuple[str, str, dict[str, str]] | None:
+        """(handler name, route, path parameters) for the request, None when unknown."""
         for route_method, template, pattern, name in self._routes:
             found = pattern.match(path)
             if found and route_method == method:
                 params = {k: unquote(v) for k, v in found.groupdict().items()}
                 return name, f"{method} {template}", params
-        raise ApiError.not_found()
+        return None
 
     def _paginate(self, request: RestRequest, reply: Reply, response: RestResponse) -> None:
         """Slice `reply.items` by per_page/page and add GitHub's Link header."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from . import git_repos, payloads
+from . import git_repos, issue_payloads, payloads
 from .errors import ApiError
 from .faults import RateLimitWindow
 from .models import Issue, Permission, Repo, WriteKind
@@ -127,11 +127,11 @@ class Routes:
                 "comments": lambda i: len(i.comments)}
         key = keys.get(sort or "created", keys["created"])
         found.sort(key=lambda i: (key(i), i.number), reverse=call.arg("direction", "desc") != "asc")
-        return Reply(items=[payloads.issue(call.urls, repo, i) for i in found])
+        return Reply(items=[issue_payloads.issue(call.urls, repo, i) for i in found])
 
     def get_issue(self, call: Call) -> Reply:
         repo = self._repo(call)
-        return Reply(body=payloads.issue(call.urls, repo, self._issue(call, repo)))
+        return Reply(body=issue_payloads.issue(call.urls, repo, self._issue(call, repo)))
 
     def update_issue(self, call: Call) -> Reply:
         repo = self._repo(call, needs=Permission.TRIAGE)
@@ -151,12 +151,12 @@ class Routes:
         self._state.record_write(WriteKind.ISSUE_UPDATED, repo, issue.number, call.login,
                                  title=body.get("title"), state=body.get("state"))
         issue.updated_at = max(issue.updated_at, utcnow())
-        return Reply(body=payloads.issue(call.urls, repo, issue))
+        return Reply(body=issue_payloads.issue(call.urls, repo, issue))
 
     def list_events(self, call: Call) -> Reply:
         repo = self._repo(call)
         issue = self._issue(call, repo)
-        return Reply(items=[payloads.event(call.urls, repo, e) for e in issue.events])
+        return Reply(items=[issue_payloads.event(call.urls, repo, e) for e in issue.events])
 
     # -- labels -------------------------------------------------------------------------
 
@@ -209,7 +209,7 @@ class Routes:
         issue = self._issue(call, repo)
         since = _parse_time(call.arg("since"))
         return Reply(items=[
-            payloads.comment(call.urls, repo, c, issue) for c in issue.comments
+            issue_payloads.comment(call.urls, repo, c, issue) for c in issue.comments
             if since is None or c.updated_at >= since
         ])
 
@@ -222,7 +222,7 @@ class Routes:
                                        "code": "missing_field"})
         comment = self._state.add_comment(issue, text, actor=call.login)
         self._state.record_write(WriteKind.COMMENT, repo, issue.number, call.login, body=text)
-        body = payloads.comment(call.urls, repo, comment, issue)
+        body = issue_payloads.comment(call.urls, repo, comment, issue)
         return Reply(201, body, {"location": body["url"]})
 
     # -- pull requests ------------------------------------------------------------------
@@ -294,7 +294,7 @@ class Routes:
     def _pull_json(self, urls: Urls, repo: Repo, issue: Issue, *, full: bool) -> Json:
         assert issue.pull is not None
         owner = self._state.user(issue.pull.head_owner)
-        return payloads.pull(urls, repo, issue, full=full, head_owner=owner)
+        return issue_payloads.pull(urls, repo, issue, full=full, head_owner=owner)
 
 
 def _invalid(field_name: str) -> ApiError:

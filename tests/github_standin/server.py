@@ -7,9 +7,12 @@ for repositories, issues and pulls that exist, 404 otherwise).
 
 from __future__ import annotations
 
+import contextlib
 import html
 import logging
 import re
+import socket
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -22,7 +25,10 @@ from .state import StandinState
 log = logging.getLogger(__name__)
 
 MAX_API_BODY_BYTES = 10 * 1024 * 1024
-_WEB_PAGE = re.compile(r"^/(?P<owner>[^/]+)/(?P<repo>[^/]+)(?:/(?:issues|pull)/(?P<number>\d+))?/?$")
+IDLE_CONNECTION_TIMEOUT_S = 120
+_WEB_PAGE = re.compile(
+    r"^/(?P<owner>[^/]+)/(?P<repo>[^/]+)(?:/(?:issues|pull)/(?P<number>\d+))?/?$"
+)
 
 
 class StandinHTTPServer(ThreadingHTTPServer):
@@ -36,10 +42,31 @@ class StandinHTTPServer(ThreadingHTTPServer):
         self.git = git
         self.state = state
         self.crashes = 0  # unexpected exceptions in handlers; tests may assert it stays 0
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+
+    def process_request(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request) -> None:  # type: ignore[no-untyped-def]
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """Cut kept-alive connections too, so a stopped stand-in answers nobody."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
 
 class StandinRequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    timeout = IDLE_CONNECTION_TIMEOUT_S
     server_version = "GitHub.com"
     sys_version = ""
     server: StandinHTTPServer
@@ -118,7 +145,8 @@ class StandinRequestHandler(BaseHTTPRequestHandler):
         if title is None:
             self._send(404, b"Not Found", "text/plain; charset=utf-8")
         else:
-            page = f"<!doctype html><title>{html.escape(title)}</title><h1>{html.escape(title)}</h1>"
+            escaped = html.escape(title)
+            page = f"<!doctype html><title>{escaped}</title><h1>{escaped}</h1>"
             self._send(200, page.encode(), "text/html; charset=utf-8")
         self._record(f"web {self.command}", 404 if title is None else 200)
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 
-from . import git_repos, payloads, webhooks
+from . import git_repos, issue_payloads, payloads, webhooks
 from .faults import Faults, RateLimitWindow
 from .git_http import GitAccessError, GitHttpBackend
 from .models import (
@@ -95,6 +95,7 @@ class GitHubStandin:
             return
         self._server.shutdown()
         self._server.server_close()
+        self._server.close_connections()
         if self._thread is not None:
             self._thread.join(timeout=SHUTDOWN_TIMEOUT_S)
         self._server = None
@@ -136,9 +137,20 @@ class GitHubStandin:
         """The bare repository on disk."""
         return self._repo(repo).path
 
+    @property
+    def crashes(self) -> int:
+        """Requests that hit a bug in the stand-in itself (answered 500, logged)."""
+        return self._server.crashes if self._server is not None else 0
+
     def add_token(self, token: str, login: str) -> None:
-        """Accept another token, acting as `login` (e.g. a second bot or a human)."""
-        self._state.tokens[token] = login
+        """Accept another token acting as `login`, with the write role on existing repos.
+
+        A role set earlier with `set_permission` is kept.
+        """
+        with self._state.lock:
+            self._state.tokens[token] = login
+            for repo in self._state.repos.values():
+                repo.roles.setdefault(login.lower(), Permission.WRITE)
 
     # -- repositories -------------------------------------------------------------------
 
@@ -273,8 +285,10 @@ class GitHubStandin:
 
     def request_count(self, route: str | None = None, *, status: int | None = None) -> int:
         """Requests to `route` (e.g. "GET /repos/{owner}/{repo}/issues"; None: all)."""
-        return sum(1 for r in self.requests
-                   if (route is None or r.route == route) and (status is None or r.status == status))
+        return sum(
+            1 for r in self.requests
+            if (route is None or r.route == route) and (status is None or r.status == status)
+        )
 
     def request_counts(self) -> dict[str, int]:
         """Route -> number of requests."""
@@ -296,7 +310,7 @@ class GitHubStandin:
                           if label else None)
             return webhooks.issues_event(
                 action=action,
-                issue=payloads.issue(urls, found, issue),
+                issue=issue_payloads.issue(urls, found, issue),
                 repository=payloads.repository(urls, found),
                 sender=payloads.user(urls, self._state.user(sender)),
                 label=label_json,

@@ -160,7 +160,7 @@ class StandinState:
 
     def label(self, repo: Repo, name: str, *, color: str | None = None,
               description: str | None = None) -> Label:
-        """The repository's label `name` (case-insensitive), created when missing, as GitHub does."""
+        """The repository's label `name` (any case), created when missing, as GitHub does."""
         with self.lock:
             found = repo.labels.get(name.lower())
             if found is None:
@@ -173,7 +173,8 @@ class StandinState:
                 found.description = description or found.description
             return found
 
-    def add_labels(self, repo: Repo, issue: Issue, names: Iterable[str], *, actor: str) -> list[Label]:
+    def add_labels(self, repo: Repo, issue: Issue, names: Iterable[str], *,
+                   actor: str) -> list[Label]:
         """Add labels the issue lacks, with a `labeled` event each; return those added."""
         with self.lock:
             added = []

@@ -171,6 +171,9 @@ def test_labels_added_removed_and_recorded(standin: GitHubStandin, gh: GitHub) -
     assert standin.labels(REPO, number) == ["ai-factory:queued"]
     listed = gh.rest.issues.list_labels_on_issue("acme", "widgets", number).parsed_data
     assert [label.name for label in listed] == ["ai-factory:queued"]
+    replaced = gh.rest.issues.set_labels("acme", "widgets", number,
+                                         data={"labels": ["ai-factory:queued"]}).parsed_data
+    assert [label.name for label in replaced] == ["ai-factory:queued"]
     writes = standin.writes
     assert [(w.kind, w.label, w.actor) for w in writes] == [
         (WriteKind.LABEL_ADDED, "ai-factory:queued", standin.token_user),
@@ -194,7 +197,8 @@ def test_issue_update_closes_and_relabels(standin: GitHubStandin, gh: GitHub) ->
 def test_comments(standin: GitHubStandin, gh: GitHub) -> None:
     number = standin.create_issue(REPO, "Fix")
     standin.comment(REPO, number, "Any news?", by="alice")
-    made = gh.rest.issues.create_comment("acme", "widgets", number, body="Working on it").parsed_data
+    made = gh.rest.issues.create_comment("acme", "widgets", number,
+                                         body="Working on it").parsed_data
     listed = gh.rest.issues.list_comments("acme", "widgets", number).parsed_data
     assert [c.body for c in listed] == ["Any news?", "Working on it"]
     assert made.user and made.user.login == standin.token_user
@@ -267,6 +271,32 @@ def test_rate_limit_headers_and_bad_credentials(standin: GitHubStandin) -> None:
                       headers={"Authorization": f"token {standin.token}",
                                "If-None-Match": ok.headers["etag"]})
     assert again.status_code == 304
+
+
+def test_unknown_routes_and_tokens(standin: GitHubStandin) -> None:
+    auth = {"Authorization": f"token {standin.token}"}
+    assert httpx.get(f"{standin.api_url}/repos/{REPO}/nonsense", headers=auth).status_code == 404
+    assert httpx.get(f"{standin.api_url}/repos/acme/nope", headers=auth).status_code == 404
+    assert httpx.get(f"{standin.api_url}/repos/{REPO}/issues").status_code == 401
+    assert standin.request_count("GET /repos/{owner}/{repo}/issues", status=401) == 1
+    standin.add_token("ghp_second", "intake-bot")
+    with GitHub("ghp_second", base_url=standin.api_url, auto_retry=False) as gh:
+        assert gh.rest.users.get_authenticated().parsed_data.login == "intake-bot"
+        gh.rest.issues.create_comment("acme", "widgets", standin.create_issue(REPO, "x"),
+                                      body="hi")
+    assert standin.writes[0].actor == "intake-bot"
+
+
+def test_stop_closes_kept_alive_connections(tmp_path: Path) -> None:
+    standin = GitHubStandin(tmp_path).start()
+    standin.create_repo("acme", "widgets")
+    client = httpx.Client(headers={"Authorization": f"token {standin.token}"})
+    url = f"{standin.api_url}/repos/{REPO}"
+    assert client.get(url).status_code == 200
+    standin.stop()
+    with pytest.raises(httpx.TransportError):
+        client.get(url)
+    client.close()
 
 
 def test_secondary_rate_limit_fault(standin: GitHubStandin, gh: GitHub) -> None:
