@@ -3,6 +3,8 @@ and a real orchestrator HTTP server."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -23,12 +25,16 @@ def system_pg() -> Iterator[PgServer]:
 
 
 @pytest.fixture(scope="session")
-def embedded_pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
-    embedded, admin_url = start_embedded(tmp_path_factory.mktemp("embedded"))
+def embedded_pg() -> Iterator[PgServer]:
+    # Not under pytest's basetemp: a concurrent pytest session prunes old basetemps,
+    # which would delete a live data folder.
+    base = Path(tempfile.mkdtemp(prefix="factory-embedded-"))
+    embedded, admin_url = start_embedded(base)
     server = PgServer("embedded", admin_url)
     yield server
     server.close()
     embedded.stop()
+    shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(params=["system", "embedded"])

@@ -19,6 +19,8 @@ from ai_factory.core.db.database import Database
 from ai_factory.core.db.queries import load_queries
 from ai_factory.core.errors import AuthError, ConflictError, NotFoundError
 from ai_factory.core.models import (
+    IterationReport,
+    LimitReport,
     WorkAssignment,
     Worker,
     WorkerCompleteRequest,
@@ -186,6 +188,43 @@ class WorkerManager:
                 {"phase": beat.phase.value, "iteration": beat.iteration, "workerId": str(record.id)},
             )
         return Worker.model_validate(row)
+
+    async def record_iteration(self, record: WorkerRecord, report: IterationReport) -> bool:
+        """Store one finished iteration (idempotent per worker and number)."""
+        item = await self.current_item(record, "record an iteration for")
+        row = await self.db.fetch_one(
+            Q["record_iteration"],
+            {
+                "worker_id": record.id,
+                "work_item_id": item.id,
+                "number": report.iteration,
+                "input_tokens": report.input_tokens,
+                "output_tokens": report.output_tokens,
+                "cache_tokens": report.cache_read_tokens + report.cache_creation_tokens,
+                "cost_usd": report.cost_usd,
+                "duration_ms": report.duration_ms,
+                "outcome": report.outcome.value,
+            },
+        )
+        if row is None:
+            return False
+        await self.queue.add_event(
+            item.id,
+            "iteration",
+            report.message or f"iteration {report.iteration}: {report.outcome.value}",
+            report.model_dump(mode="json", by_alias=True, exclude={"message"}),
+        )
+        return True
+
+    async def record_limit(self, record: WorkerRecord, report: LimitReport) -> None:
+        """Note a subscription limit the worker's agent ran into (or came close to)."""
+        item = await self.current_item(record, "report a limit for")
+        await self.queue.add_event(
+            item.id,
+            "limit",
+            report.message or f"usage limit {report.status.value}",
+            report.model_dump(mode="json", by_alias=True, exclude={"message"}),
+        )
 
     async def complete(self, record: WorkerRecord, result: WorkerCompleteRequest) -> WorkItem:
         item = await self.current_item(record, "complete")

@@ -168,6 +168,21 @@ def test_worker_lifecycle_complete(http: httpx.Client) -> None:
     assert http.get(f"/api/work/{item['id']}").json()["status"] == "running"
     beat = http.post(f"/api/worker/{wid}/heartbeat", json={"iteration": 1, "tokens": 500, "phase": "running"}, headers=auth)
     assert beat.status_code == 200 and beat.json() == {"success": True}
+    it = http.post(
+        f"/api/worker/{wid}/iteration",
+        json={"iteration": 1, "inputTokens": 300, "outputTokens": 200, "costUsd": 0.01, "outcome": "progress", "filesEdited": ["src/a.py"]},
+        headers=auth,
+    )
+    assert it.status_code == 200
+    assert http.get("/api/status").json()["rateLimits"]["iterationsToday"] == 1
+    limit = http.post(
+        f"/api/worker/{wid}/limited",
+        json={"status": "rejected", "resetsAt": "2030-01-01T00:00:00Z", "rateLimitType": "five_hour"},
+        headers=auth,
+    )
+    assert limit.status_code == 200
+    kinds = [e["kind"] for e in http.get(f"/api/work/{item['id']}/events").json()]
+    assert "iteration" in kinds and "limit" in kinds
     lock = http.post(f"/api/worker/{wid}/lock", json={"files": ["src/a.py"]}, headers=auth).json()
     assert lock == {"acquired": ["src/a.py"], "conflicts": []}
     done = http.post(

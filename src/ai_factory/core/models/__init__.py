@@ -18,6 +18,10 @@ from ai_factory.core.models.work import (
     WorkItemStatus,
 )
 from ai_factory.core.models.workers import (
+    IterationOutcome,
+    IterationReport,
+    LimitReport,
+    LimitStatus,
     LockResult,
     Worker,
     WorkerCompleteRequest,
@@ -33,6 +37,10 @@ from ai_factory.core.models.workers import (
 )
 
 __all__ = [
+    "IterationOutcome",
+    "IterationReport",
+    "LimitReport",
+    "LimitStatus",
     "ACTIVE_STATUSES",
     "TERMINAL_STATUSES",
     "CreateLearningInput",

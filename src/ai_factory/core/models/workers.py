@@ -104,3 +104,44 @@ class WorkerStuckRequest(WireModel):
 class WorkerStats(WireModel):
     active: int = 0
     stuck: int = 0
+
+
+class IterationOutcome(StrEnum):
+    PROGRESS = "progress"  # a new commit or a newly checked box
+    NO_PROGRESS = "no_progress"
+    GATE_FAILED = "gate_failed"
+    ERROR = "error"
+
+
+class IterationReport(WireModel):
+    """POST /api/worker/{id}/iteration: one finished agent iteration (counts toward budgets)."""
+
+    iteration: int = Field(ge=1)
+    input_tokens: int = Field(default=0, ge=0)
+    output_tokens: int = Field(default=0, ge=0)
+    cache_read_tokens: int = Field(default=0, ge=0)
+    cache_creation_tokens: int = Field(default=0, ge=0)
+    cost_usd: float = Field(default=0.0, ge=0)
+    duration_ms: int = Field(default=0, ge=0)
+    num_turns: int = Field(default=0, ge=0)
+    session_id: str | None = Field(default=None, max_length=200)
+    outcome: IterationOutcome = IterationOutcome.PROGRESS
+    files_edited: list[str] = Field(default_factory=list, max_length=10000)
+    tasks_done: int = Field(default=0, ge=0)
+    tasks_total: int = Field(default=0, ge=0)
+    message: str | None = Field(default=None, max_length=20000)
+
+
+class LimitStatus(StrEnum):
+    ALLOWED_WARNING = "allowed_warning"  # close to a limit: show utilization
+    REJECTED = "rejected"  # the subscription said no until resets_at
+
+
+class LimitReport(WireModel):
+    """POST /api/worker/{id}/limited: the agent hit (or neared) a subscription limit."""
+
+    status: LimitStatus
+    resets_at: datetime | None = None
+    rate_limit_type: str | None = Field(default=None, max_length=100)
+    utilization: float | None = Field(default=None, ge=0)
+    message: str | None = Field(default=None, max_length=2000)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Body, Depends, Request
 
 from ai_factory.core.models import (
+    IterationReport,
+    LimitReport,
     LockResult,
     WireModel,
     Worker,
@@ -54,6 +56,18 @@ async def register(
 @router.post("/worker/{worker_id}/heartbeat", response_model=Success)
 async def heartbeat(body: WorkerHeartbeatRequest, worker: WorkerDep, services: ServicesDep) -> Success:
     await services.workers.heartbeat(worker, body)
+    return Success()
+
+
+@router.post("/worker/{worker_id}/iteration", response_model=Success)
+async def iteration(body: IterationReport, worker: WorkerDep, services: ServicesDep) -> Success:
+    await services.workers.record_iteration(worker, body)
+    return Success()
+
+
+@router.post("/worker/{worker_id}/limited", response_model=Success)
+async def limited(body: LimitReport, worker: WorkerDep, services: ServicesDep) -> Success:
+    await services.workers.record_limit(worker, body)
     return Success()
 
 

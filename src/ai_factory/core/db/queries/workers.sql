@@ -49,3 +49,11 @@ INSERT INTO worker_metrics (worker_id, work_item_id, iterations, tokens_used, co
 SELECT id, work_item_id, %(iterations)s, %(tokens)s, %(cost_usd)s,
        greatest(0, extract(epoch FROM now() - created_at))::int, %(files_changed)s, %(status)s
   FROM workers WHERE id = %(id)s;
+
+-- name: record_iteration
+INSERT INTO iterations (worker_id, work_item_id, number, input_tokens, output_tokens,
+                        cache_tokens, cost_usd, duration_ms, outcome)
+VALUES (%(worker_id)s, %(work_item_id)s, %(number)s, %(input_tokens)s, %(output_tokens)s,
+        %(cache_tokens)s, %(cost_usd)s, %(duration_ms)s, %(outcome)s)
+ON CONFLICT (worker_id, number) DO NOTHING
+RETURNING id;
