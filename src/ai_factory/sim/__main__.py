@@ -25,6 +25,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--reset-after", type=float, default=60.0, help="usage_limit: seconds to reset")
     parser.add_argument("--overloaded", type=int, default=1, help="overloaded: 529s before success")
     parser.add_argument("--delay", type=float, default=5.0, help="slow: pause in each stream (s)")
+    parser.add_argument(
+        "--delay-phase", choices=["mid_stream", "before_headers"], default="mid_stream"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
     return parser.parse_args(argv)
 
@@ -38,6 +41,7 @@ def main(argv: list[str] | None = None) -> None:
         reset_after_s=args.reset_after,
         overloaded_count=args.overloaded,
         delay_s=args.delay,
+        delay_phase=args.delay_phase,
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

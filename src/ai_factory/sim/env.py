@@ -7,18 +7,31 @@ docs/claude-cli-notes.md).
 
 from __future__ import annotations
 
-SIM_API_KEY = "sk-ant-sim-0000"
+SIM_API_KEY = "sk-ant-api03-sim"
+SIM_OAUTH_TOKEN = "sk-ant-oat01-sim"
 
 
-def sim_env(base_url: str, *, max_retries: int = 0, config_dir: str | None = None) -> dict[str, str]:
+def sim_env(
+    base_url: str,
+    *,
+    oauth: bool = False,
+    max_retries: int = 0,
+    config_dir: str | None = None,
+) -> dict[str, str]:
     """Variables for ``ClaudeAgentOptions(env=...)`` or a subprocess environment.
 
-    `max_retries` caps the CLI's own retries of 429/529/5xx answers
-    (``CLAUDE_CODE_MAX_RETRIES``); `config_dir` isolates ``~/.claude``.
+    `oauth` authenticates like a Claude subscription (``CLAUDE_CODE_OAUTH_TOKEN``)
+    instead of an API key: only then does the CLI read the unified rate-limit
+    headers, emit ``rate_limit_event`` messages and word a usage limit as
+    "You've hit your 5-hour limit · resets ...". `max_retries` caps the CLI's
+    own retries of 429/529/5xx (``CLAUDE_CODE_MAX_RETRIES``, default 10 in the
+    CLI). `config_dir` isolates ``~/.claude`` (``CLAUDE_CONFIG_DIR``).
     """
     env = {
         "ANTHROPIC_BASE_URL": base_url,
-        "ANTHROPIC_API_KEY": SIM_API_KEY,
+        # An empty value counts as unset, and overrides one inherited from os.environ.
+        "ANTHROPIC_API_KEY": "" if oauth else SIM_API_KEY,
+        "CLAUDE_CODE_OAUTH_TOKEN": SIM_OAUTH_TOKEN if oauth else "",
         "IS_SANDBOX": "1",
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
         "CLAUDE_CODE_MAX_RETRIES": str(max_retries),

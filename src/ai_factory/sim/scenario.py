@@ -21,7 +21,9 @@ Names and parameters:
   from ``warn_utilization`` up, a surpassed-threshold warning) headers.
 - ``overloaded``: the first ``overloaded_count`` main-agent requests get HTTP
   529 ``overloaded_error``, then normal.
-- ``slow``: main-agent streams pause ``delay_s`` seconds after ``message_start``.
+- ``slow``: each main-agent response pauses ``delay_s`` seconds, after
+  ``message_start`` (``delay_phase="mid_stream"``) or before the status line
+  and headers (``"before_headers"``).
 - ``auth_error``: every /v1/messages call gets HTTP 401 ``authentication_error``.
 """
 
@@ -33,13 +35,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ai_factory.sim import wire
 
-FIVE_HOUR_WINDOW_S = 5 * 3600
 USAGE_LIMIT_MESSAGE = "This request would exceed your account's rate limit. Please try again later."
+
+
+DelayPhase = Literal["mid_stream", "before_headers"]
 
 
 class ScenarioName(StrEnum):
@@ -65,7 +70,8 @@ class Scenario(BaseModel):
         default=0.8, ge=0, le=1, description="usage_limit: utilization that adds a warning"
     )
     overloaded_count: int = Field(default=1, ge=0, description="overloaded: 529s before success")
-    delay_s: float = Field(default=5.0, ge=0, description="slow: pause inside each stream")
+    delay_s: float = Field(default=5.0, ge=0, description="slow: pause per main request")
+    delay_phase: DelayPhase = Field(default="mid_stream", description="slow: where to pause")
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,7 @@ class Verdict:
     error: dict[str, object] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
+    delay_phase: DelayPhase = "mid_stream"
 
 
 class Gatekeeper:
@@ -123,7 +130,7 @@ class Gatekeeper:
                 case ScenarioName.USAGE_LIMIT:
                     return self._usage_limit(s, main=main)
                 case ScenarioName.SLOW if main:
-                    return Verdict(delay_s=s.delay_s)
+                    return Verdict(delay_s=s.delay_s, delay_phase=s.delay_phase)
             return Verdict()
 
     def _usage_limit(self, s: Scenario, *, main: bool) -> Verdict:

@@ -77,6 +77,7 @@ class SimApp:
                 Route("/v1/messages/count_tokens", self.count_tokens, methods=["POST"]),
                 Route("/_sim/scenario", self.scenario, methods=["GET", "POST"]),
                 Route("/_sim/requests", self.requests, methods=["GET"]),
+                Route("/api/hello", self.hello, methods=["GET", "HEAD"]),
                 Route("/{path:path}", self.not_found, methods=["GET", "POST", "HEAD", "PUT"]),
             ]
         )
@@ -103,6 +104,8 @@ class SimApp:
         self._record(request, body, main=conv.is_main_agent, status=verdict.status)
         if verdict.error is not None:
             return JSONResponse(verdict.error, verdict.status, headers=verdict.headers)
+        if verdict.delay_phase == "before_headers" and verdict.delay_s:
+            await asyncio.sleep(verdict.delay_s)
         reply = ScriptedAgent(self.gatekeeper.scenario.name).reply(conv)
         usage = wire.usage_for(body, reply)
         message_id = wire.new_id("msg")
@@ -132,6 +135,11 @@ class SimApp:
     async def requests(self, _request: Request) -> Response:
         return JSONResponse([r.summary() for r in self.log])
 
+    async def hello(self, request: Request) -> Response:
+        """The CLI's connectivity check (sent without CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC)."""
+        self._record(request, None, main=False, status=200)
+        return Response(status_code=200)
+
     async def not_found(self, request: Request) -> Response:
         self._record(request, await _json_body(request), main=False, status=404)
         return JSONResponse(wire.error_json("not_found_error", f"no route {request.url.path}"), 404)
@@ -152,7 +160,7 @@ async def _paced(events: Any, verdict: Verdict) -> AsyncIterator[bytes]:
     """Yield SSE frames; the `slow` scenario pauses after `message_start`."""
     for index, (name, data) in enumerate(events):
         yield wire.sse(name, data)
-        if index == 0 and verdict.delay_s:
+        if index == 0 and verdict.delay_s and verdict.delay_phase == "mid_stream":
             await asyncio.sleep(verdict.delay_s)
 
 
