@@ -72,6 +72,8 @@ class ServerThread:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         finally:
+            if self.services is not None:
+                await self.services.close()
             await db.close()
 
     def call(self, coro: Awaitable) -> object:

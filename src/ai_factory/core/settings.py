@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     # --- reference variables ---
     database_url: str | None = None
     redis_url: str | None = None
+    redis_prefix: str = Field(default="factory", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
     max_workers: int = Field(default=2, ge=0)
     daily_budget: int = Field(default=200, ge=0)
     cooldown_seconds: float = Field(default=60, ge=0)

@@ -1,21 +1,42 @@
 """The rate limiter: may the factory start another worker now?
 
-Counts come from the database (running workers, iterations recorded today), never
-from in-memory counters, so they survive restarts and agree across processes.
+Everything it decides from is persisted, so a restart changes nothing:
+running workers and the last spawn come from the `workers` table, iterations and
+cost from the `iterations` table (the day starts at midnight in FACTORY_TIMEZONE),
+and subscription windows from `usage_limits`. When any worker reports that Claude
+rejected it (a 5-hour or weekly window is used up), spawning pauses for every
+worker until that window resets.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from datetime import datetime, timedelta
+from uuid import UUID
 
 from pydantic import Field
 
 from ai_factory.core.db.database import Database
 from ai_factory.core.db.queries import load_queries
-from ai_factory.core.models import WireModel
+from ai_factory.core.models import LimitReport, LimitStatus, WireModel
 from ai_factory.orchestrator.clock import Clock
 
-Q = load_queries("metrics")
+log = logging.getLogger(__name__)
+
+Q = load_queries("limits")
+
+# A rejection without a reset time (should not happen; workers send a fallback) pauses this long.
+DEFAULT_PAUSE = timedelta(minutes=15)
+
+
+class UsageWindow(WireModel):
+    window_type: str
+    status: str
+    resets_at: datetime | None = None
+    utilization: float | None = None
+    message: str | None = None
+    updated_at: datetime
 
 
 class RateLimitStatus(WireModel):
@@ -25,7 +46,14 @@ class RateLimitStatus(WireModel):
     daily_budget: int
     cooldown_seconds: float
     cooldown_remaining: float = 0.0
+    tokens_today: int = 0
     cost_today_usd: float = 0.0
+    cost_month_usd: float = 0.0
+    daily_cost_budget_usd: float | None = None
+    monthly_cost_budget_usd: float | None = None
+    paused_until: datetime | None = None
+    pause_reason: str | None = None
+    windows: list[UsageWindow] = Field(default_factory=list)
     can_spawn: bool
     blocked_by: list[str] = Field(default_factory=list)
 
@@ -39,37 +67,92 @@ class RateLimiter:
         max_workers: int,
         daily_budget: int,
         cooldown_seconds: float,
+        daily_cost_budget_usd: float | None = None,
+        monthly_cost_budget_usd: float | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
         self.max_workers = max_workers
         self.daily_budget = daily_budget
         self.cooldown_seconds = cooldown_seconds
+        self.daily_cost_budget_usd = daily_cost_budget_usd
+        self.monthly_cost_budget_usd = monthly_cost_budget_usd
         self._last_spawn = float("-inf")
 
     def record_spawn(self) -> None:
+        """Note a spawn at once (the worker row may be written a moment later)."""
         self._last_spawn = time.monotonic()
 
+    async def record_limit(
+        self, report: LimitReport, *, worker_id: UUID | None = None, work_item_id: UUID | None = None
+    ) -> None:
+        resets_at = report.resets_at
+        if report.status is LimitStatus.REJECTED and resets_at is None:
+            resets_at = self.clock.now() + DEFAULT_PAUSE
+        await self.db.execute(
+            Q["record_window"],
+            {
+                "window_type": report.rate_limit_type or "unknown",
+                "status": report.status.value,
+                "resets_at": resets_at,
+                "utilization": report.utilization,
+                "message": report.message,
+                "work_item_id": work_item_id,
+                "worker_id": worker_id,
+            },
+        )
+        if report.status is LimitStatus.REJECTED:
+            log.warning(
+                "limits.paused window=%s until=%s", report.rate_limit_type or "unknown", resets_at
+            )
+
     async def status(self) -> RateLimitStatus:
-        active = (await self.db.fetch_one(Q["active_workers"]))["n"]  # type: ignore[index]
-        usage = await self.db.fetch_one(Q["usage_since"], {"since": self.clock.day_start()})
-        assert usage is not None
-        remaining = max(0.0, self.cooldown_seconds - (time.monotonic() - self._last_spawn))
+        now = self.clock.now()
+        spawn = await self.db.fetch_one(Q["spawn_state"])
+        today = await self.db.fetch_one(Q["usage_since"], {"since": self.clock.day_start()})
+        month = await self.db.fetch_one(Q["usage_since"], {"since": self.clock.month_start()})
+        windows = [UsageWindow.model_validate(r) for r in await self.db.fetch_all(Q["windows"])]
+        assert spawn is not None and today is not None and month is not None
+
+        since_spawn = time.monotonic() - self._last_spawn
+        if spawn["last_spawn_at"] is not None:
+            since_spawn = min(since_spawn, (spawn["db_now"] - spawn["last_spawn_at"]).total_seconds())
+        cooldown_remaining = max(0.0, self.cooldown_seconds - since_spawn)
+
+        rejected = [w for w in windows if w.status == "rejected" and w.resets_at and w.resets_at > now]
+        paused_until = max((w.resets_at for w in rejected), default=None)  # type: ignore[type-var]
+
         blocked = []
-        if active >= self.max_workers:
+        if spawn["active"] >= self.max_workers:
             blocked.append("max_workers")
-        if usage["iterations"] >= self.daily_budget:
+        if today["iterations"] >= self.daily_budget:
             blocked.append("daily_budget")
-        if remaining > 0:
+        if cooldown_remaining > 0:
             blocked.append("cooldown")
+        if paused_until is not None:
+            blocked.append("usage_limit")
+        if self.daily_cost_budget_usd is not None and today["cost_usd"] >= self.daily_cost_budget_usd:
+            blocked.append("daily_cost_budget")
+        if self.monthly_cost_budget_usd is not None and month["cost_usd"] >= self.monthly_cost_budget_usd:
+            blocked.append("monthly_cost_budget")
+
         return RateLimitStatus(
-            active_workers=active,
+            active_workers=spawn["active"],
             max_workers=self.max_workers,
-            iterations_today=usage["iterations"],
+            iterations_today=today["iterations"],
             daily_budget=self.daily_budget,
             cooldown_seconds=self.cooldown_seconds,
-            cooldown_remaining=round(remaining, 3),
-            cost_today_usd=usage["cost_usd"],
+            cooldown_remaining=round(cooldown_remaining, 3),
+            tokens_today=today["tokens"],
+            cost_today_usd=today["cost_usd"],
+            cost_month_usd=month["cost_usd"],
+            daily_cost_budget_usd=self.daily_cost_budget_usd,
+            monthly_cost_budget_usd=self.monthly_cost_budget_usd,
+            paused_until=paused_until,
+            pause_reason=(
+                ", ".join(f"{w.window_type} usage limit" for w in rejected) if rejected else None
+            ),
+            windows=windows,
             can_spawn=not blocked,
             blocked_by=blocked,
         )

@@ -54,6 +54,7 @@ class Orchestrator:
         async with AsyncExitStack() as stack:
             db = await stack.enter_async_context(open_database(self.settings))
             services = Services.build(self.settings, db)
+            stack.push_async_callback(services.close)
             app = create_app(services)
             server = self._server = _Server(
                 uvicorn.Config(

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import redis.asyncio as aioredis
+
 from ai_factory.core.db.database import Database
 from ai_factory.core.learnings.store import LearningStore
 from ai_factory.core.settings import Settings
 from ai_factory.orchestrator.clock import Clock
-from ai_factory.orchestrator.conflicts import ConflictDetector, PostgresConflictDetector
+from ai_factory.orchestrator.conflicts import (
+    ConflictDetector,
+    PostgresConflictDetector,
+    RedisConflictDetector,
+)
 from ai_factory.orchestrator.metrics import MetricsCollector
 from ai_factory.orchestrator.queue import QueueManager
 from ai_factory.orchestrator.rate_limits import RateLimiter
@@ -26,12 +32,18 @@ class Services:
     learnings: LearningStore
     metrics: MetricsCollector
     rate_limiter: RateLimiter
+    redis: aioredis.Redis | None = None
 
     @classmethod
     def build(cls, settings: Settings, db: Database, *, clock: Clock | None = None) -> Services:
         clock = clock or Clock(settings.factory_timezone)
         queue = QueueManager(db=db, default_max_attempts=settings.max_attempts)
-        conflicts = PostgresConflictDetector(db=db)
+        redis = aioredis.Redis.from_url(settings.redis_url) if settings.redis_url else None
+        conflicts: ConflictDetector = (
+            RedisConflictDetector(redis=redis, prefix=settings.redis_prefix)
+            if redis is not None
+            else PostgresConflictDetector(db=db)
+        )
         learnings = LearningStore(db=db)
         workers = WorkerManager(db=db, queue=queue, conflicts=conflicts, learnings=learnings)
         return cls(
@@ -49,5 +61,13 @@ class Services:
                 max_workers=settings.max_workers,
                 daily_budget=settings.daily_budget,
                 cooldown_seconds=settings.cooldown_seconds,
+                daily_cost_budget_usd=settings.daily_cost_budget_usd,
+                monthly_cost_budget_usd=settings.monthly_cost_budget_usd,
             ),
+            redis=redis,
         )
+
+    async def close(self) -> None:
+        """Release what `build` opened (the database belongs to the caller)."""
+        if self.redis is not None:
+            await self.redis.aclose()

@@ -181,6 +181,9 @@ def test_worker_lifecycle_complete(http: httpx.Client) -> None:
         headers=auth,
     )
     assert limit.status_code == 200
+    limits = http.get("/api/status").json()["rateLimits"]
+    assert limits["canSpawn"] is False and "usage_limit" in limits["blockedBy"]
+    assert limits["pausedUntil"].startswith("2030-01-01") and limits["pauseReason"] == "five_hour usage limit"
     kinds = [e["kind"] for e in http.get(f"/api/work/{item['id']}/events").json()]
     assert "iteration" in kinds and "limit" in kinds
     lock = http.post(f"/api/worker/{wid}/lock", json={"files": ["src/a.py"]}, headers=auth).json()

@@ -68,6 +68,9 @@ async def iteration(body: IterationReport, worker: WorkerDep, services: Services
 @router.post("/worker/{worker_id}/limited", response_model=Success)
 async def limited(body: LimitReport, worker: WorkerDep, services: ServicesDep) -> Success:
     await services.workers.record_limit(worker, body)
+    await services.rate_limiter.record_limit(
+        body, worker_id=worker.id, work_item_id=worker.worker.work_item_id
+    )
     return Success()
 
 

@@ -17,10 +17,3 @@ SELECT
 -- name: recent
 SELECT * FROM worker_metrics ORDER BY created_at DESC LIMIT %(limit)s;
 
--- name: usage_since
-SELECT count(*)::int AS iterations, coalesce(sum(cost_usd), 0)::float AS cost_usd,
-       coalesce(sum(input_tokens + output_tokens), 0)::bigint AS tokens
-  FROM iterations WHERE created_at >= %(since)s;
-
--- name: active_workers
-SELECT count(*)::int AS n FROM workers WHERE status IN ('idle', 'busy');

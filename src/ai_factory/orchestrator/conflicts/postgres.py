@@ -1,66 +1,31 @@
-"""The conflict detector: file locks that keep two workers off the same file.
-
-`acquire` is all-or-nothing for the set it is given: either the worker now holds
-every file, or it holds none of the new ones and learns which are taken. Keys are
-scoped by repository. Locks expire after a TTL that heartbeats renew, so a dead
-worker's locks free themselves even if nobody releases them.
-"""
+"""File locks in PostgreSQL's `file_locks` table; one transaction per acquire."""
 
 from __future__ import annotations
 
 import logging
-import posixpath
-from typing import Protocol
 from uuid import UUID
 
 import psycopg
 
 from ai_factory.core.db.database import Database
 from ai_factory.core.db.queries import load_queries
-from ai_factory.core.errors import InvalidInputError
 from ai_factory.core.models import LockResult
+from ai_factory.orchestrator.conflicts.base import LOCK_TTL_S, normalize_paths
 
 log = logging.getLogger(__name__)
-
-LOCK_TTL_S = 3600.0
 
 Q = load_queries("file_locks")
 
 
-def normalize_path(path: str) -> str:
-    """A repo-relative POSIX path; absolute paths and escapes are refused."""
-    cleaned = posixpath.normpath(path.replace("\\", "/").strip())
-    if cleaned.startswith("/") or cleaned == ".." or cleaned.startswith("../") or cleaned == ".":
-        raise InvalidInputError(f"{path!r} is not a path inside the repository")
-    return cleaned
-
-
-def normalize_paths(files: list[str]) -> list[str]:
-    return sorted({normalize_path(f) for f in files})
-
-
-class ConflictDetector(Protocol):
-    async def acquire(self, worker_id: UUID, repo: str, files: list[str]) -> LockResult: ...
-
-    async def release(self, worker_id: UUID, repo: str, files: list[str]) -> list[str]: ...
-
-    async def release_all(self, worker_id: UUID) -> int: ...
-
-    async def renew(self, worker_id: UUID) -> None: ...
-
-    async def holders(self, repo: str) -> dict[str, UUID]: ...
-
-
 class PostgresConflictDetector:
-    """Locks in the `file_locks` table; one transaction per acquire."""
-
-    def __init__(self, *, db: Database, ttl_s: float = LOCK_TTL_S) -> None:
+    def __init__(self, *, db: Database, ttl_s: float | None = None) -> None:
         self.db = db
-        self.ttl_s = ttl_s
+        self.ttl_s = ttl_s or LOCK_TTL_S
 
     async def acquire(self, worker_id: UUID, repo: str, files: list[str]) -> LockResult:
         wanted = normalize_paths(files)
         params = {"repo": repo, "files": wanted, "worker_id": worker_id, "ttl_s": self.ttl_s}
+        conflicts: list[str] = []
         async with self.db.transaction() as conn:
             await conn.execute(Q["purge_expired"], params)
             cur = await conn.execute(Q["take"], params)

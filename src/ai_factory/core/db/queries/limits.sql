@@ -1,0 +1,26 @@
+-- Rate-limiter queries: subscription windows, usage counted from recorded iterations.
+
+-- name: record_window
+INSERT INTO usage_limits (window_type, status, resets_at, utilization, message,
+                          work_item_id, worker_id, updated_at)
+VALUES (%(window_type)s, %(status)s, %(resets_at)s, %(utilization)s, %(message)s,
+        %(work_item_id)s, %(worker_id)s, now())
+ON CONFLICT (window_type) DO UPDATE
+   SET status = EXCLUDED.status,
+       resets_at = coalesce(EXCLUDED.resets_at, usage_limits.resets_at),
+       utilization = coalesce(EXCLUDED.utilization, usage_limits.utilization),
+       message = EXCLUDED.message, work_item_id = EXCLUDED.work_item_id,
+       worker_id = EXCLUDED.worker_id, updated_at = now();
+
+-- name: windows
+SELECT * FROM usage_limits ORDER BY window_type;
+
+-- name: usage_since
+SELECT count(*)::int AS iterations, coalesce(sum(cost_usd), 0)::float AS cost_usd,
+       coalesce(sum(input_tokens + output_tokens), 0)::bigint AS tokens
+  FROM iterations WHERE created_at >= %(since)s;
+
+-- name: spawn_state
+SELECT (SELECT count(*) FROM workers WHERE status IN ('idle', 'busy'))::int AS active,
+       (SELECT max(created_at) FROM workers) AS last_spawn_at,
+       now() AS db_now;

@@ -1,0 +1,117 @@
+"""The rate limiter decides from persisted state: budgets, windows, costs, workers."""
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from ai_factory.core.db.database import Database
+from ai_factory.core.models import CreateWorkItemInput, IterationReport, LimitReport, LimitStatus
+from ai_factory.orchestrator.clock import Clock
+from ai_factory.orchestrator.services import Services
+from tests.conftest import make_settings
+
+
+class ShiftedClock(Clock):
+    """The factory's clock, moved by the test."""
+
+    def __init__(self) -> None:
+        super().__init__("Europe/Paris")
+        self.shift = timedelta(0)
+
+    def now(self) -> datetime:
+        return super().now() + self.shift
+
+
+@pytest.fixture
+def clock() -> ShiftedClock:
+    return ShiftedClock()
+
+
+def build(tmp_path, database_url: str, db: Database, clock: Clock, **overrides) -> Services:
+    values = {"cooldown_seconds": 0, "max_workers": 5, **overrides}
+    return Services.build(make_settings(tmp_path, database_url=database_url, **values), db, clock=clock)
+
+
+async def run_iterations(services: Services, count: int, cost: float = 0.0) -> None:
+    item, _ = await services.queue.add(CreateWorkItemInput(repo="/srv/r", spec="- [ ] x"))
+    assignment = await services.queue.claim(item.id)
+    worker, _ = await services.workers.create(assignment)
+    record = await services.workers.get_record(worker.id)
+    for n in range(1, count + 1):
+        await services.workers.record_iteration(
+            record, IterationReport(iteration=n, input_tokens=100, output_tokens=50, cost_usd=cost)
+        )
+    await services.workers.kill(worker.id, reason="test done")
+
+
+async def test_daily_budget_blocks_until_the_day_changes(tmp_path, database_url, db, clock) -> None:
+    services = build(tmp_path, database_url, db, clock, daily_budget=3)
+    await run_iterations(services, 3)
+    status = await services.rate_limiter.status()
+    assert status.iterations_today == 3 and status.tokens_today == 450
+    assert not status.can_spawn and "daily_budget" in status.blocked_by
+
+    # A restarted orchestrator (new limiter, same database) still counts them.
+    again = build(tmp_path, database_url, db, clock, daily_budget=3)
+    assert "daily_budget" in (await again.rate_limiter.status()).blocked_by
+
+    clock.shift = timedelta(days=1)
+    tomorrow = await services.rate_limiter.status()
+    assert tomorrow.iterations_today == 0 and tomorrow.can_spawn
+
+
+async def test_a_rejected_window_pauses_spawning_until_it_resets(tmp_path, database_url, db, clock) -> None:
+    services = build(tmp_path, database_url, db, clock)
+    resets = clock.now() + timedelta(hours=2)
+    await services.rate_limiter.record_limit(
+        LimitReport(status=LimitStatus.REJECTED, resets_at=resets, rate_limit_type="five_hour")
+    )
+    status = await services.rate_limiter.status()
+    assert not status.can_spawn and status.blocked_by == ["usage_limit"]
+    assert status.paused_until == resets and status.pause_reason == "five_hour usage limit"
+
+    clock.shift = timedelta(hours=2, seconds=1)
+    assert (await services.rate_limiter.status()).can_spawn
+
+
+async def test_a_warning_shows_utilization_without_pausing(tmp_path, database_url, db, clock) -> None:
+    services = build(tmp_path, database_url, db, clock)
+    await services.rate_limiter.record_limit(
+        LimitReport(status=LimitStatus.ALLOWED_WARNING, utilization=0.82, rate_limit_type="seven_day")
+    )
+    status = await services.rate_limiter.status()
+    assert status.can_spawn
+    assert [(w.window_type, w.status, w.utilization) for w in status.windows] == [("seven_day", "allowed_warning", 0.82)]
+
+
+async def test_rejection_without_a_reset_time_still_pauses(tmp_path, database_url, db, clock) -> None:
+    services = build(tmp_path, database_url, db, clock)
+    await services.rate_limiter.record_limit(LimitReport(status=LimitStatus.REJECTED))
+    status = await services.rate_limiter.status()
+    assert "usage_limit" in status.blocked_by and status.paused_until is not None
+    assert status.paused_until > datetime.now(timezone.utc)
+
+
+async def test_cost_budgets(tmp_path, database_url, db, clock) -> None:
+    services = build(tmp_path, database_url, db, clock, daily_cost_budget_usd=0.05, monthly_cost_budget_usd=0.5)
+    await run_iterations(services, 2, cost=0.03)
+    status = await services.rate_limiter.status()
+    assert status.cost_today_usd == pytest.approx(0.06) and status.cost_month_usd == pytest.approx(0.06)
+    assert status.blocked_by == ["daily_cost_budget"]
+
+
+async def test_max_workers_zero_accepts_work_but_starts_none(tmp_path, database_url, db, clock) -> None:
+    services = build(tmp_path, database_url, db, clock, max_workers=0)
+    await services.queue.add(CreateWorkItemInput(repo="/srv/r", spec="- [ ] x"))
+    status = await services.rate_limiter.status()
+    assert not status.can_spawn and "max_workers" in status.blocked_by
+
+
+async def test_running_workers_and_cooldown_come_from_the_database(tmp_path, database_url, db, clock) -> None:
+    services = build(tmp_path, database_url, db, clock, max_workers=1, cooldown_seconds=60)
+    item, _ = await services.queue.add(CreateWorkItemInput(repo="/srv/r", spec="- [ ] x"))
+    await services.workers.create(await services.queue.claim(item.id))
+    fresh = build(tmp_path, database_url, db, clock, max_workers=1, cooldown_seconds=60)
+    status = await fresh.rate_limiter.status()
+    assert status.active_workers == 1
+    assert set(status.blocked_by) == {"max_workers", "cooldown"} and status.cooldown_remaining > 50
