@@ -7,6 +7,7 @@ the SDK messages the CLI surfaces for limits and errors.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import time
@@ -47,6 +48,11 @@ class Session:
         assert len(results) == 1, self.messages
         return results[0]
 
+    @property
+    def text(self) -> str:
+        """The result message's text ("" if it has none)."""
+        return self.result.result or ""
+
     def of(self, kind: type) -> list:
         return [m for m in self.messages if isinstance(m, kind)]
 
@@ -67,7 +73,9 @@ class Repo:
         self.git("commit", "-q", "-m", "spec")
 
     def git(self, *args: str) -> str:
-        done = subprocess.run(["git", "-C", str(self.path), *args], check=True, capture_output=True, text=True)
+        done = subprocess.run(
+            ["git", "-C", str(self.path), *args], check=True, capture_output=True, text=True
+        )
         return done.stdout
 
     @property
@@ -95,9 +103,20 @@ def make_repo(tmp_path: Path, *tasks: str) -> Repo:
 
 
 async def run_session(
-    sim: SimServer, repo: Repo, *, prompt: str = PROMPT, oauth: bool = False, max_retries: int = 0, **extra_env: str
+    sim: SimServer,
+    repo: Repo,
+    *,
+    prompt: str = PROMPT,
+    oauth: bool = False,
+    max_retries: int = 0,
+    **extra_env: str,
 ) -> Session:
-    env = sim_env(sim.url, oauth=oauth, max_retries=max_retries, config_dir=str(repo.path.parent / "claude-config"))
+    env = sim_env(
+        sim.url,
+        oauth=oauth,
+        max_retries=max_retries,
+        config_dir=str(repo.path.parent / "claude-config"),
+    )
     env.update(extra_env)
     options = ClaudeAgentOptions(cwd=str(repo.path), permission_mode="bypassPermissions", env=env)
     session = Session()
@@ -109,8 +128,12 @@ async def run_session(
     return session
 
 
-async def test_normal_session_implements_commits_and_checks_off_one_task(sim: SimServer, tmp_path: Path) -> None:
-    repo = make_repo(tmp_path, 'Create `src/hello.py` containing `print("hi")`', "Create `b.txt` containing `b`")
+async def test_normal_session_implements_commits_and_checks_off_one_task(
+    sim: SimServer, tmp_path: Path
+) -> None:
+    repo = make_repo(
+        tmp_path, 'Create `src/hello.py` containing `print("hi")`', "Create `b.txt` containing `b`"
+    )
 
     session = await run_session(sim, repo)
 
@@ -122,15 +145,18 @@ async def test_normal_session_implements_commits_and_checks_off_one_task(sim: Si
     assert not (repo.path / "b.txt").exists()
     result = session.result
     assert not result.is_error and session.error is None
-    assert result.usage["input_tokens"] > 0 and result.usage["output_tokens"] > 0
-    assert result.usage["cache_read_input_tokens"] > 0
+    usage = result.usage or {}
+    assert usage["input_tokens"] > 0 and usage["output_tokens"] > 0
+    assert usage["cache_read_input_tokens"] > 0
     assert result.total_cost_usd and result.total_cost_usd > 0
     assert all(m.usage and m.usage["input_tokens"] > 0 for m in session.of(AssistantMessage))
-    assert result.result.startswith("Done: Create `src/hello.py`")
+    assert session.text.startswith("Done: Create `src/hello.py`")
     assert all(r.main_agent and r.path == "/v1/messages" for r in sim.requests)
 
 
-async def test_fresh_session_per_task_until_the_spec_is_done(sim: SimServer, tmp_path: Path) -> None:
+async def test_fresh_session_per_task_until_the_spec_is_done(
+    sim: SimServer, tmp_path: Path
+) -> None:
     repo = make_repo(
         tmp_path,
         "Create `notes.md` containing `# Notes\\nfirst`",
@@ -142,7 +168,7 @@ async def test_fresh_session_per_task_until_the_spec_is_done(sim: SimServer, tmp
 
     for done in range(1, 6):
         session = await run_session(sim, repo)
-        assert not session.result.is_error, session.result.result
+        assert not session.result.is_error, session.text
         assert repo.spec.count("- [x]") == done
 
     assert repo.read("notes.md") == "# Notes\n1st\nsecond\n"
@@ -156,11 +182,13 @@ async def test_fresh_session_per_task_until_the_spec_is_done(sim: SimServer, tmp
     ], "Learn tasks make no commit"
 
     final = await run_session(sim, repo)
-    assert "nothing left to do" in final.result.result
+    assert "nothing left to do" in final.text
     assert len(repo.subjects) == 5
 
 
-async def test_task_outside_the_language_is_explained_in_stuck_file(sim: SimServer, tmp_path: Path) -> None:
+async def test_task_outside_the_language_is_explained_in_stuck_file(
+    sim: SimServer, tmp_path: Path
+) -> None:
     repo = make_repo(tmp_path, "Make the app faster")
 
     session = await run_session(sim, repo)
@@ -177,7 +205,7 @@ async def test_stuck_scenario_makes_no_progress(sim: SimServer, tmp_path: Path) 
 
     for _ in range(2):
         session = await run_session(sim, repo)
-        assert "still thinking" in session.result.result
+        assert "still thinking" in session.text
 
     assert repo.subjects == ["spec"]
     assert repo.git("status", "--porcelain") == ""
@@ -195,30 +223,38 @@ async def test_stuck_file_scenario_writes_why(sim: SimServer, tmp_path: Path) ->
 
 async def test_gate_scenario_fails_the_gate_then_fixes_it(sim: SimServer, tmp_path: Path) -> None:
     repo = make_repo(tmp_path, "Create `app.py` containing `ANSWER = 42`")
-    (repo.path / "test_app.py").write_text("from app import ANSWER\n\n\ndef test_answer():\n    assert ANSWER == 42\n")
+    (repo.path / "test_app.py").write_text(
+        "from app import ANSWER\n\n\ndef test_answer():\n    assert ANSWER == 42\n"
+    )
     repo.git("add", "test_app.py")
     repo.git("commit", "-q", "-m", "test")
     sim.set_scenario(Scenario(name=ScenarioName.GATE))
 
     def gate() -> subprocess.CompletedProcess[str]:
         argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_app.py"]
-        return subprocess.run(argv, cwd=repo.path, capture_output=True, text=True)
+        return subprocess.run(argv, check=False, cwd=repo.path, capture_output=True, text=True)
 
     await run_session(sim, repo)
     first = gate()
     assert first.returncode != 0 and "BUG" in first.stdout
     assert "- [x] Create `app.py`" in repo.spec
 
-    failure = f"{PROMPT}\n\n## Quality gate failed\n\n`pytest` exited {first.returncode}:\n{first.stdout[-2000:]}"
+    gate_output = f"`pytest` exited {first.returncode}:\n{first.stdout[-2000:]}"
+    failure = f"{PROMPT}\n\n## Quality gate failed\n\n{gate_output}"
     session = await run_session(sim, repo, prompt=failure)
 
     assert gate().returncode == 0
     assert repo.read("app.py") == "ANSWER = 42\n"
-    assert repo.subjects[:2] == ["fix: Create `app.py` containing `ANSWER = 42`", "feat: Create `app.py` containing `ANSWER = 42`"]
-    assert session.result.result.startswith("Fixed")
+    assert repo.subjects[:2] == [
+        "fix: Create `app.py` containing `ANSWER = 42`",
+        "feat: Create `app.py` containing `ANSWER = 42`",
+    ]
+    assert session.text.startswith("Fixed")
 
 
-async def test_usage_limit_on_subscription_surfaces_reset_time(sim: SimServer, tmp_path: Path) -> None:
+async def test_usage_limit_on_subscription_surfaces_reset_time(
+    sim: SimServer, tmp_path: Path
+) -> None:
     repo = make_repo(tmp_path, "Create `a.txt` containing `a`")
     sim.set_scenario(Scenario(name=ScenarioName.USAGE_LIMIT, limit_after=1, reset_after_s=3))
 
@@ -226,7 +262,11 @@ async def test_usage_limit_on_subscription_surfaces_reset_time(sim: SimServer, t
 
     statuses = [r.status for r in sim.requests]
     assert statuses == [200, 429], "the CLI does not retry a subscription usage limit"
-    rejected = [e.rate_limit_info for e in limited.of(RateLimitEvent) if e.rate_limit_info.status == "rejected"]
+    rejected = [
+        e.rate_limit_info
+        for e in limited.of(RateLimitEvent)
+        if e.rate_limit_info.status == "rejected"
+    ]
     assert len(rejected) == 1
     assert rejected[0].rate_limit_type == "five_hour"
     assert rejected[0].resets_at is not None and 0 < rejected[0].resets_at - time.time() <= 4
@@ -234,17 +274,19 @@ async def test_usage_limit_on_subscription_surfaces_reset_time(sim: SimServer, t
     assert error_turn.error == "rate_limit"
     result = limited.result
     assert result.is_error and result.api_error_status == 429
-    assert result.result.startswith("You've hit your 5-hour limit · resets ")
+    assert limited.text.startswith("You've hit your 5-hour limit · resets ")
     assert limited.error is not None and "hit your 5-hour limit" in str(limited.error)
     assert repo.subjects == ["spec"]
 
-    time.sleep(max(0.0, rejected[0].resets_at - time.time()) + 0.2)
+    await asyncio.sleep(max(0.0, rejected[0].resets_at - time.time()) + 0.2)
     after_reset = await run_session(sim, repo, oauth=True)
     assert not after_reset.result.is_error
     assert "- [x] Create `a.txt`" in repo.spec
 
 
-async def test_usage_limit_with_api_key_gives_plain_429_and_no_reset_time(sim: SimServer, tmp_path: Path) -> None:
+async def test_usage_limit_with_api_key_gives_plain_429_and_no_reset_time(
+    sim: SimServer, tmp_path: Path
+) -> None:
     repo = make_repo(tmp_path, "Create `a.txt` containing `a`")
     sim.set_scenario(Scenario(name=ScenarioName.USAGE_LIMIT, limit_after=1, reset_after_s=600))
 
@@ -253,7 +295,7 @@ async def test_usage_limit_with_api_key_gives_plain_429_and_no_reset_time(sim: S
     assert not session.of(RateLimitEvent)
     result = session.result
     assert result.is_error and result.api_error_status == 429
-    assert result.result.startswith("API Error: Request rejected (429)")
+    assert session.text.startswith("API Error: Request rejected (429)")
     assert [r.status for r in sim.requests] == [200, 429], "a far reset is not waited for"
 
 
@@ -278,7 +320,7 @@ async def test_overloaded_beyond_retries_fails_the_session(sim: SimServer, tmp_p
 
     result = session.result
     assert result.is_error and result.api_error_status == 529
-    assert result.result.startswith("API Error: 529 Overloaded")
+    assert session.text.startswith("API Error: 529 Overloaded")
     assert session.of(AssistantMessage)[-1].error == "server_error"
 
 
@@ -290,7 +332,7 @@ async def test_auth_error_says_invalid_api_key(sim: SimServer, tmp_path: Path) -
 
     result = session.result
     assert result.is_error and result.api_error_status == 401
-    assert result.result == "Invalid API key · Fix external API key"
+    assert session.text == "Invalid API key · Fix external API key"
     assert session.of(AssistantMessage)[-1].error == "authentication_failed"
     assert len(sim.requests) == 1
 
@@ -301,22 +343,28 @@ async def test_slow_stream_is_waited_for(sim: SimServer, tmp_path: Path) -> None
 
     session = await run_session(sim, repo)
 
-    assert "nothing left to do" in session.result.result
+    assert "nothing left to do" in session.text
     assert session.result.duration_api_ms >= 2 * 1500
 
 
-async def test_request_stalled_before_headers_hits_api_timeout(sim: SimServer, tmp_path: Path) -> None:
+async def test_request_stalled_before_headers_hits_api_timeout(
+    sim: SimServer, tmp_path: Path
+) -> None:
     repo = make_repo(tmp_path, "Create `a.txt` containing `a`")
     sim.set_scenario(Scenario(name=ScenarioName.SLOW, delay_s=3, delay_phase="before_headers"))
 
     session = await run_session(sim, repo, API_TIMEOUT_MS="1000")
 
     assert session.result.is_error
-    assert session.result.result.startswith("Request timed out.")
+    assert session.text.startswith("Request timed out.")
 
 
 def test_server_answers_side_requests_and_switches_scenario(sim: SimServer) -> None:
-    side = {"model": "claude-haiku", "max_tokens": 50, "messages": [{"role": "user", "content": "title?"}]}
+    side = {
+        "model": "claude-haiku",
+        "max_tokens": 50,
+        "messages": [{"role": "user", "content": "title?"}],
+    }
     reply = httpx.post(f"{sim.url}/v1/messages", json=side).json()
     assert [b["type"] for b in reply["content"]] == ["text"]
     assert reply["usage"]["input_tokens"] > 0 and reply["usage"]["output_tokens"] > 0

@@ -21,8 +21,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--scenario", choices=[s.value for s in ScenarioName], default=ScenarioName.NORMAL.value
     )
-    parser.add_argument("--limit-after", type=int, default=0, help="usage_limit: requests served first")
-    parser.add_argument("--reset-after", type=float, default=60.0, help="usage_limit: seconds to reset")
+    parser.add_argument(
+        "--limit-after", type=int, default=0, help="usage_limit: requests served first"
+    )
+    parser.add_argument(
+        "--reset-after", type=float, default=60.0, help="usage_limit: seconds to reset"
+    )
     parser.add_argument("--overloaded", type=int, default=1, help="overloaded: 529s before success")
     parser.add_argument("--delay", type=float, default=5.0, help="slow: pause in each stream (s)")
     parser.add_argument(

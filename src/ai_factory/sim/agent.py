@@ -88,20 +88,22 @@ class ScriptedAgent:
         if not conv.steps:
             return Reply.tool("Read", {"file_path": spec_path}, say="Let me read the spec first.")
         spec_read, *done = conv.steps
-        if spec_read.result is None:
-            return Reply.text("I did not get SPEC.md back from the Read tool; stopping.")
+        if spec_read.name != "Read" or spec_read.result is None:
+            return Reply.text(f"I did not get {SPEC_FILE} back from the Read tool; stopping.")
         if spec_read.is_error:
-            return Reply.text(f"I could not read {SPEC_FILE}: {spec_read.result.strip()}. Nothing to do.")
+            return Reply.text(
+                f"I could not read {SPEC_FILE}: {spec_read.result.strip()}. Nothing to do."
+            )
         tasks = parse_spec(read_output_text(spec_read.result))
         plan = self._plan(tasks, prompt=conv.prompt, cwd=cwd)
-        for index, step in enumerate(done):
+        for index, taken in enumerate(done):
             planned = plan.steps[index] if index < len(plan.steps) else None
-            if planned is None or planned.tool != step.name:
+            if planned is None or planned.tool != taken.name:
                 return Reply.text("I lost track of my plan in this conversation; stopping here.")
-            if step.is_error and not planned.may_fail:
-                detail = (step.result or "").strip().splitlines()[:3]
+            if taken.is_error and not planned.may_fail:
+                detail = (taken.result or "").strip().splitlines()[:3]
                 return Reply.text(
-                    f"The {step.name} step failed ({' / '.join(detail)}). "
+                    f"The {taken.name} step failed ({' / '.join(detail)}). "
                     "I am stopping without checking the task off."
                 )
         if len(done) < len(plan.steps):
@@ -120,7 +122,9 @@ class ScriptedAgent:
                 return self._fix_plan(target, cwd)
             task = target
         if task is None:
-            return Plan([], f"All tasks in {SPEC_FILE} are already checked off; nothing left to do.")
+            return Plan(
+                [], f"All tasks in {SPEC_FILE} are already checked off; nothing left to do."
+            )
         if self.scenario is ScenarioName.STUCK:
             return Plan([], f"I am still thinking about how to approach: {task.text}")
         if self.scenario is ScenarioName.STUCK_FILE:
@@ -228,7 +232,9 @@ def _commit_step(action: TaskAction, message: str) -> Step:
             command = "git add -A && " + shlex.join([*commit[:2], "--allow-empty", *commit[2:]])
         case _:
             command = shlex.join(["git", "add", "--", *action.files]) + " && " + shlex.join(commit)
-    return Step("Bash", _fixed({"command": command, "description": "Commit the change"}), say="Committing.")
+    return Step(
+        "Bash", _fixed({"command": command, "description": "Commit the change"}), say="Committing."
+    )
 
 
 def _check_box_step(task: SpecTask, spec_path: str) -> Step:

@@ -44,8 +44,8 @@ def _result_text(content: Any) -> str:
 def read_output_text(result: str) -> str:
     """File content from a Read tool result.
 
-    Read numbers every line (``3\tcontent``); a file ending in a newline shows
-    one more, empty, numbered line, so joining the lines restores it exactly.
+    Read numbers every line (number, tab, text); a file ending in a newline
+    shows one more, empty, numbered line, so joining the lines restores it.
     """
     body = _SYSTEM_REMINDER_RE.sub("", result)
     return "\n".join(m.group(1) for m in map(_READ_LINE_RE.match, body.splitlines()) if m)

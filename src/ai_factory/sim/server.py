@@ -18,9 +18,9 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import uvicorn
 from pydantic import ValidationError
@@ -37,6 +37,7 @@ from ai_factory.sim.scenario import Gatekeeper, Scenario, Verdict
 logger = logging.getLogger(__name__)
 
 STARTUP_TIMEOUT_S = 10.0
+PAUSE_TICK_S = 0.1
 SECRET_HEADERS = frozenset({"x-api-key", "authorization", "cookie"})
 
 
@@ -69,6 +70,7 @@ class SimApp:
 
     def __init__(self, scenario: Scenario) -> None:
         self.gatekeeper = Gatekeeper(scenario)
+        self.closing = threading.Event()  # set on stop: cut scripted pauses short
         self._log: list[RequestRecord] = []
         self._log_lock = threading.Lock()
         self.app = Starlette(
@@ -87,12 +89,16 @@ class SimApp:
         with self._log_lock:
             return list(self._log)
 
-    def _record(self, request: Request, body: dict[str, Any] | None, *, main: bool, status: int) -> None:
+    def _record(
+        self, request: Request, body: dict[str, Any] | None, *, main: bool, status: int
+    ) -> None:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in SECRET_HEADERS}
         record = RequestRecord(request.method, request.url.path, headers, body, main, status)
         with self._log_lock:
             self._log.append(record)
-        logger.debug("sim.request %s %s main=%s status=%s", request.method, request.url.path, main, status)
+        logger.debug(
+            "sim.request %s %s main=%s status=%s", request.method, request.url.path, main, status
+        )
 
     async def messages(self, request: Request) -> Response:
         body = await _json_body(request)
@@ -104,8 +110,8 @@ class SimApp:
         self._record(request, body, main=conv.is_main_agent, status=verdict.status)
         if verdict.error is not None:
             return JSONResponse(verdict.error, verdict.status, headers=verdict.headers)
-        if verdict.delay_phase == "before_headers" and verdict.delay_s:
-            await asyncio.sleep(verdict.delay_s)
+        if verdict.delay_phase == "before_headers":
+            await self.pause(verdict.delay_s)
         reply = ScriptedAgent(self.gatekeeper.scenario.name).reply(conv)
         usage = wire.usage_for(body, reply)
         message_id = wire.new_id("msg")
@@ -115,13 +121,30 @@ class SimApp:
             return JSONResponse(payload, headers=headers)
         events = wire.stream_events(reply, model=conv.model, usage=usage, message_id=message_id)
         return StreamingResponse(
-            _paced(events, verdict), media_type="text/event-stream", headers=headers
+            self._paced(events, verdict), media_type="text/event-stream", headers=headers
         )
+
+    async def pause(self, seconds: float) -> None:
+        """Sleep `seconds`, or less if the server is stopping."""
+        deadline = time.monotonic() + seconds
+        while not self.closing.is_set() and (left := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(min(PAUSE_TICK_S, left))
+
+    async def _paced(
+        self, events: Iterator[tuple[str, dict[str, Any]]], verdict: Verdict
+    ) -> AsyncIterator[bytes]:
+        """Yield SSE frames; the `slow` scenario pauses after `message_start`."""
+        for index, (name, data) in enumerate(events):
+            yield wire.sse(name, data)
+            if index == 0 and verdict.delay_phase == "mid_stream":
+                await self.pause(verdict.delay_s)
 
     async def count_tokens(self, request: Request) -> Response:
         body = await _json_body(request) or {}
         self._record(request, body, main=False, status=200)
-        tokens = wire.estimate_tokens([body.get("system", ""), body.get("tools", []), body.get("messages", [])])
+        tokens = wire.estimate_tokens(
+            [body.get("system", ""), body.get("tools", []), body.get("messages", [])]
+        )
         return JSONResponse({"input_tokens": tokens})
 
     async def scenario(self, request: Request) -> Response:
@@ -156,14 +179,6 @@ async def _json_body(request: Request) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-async def _paced(events: Any, verdict: Verdict) -> AsyncIterator[bytes]:
-    """Yield SSE frames; the `slow` scenario pauses after `message_start`."""
-    for index, (name, data) in enumerate(events):
-        yield wire.sse(name, data)
-        if index == 0 and verdict.delay_s and verdict.delay_phase == "mid_stream":
-            await asyncio.sleep(verdict.delay_s)
-
-
 class SimServer:
     """The scripted Messages API, served from a background thread.
 
@@ -172,7 +187,9 @@ class SimServer:
     manager or call `stop()`.
     """
 
-    def __init__(self, *, scenario: Scenario | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, *, scenario: Scenario | None = None, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         self._sim = SimApp(scenario or Scenario())
         self._host = host
         self._port = port
@@ -206,7 +223,7 @@ class SimServer:
         """Switch scenario (counters start again) for the following requests."""
         self._sim.gatekeeper.switch(scenario)
 
-    def start(self) -> SimServer:
+    def start(self) -> Self:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self._host, self._port))
@@ -231,6 +248,7 @@ class SimServer:
         return self
 
     def stop(self) -> None:
+        self._sim.closing.set()
         if self._server is not None and self._thread is not None:
             self._server.should_exit = True
             self._thread.join(timeout=5)
@@ -238,7 +256,7 @@ class SimServer:
             self._socket.close()
         self._server = self._thread = None
 
-    def __enter__(self) -> SimServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *_exc: object) -> None:

@@ -30,11 +30,11 @@ from enum import StrEnum
 _TASK_RE = re.compile(r"^(?P<indent>\s*)[-*]\s+\[(?P<mark>[ xX])\]\s+(?P<text>\S.*?)\s*$")
 _ARG = r"`([^`]*)`"
 _FORMS: list[tuple[str, re.Pattern[str]]] = [
-    ("create", re.compile(rf"^create\s+{_ARG}\s+(?:containing|with)\s+{_ARG}", re.I)),
-    ("append", re.compile(rf"^append\s+{_ARG}\s+to\s+{_ARG}", re.I)),
-    ("replace", re.compile(rf"^replace\s+{_ARG}\s+with\s+{_ARG}\s+in\s+{_ARG}", re.I)),
-    ("run", re.compile(rf"^run\s+{_ARG}", re.I)),
-    ("learn", re.compile(rf"^learn\s+{_ARG}", re.I)),
+    ("create", re.compile(rf"^create\s+{_ARG}\s+(?:containing|with)\s+{_ARG}", re.IGNORECASE)),
+    ("append", re.compile(rf"^append\s+{_ARG}\s+to\s+{_ARG}", re.IGNORECASE)),
+    ("replace", re.compile(rf"^replace\s+{_ARG}\s+with\s+{_ARG}\s+in\s+{_ARG}", re.IGNORECASE)),
+    ("run", re.compile(rf"^run\s+{_ARG}", re.IGNORECASE)),
+    ("learn", re.compile(rf"^learn\s+{_ARG}", re.IGNORECASE)),
 ]
 _ESCAPES = {"n": "\n", "t": "\t", "\\": "\\"}
 LEARNINGS_PATH = ".ai/new-learnings.md"

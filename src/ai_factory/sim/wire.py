@@ -141,50 +141,73 @@ def stream_events(
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     """The (event, data) sequence of a streaming response, in API order."""
     start_usage = dict(usage.to_json(), output_tokens=1)
-    yield "message_start", {
-        "type": "message_start",
-        "message": {
-            "id": message_id,
-            "type": "message",
-            "role": "assistant",
-            "model": model,
-            "content": [],
-            "stop_reason": None,
-            "stop_sequence": None,
-            "usage": start_usage,
+    yield (
+        "message_start",
+        {
+            "type": "message_start",
+            "message": {
+                "id": message_id,
+                "type": "message",
+                "role": "assistant",
+                "model": model,
+                "content": [],
+                "stop_reason": None,
+                "stop_sequence": None,
+                "usage": start_usage,
+            },
         },
-    }
+    )
     for index, block in enumerate(reply.blocks):
         if isinstance(block, TextBlock):
-            yield "content_block_start", {
-                "type": "content_block_start",
-                "index": index,
-                "content_block": {"type": "text", "text": ""},
-            }
+            yield (
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": index,
+                    "content_block": {"type": "text", "text": ""},
+                },
+            )
             for piece in _chunks(block.text, TEXT_DELTA_CHARS):
-                yield "content_block_delta", {
-                    "type": "content_block_delta",
-                    "index": index,
-                    "delta": {"type": "text_delta", "text": piece},
-                }
+                yield (
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": index,
+                        "delta": {"type": "text_delta", "text": piece},
+                    },
+                )
         else:
-            yield "content_block_start", {
-                "type": "content_block_start",
-                "index": index,
-                "content_block": {"type": "tool_use", "id": block.id, "name": block.name, "input": {}},
-            }
-            for piece in _chunks(json.dumps(block.input, ensure_ascii=False), JSON_DELTA_CHARS):
-                yield "content_block_delta", {
-                    "type": "content_block_delta",
+            yield (
+                "content_block_start",
+                {
+                    "type": "content_block_start",
                     "index": index,
-                    "delta": {"type": "input_json_delta", "partial_json": piece},
-                }
+                    "content_block": {
+                        "type": "tool_use",
+                        "id": block.id,
+                        "name": block.name,
+                        "input": {},
+                    },
+                },
+            )
+            for piece in _chunks(json.dumps(block.input, ensure_ascii=False), JSON_DELTA_CHARS):
+                yield (
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": index,
+                        "delta": {"type": "input_json_delta", "partial_json": piece},
+                    },
+                )
         yield "content_block_stop", {"type": "content_block_stop", "index": index}
-    yield "message_delta", {
-        "type": "message_delta",
-        "delta": {"stop_reason": reply.stop_reason, "stop_sequence": None},
-        "usage": usage.to_json(),
-    }
+    yield (
+        "message_delta",
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": reply.stop_reason, "stop_sequence": None},
+            "usage": usage.to_json(),
+        },
+    )
     yield "message_stop", {"type": "message_stop"}
 
 
