@@ -314,3 +314,22 @@ def test_with_a_token_every_api_route_but_workers_needs_it(secured: httpx.Client
     # A worker may read learnings with its own token.
     reader = {**wtoken, "X-Worker-Id": reg["workerId"]}
     assert secured.get("/api/learnings", headers=reader).status_code == 200
+
+
+def test_prometheus_metrics_show_queue_and_limiter_state(http: httpx.Client) -> None:
+    submit(http)
+    submit(http)
+    response = http.get("/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    lines = response.text.splitlines()
+    assert 'factory_work_items{status="queued"} 2.0' in lines
+    assert "factory_queue_depth 2.0" in lines
+    assert "factory_active_workers 0.0" in lines
+    assert "factory_iterations_today 0.0" in lines
+    assert any(line.startswith("factory_can_spawn ") for line in lines)
+    assert 'factory_spawn_blocked{reason="usage_limit"} 0.0' in lines
+
+
+def test_prometheus_metrics_need_the_token_when_set(secured: httpx.Client) -> None:
+    assert secured.get("/metrics").status_code == 401
+    assert secured.get("/metrics", headers={"Authorization": "Bearer t0ken-for-tests"}).status_code == 200

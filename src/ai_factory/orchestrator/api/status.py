@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from ai_factory.core.models import FactoryMetrics, QueueStats, WireModel, WorkerMetrics, WorkerStats
-from ai_factory.orchestrator.api.deps import AdminDep, ServicesDep
+from ai_factory.orchestrator import prometheus
+from ai_factory.orchestrator.api.deps import AdminDep, ServicesDep, require_admin
 from ai_factory.orchestrator.rate_limits import RateLimitStatus
 
 router = APIRouter(prefix="/api", tags=["status"], dependencies=[AdminDep])
@@ -51,3 +53,14 @@ async def healthz(services: ServicesDep) -> Health:
 
     await services.db.fetch_one("SELECT 1")
     return Health(status="ok", database="ok", version=__version__)
+
+
+@health.get("/metrics", dependencies=[Depends(require_admin)], response_class=Response)
+async def prometheus_metrics(services: ServicesDep) -> Response:
+    """Prometheus text format (needs the API token when one is set)."""
+    body = prometheus.render(
+        await services.queue.stats(),
+        await services.workers.stats(),
+        await services.rate_limiter.status(),
+    )
+    return Response(content=body, media_type=CONTENT_TYPE_LATEST)
