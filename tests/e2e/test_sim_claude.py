@@ -256,32 +256,35 @@ async def test_usage_limit_on_subscription_surfaces_reset_time(
     sim: SimServer, tmp_path: Path
 ) -> None:
     repo = make_repo(tmp_path, "Create `a.txt` containing `a`")
-    sim.set_scenario(Scenario(name=ScenarioName.USAGE_LIMIT, limit_after=1, reset_after_s=3))
+    limit = Scenario(
+        name=ScenarioName.USAGE_LIMIT, limit_after=3, reset_after_s=3, warn_utilization=0.5
+    )
+    sim.set_scenario(limit)
 
     limited = await run_session(sim, repo, oauth=True)
 
     statuses = [r.status for r in sim.requests]
-    assert statuses == [200, 429], "the CLI does not retry a subscription usage limit"
-    rejected = [
-        e.rate_limit_info
-        for e in limited.of(RateLimitEvent)
-        if e.rate_limit_info.status == "rejected"
-    ]
-    assert len(rejected) == 1
-    assert rejected[0].rate_limit_type == "five_hour"
-    assert rejected[0].resets_at is not None and 0 < rejected[0].resets_at - time.time() <= 4
+    assert statuses == [200, 200, 200, 429], "the CLI does not retry a subscription usage limit"
+    infos = [e.rate_limit_info for e in limited.of(RateLimitEvent)]
+    assert infos[0].status == "allowed" and infos[-1].status == "rejected"
+    assert "allowed_warning" in [i.status for i in infos[1:-1]]
+    rejected = infos[-1]
+    assert rejected.rate_limit_type == "five_hour"
+    assert rejected.resets_at is not None and 0 < rejected.resets_at - time.time() <= 4
     (error_turn,) = [m for m in limited.of(AssistantMessage) if m.error]
     assert error_turn.error == "rate_limit"
     result = limited.result
     assert result.is_error and result.api_error_status == 429
     assert limited.text.startswith("You've hit your 5-hour limit · resets ")
     assert limited.error is not None and "hit your 5-hour limit" in str(limited.error)
+    assert repo.read("a.txt") == "a\n", "the turn before the limit was carried out"
     assert repo.subjects == ["spec"]
 
-    await asyncio.sleep(max(0.0, rejected[0].resets_at - time.time()) + 0.2)
+    await asyncio.sleep(max(0.0, rejected.resets_at - time.time()) + 0.2)
     after_reset = await run_session(sim, repo, oauth=True)
     assert not after_reset.result.is_error
     assert "- [x] Create `a.txt`" in repo.spec
+    assert repo.subjects[0] == "feat: Create `a.txt` containing `a`"
 
 
 async def test_usage_limit_with_api_key_gives_plain_429_and_no_reset_time(

@@ -27,6 +27,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--reset-after", type=float, default=60.0, help="usage_limit: seconds to reset"
     )
+    parser.add_argument(
+        "--warn-utilization", type=float, default=0.8, help="usage_limit: warn from here"
+    )
     parser.add_argument("--overloaded", type=int, default=1, help="overloaded: 529s before success")
     parser.add_argument("--delay", type=float, default=5.0, help="slow: pause in each stream (s)")
     parser.add_argument(
@@ -38,11 +41,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.verbose:
+        logging.getLogger("ai_factory.sim").setLevel(logging.DEBUG)
     scenario = Scenario(
         name=ScenarioName(args.scenario),
         limit_after=args.limit_after,
         reset_after_s=args.reset_after,
+        warn_utilization=args.warn_utilization,
         overloaded_count=args.overloaded,
         delay_s=args.delay,
         delay_phase=args.delay_phase,
