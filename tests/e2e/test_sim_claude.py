@@ -221,8 +221,17 @@ async def test_stuck_file_scenario_writes_why(sim: SimServer, tmp_path: Path) ->
     assert repo.subjects == ["spec"] and "- [ ] Create" in repo.spec
 
 
-async def test_gate_scenario_fails_the_gate_then_fixes_it(sim: SimServer, tmp_path: Path) -> None:
-    repo = make_repo(tmp_path, "Create `app.py` containing `ANSWER = 42`")
+PYTEST_GATE = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_app.py"]
+GREP_GATE = ["sh", "-c", "! grep -rq BUG --include=*.py ."]  # silent: names no file
+
+
+@pytest.mark.parametrize("gate_argv", [PYTEST_GATE, GREP_GATE], ids=["pytest", "grep"])
+async def test_gate_scenario_fails_the_gate_then_fixes_it(
+    sim: SimServer, tmp_path: Path, gate_argv: list[str]
+) -> None:
+    repo = make_repo(
+        tmp_path, "Create `app.py` containing `ANSWER = 42`", "Create `b.txt` containing `b`"
+    )
     (repo.path / "test_app.py").write_text(
         "from app import ANSWER\n\n\ndef test_answer():\n    assert ANSWER == 42\n"
     )
@@ -231,15 +240,15 @@ async def test_gate_scenario_fails_the_gate_then_fixes_it(sim: SimServer, tmp_pa
     sim.set_scenario(Scenario(name=ScenarioName.GATE))
 
     def gate() -> subprocess.CompletedProcess[str]:
-        argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_app.py"]
-        return subprocess.run(argv, check=False, cwd=repo.path, capture_output=True, text=True)
+        return subprocess.run(gate_argv, check=False, cwd=repo.path, capture_output=True, text=True)
 
     await run_session(sim, repo)
     first = gate()
-    assert first.returncode != 0 and "BUG" in first.stdout
+    assert first.returncode != 0
+    assert repo.read("app.py").startswith("BUG")
     assert "- [x] Create `app.py`" in repo.spec
 
-    gate_output = f"`pytest` exited {first.returncode}:\n{first.stdout[-2000:]}"
+    gate_output = f"gate exited {first.returncode}:\n{first.stdout[-2000:]}"
     failure = f"{PROMPT}\n\n## Quality gate failed\n\n{gate_output}"
     session = await run_session(sim, repo, prompt=failure)
 
@@ -250,6 +259,7 @@ async def test_gate_scenario_fails_the_gate_then_fixes_it(sim: SimServer, tmp_pa
         "feat: Create `app.py` containing `ANSWER = 42`",
     ]
     assert session.text.startswith("Fixed")
+    assert "- [ ] Create `b.txt`" in repo.spec, "the fix session does not start the next task"
 
 
 async def test_usage_limit_on_subscription_surfaces_reset_time(

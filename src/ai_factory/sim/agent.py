@@ -23,7 +23,16 @@ A task outside the language is not attempted: the agent writes
 Requests that are not the main agent loop (no Bash/Read/Write/Edit tools: the
 CLI's titles, summaries and other side calls) get a short text answer.
 
-Scenario behaviours (``stuck``, ``stuck_file``, ``gate``) are described in `scenario`.
+Scenarios change the protocol (see `scenario` for the list):
+
+- ``stuck``: after step 1 it ends the turn saying it is still thinking.
+- ``stuck_file``: after step 1 it writes ``.ai/stuck.md`` naming the task and stops.
+- ``gate``: a Create task is first written with a ``BUG`` first line. When the
+  prompt contains "Quality gate failed" (any case), the agent instead repairs:
+  the task whose path appears in the prompt, else the last checked Create task,
+  else the first unchecked one. A checked task gets Read + Write of the correct
+  content and a ``fix: <task>`` commit; an unchecked one is done the normal
+  way with the correct content.
 """
 
 from __future__ import annotations
@@ -151,7 +160,7 @@ class ScriptedAgent:
 
     def _fix_plan(self, task: SpecTask, cwd: str) -> Plan:
         steps = _implement(task.action, cwd, broken=False)
-        steps.append(_commit_step(task.action, f"fix: {task.text}"))
+        steps.append(_commit_step(task.action, f"fix: {task.text}", if_changed=True))
         return Plan(steps, f"Fixed the quality gate failure in: {task.text}.")
 
 
@@ -164,11 +173,12 @@ def auxiliary_reply(conv: Conversation) -> Reply:
 
 
 def _gate_target(tasks: list[SpecTask], prompt: str) -> SpecTask | None:
-    """The task a gate failure points at: named by its path, else the last one checked."""
-    named = [t for t in tasks if t.action.path and t.action.path in prompt]
+    """The Create task a gate failure points at: named by its path, else the last checked."""
+    creates = [t for t in tasks if t.action.kind is TaskKind.CREATE]
+    named = [t for t in creates if t.action.path and t.action.path in prompt]
     if named:
         return named[-1]
-    done = [t for t in tasks if t.checked and t.action.kind is TaskKind.CREATE]
+    done = [t for t in creates if t.checked]
     return done[-1] if done else None
 
 
@@ -223,18 +233,21 @@ def _implement(action: TaskAction, cwd: str, *, broken: bool) -> list[Step]:
     return []
 
 
-def _commit_step(action: TaskAction, message: str) -> Step:
-    commit = ["git", "commit", "-m", message]
+def _commit_step(action: TaskAction, message: str, *, if_changed: bool = False) -> Step:
+    """Bash that commits the task's files (`if_changed`: a no-op when nothing changed)."""
+    commit = shlex.join(["git", "commit", "-m", message])
     match action.kind:
         case TaskKind.LEARN:
             return Step("Bash", _fixed({"command": "git status --short", "description": "Status"}))
         case TaskKind.RUN:
-            command = "git add -A && " + shlex.join([*commit[:2], "--allow-empty", *commit[2:]])
+            add = "git add -A"
+            commit = shlex.join(["git", "commit", "--allow-empty", "-m", message])
         case _:
-            command = shlex.join(["git", "add", "--", *action.files]) + " && " + shlex.join(commit)
-    return Step(
-        "Bash", _fixed({"command": command, "description": "Commit the change"}), say="Committing."
-    )
+            add = shlex.join(["git", "add", "--", *action.files])
+    if if_changed:
+        commit = f"{{ git diff --cached --quiet || {commit}; }}"
+    bash = {"command": f"{add} && {commit}", "description": "Commit the change"}
+    return Step("Bash", _fixed(bash), say="Committing.")
 
 
 def _check_box_step(task: SpecTask, spec_path: str) -> Step:
