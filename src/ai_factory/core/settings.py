@@ -13,6 +13,7 @@ names the variable, e.g. ``MAX_WORKERS: must be an integer (got 'abc')``.
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -61,6 +62,11 @@ class Settings(BaseSettings):
     # runtime (scheduler, spawners, limits)
     factory_spawner: Literal["process", "bwrap", "docker"] = "process"
     factory_worker_image: str = "factory-worker:latest"
+    factory_worker_command: str | None = None  # shell-style argv replacing `factory worker`
+    factory_worker_mounts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    health_check_interval: float = Field(default=5, gt=0)
+    shutdown_grace_seconds: float = Field(default=30, ge=0)
+    log_max_bytes: int = Field(default=10 * 1024 * 1024, ge=4096)
     factory_timezone: str | None = None
     daily_cost_budget_usd: float | None = Field(default=None, ge=0)
     monthly_cost_budget_usd: float | None = Field(default=None, ge=0)
@@ -82,11 +88,32 @@ class Settings(BaseSettings):
     trusted_bots: Annotated[list[str], NoDecode] = Field(default_factory=list)
     spec_generator: Literal["claude", "anthropic"] = "claude"
 
-    @field_validator("repos", "trusted_bots", mode="before")
+    @field_validator("repos", "trusted_bots", "factory_worker_mounts", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("factory_worker_command")
+    @classmethod
+    def _check_worker_command(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        try:
+            if not shlex.split(value):
+                return None
+        except ValueError as exc:
+            raise ValueError(f"must be a shell-style command line ({exc})") from None
+        return value
+
+    @field_validator("factory_worker_mounts")
+    @classmethod
+    def _check_mounts(cls, value: list[str]) -> list[str]:
+        for mount in value:
+            parts = mount.split(":")
+            if len(parts) not in (2, 3) or not all(parts[:2]) or parts[2:] not in ([], ["ro"], ["rw"]):
+                raise ValueError(f"{mount!r} is not host:container[:ro|rw]")
         return value
 
     @field_validator("database_url")
@@ -126,6 +153,11 @@ class Settings(BaseSettings):
     @property
     def pg_data_dir(self) -> Path:
         return self.factory_home / "pg"
+
+    @property
+    def worker_command(self) -> list[str] | None:
+        """FACTORY_WORKER_COMMAND as an argv list (None: the real `factory worker`)."""
+        return shlex.split(self.factory_worker_command) if self.factory_worker_command else None
 
     @property
     def api_token(self) -> str | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from ai_factory.core.db.database import Database
@@ -67,6 +67,12 @@ class LearningSink:
     ) -> None: ...
 
 
+class HeartbeatLeases(Protocol):
+    """Where a worker's liveness lease is refreshed (Redis key with a TTL, or nothing extra)."""
+
+    async def beat(self, worker_id: UUID) -> None: ...
+
+
 class WorkerManager:
     def __init__(
         self,
@@ -75,11 +81,13 @@ class WorkerManager:
         queue: QueueManager,
         conflicts: ConflictDetector,
         learnings: LearningSink | None = None,
+        leases: HeartbeatLeases | None = None,
     ) -> None:
         self.db = db
         self.queue = queue
         self.conflicts = conflicts
         self.learnings = learnings
+        self.leases = leases
 
     # --- creation and registration ---
 
@@ -134,6 +142,8 @@ class WorkerManager:
             raise ConflictError(f"work item {item.id} is running on another worker")
         if await self.db.fetch_one(Q["mark_busy"], {"id": record.id, "host": request.host}) is None:
             raise ConflictError(f"worker {record.id} is {record.worker.status}; it cannot register")
+        if self.leases is not None:
+            await self.leases.beat(record.id)
         log.info("worker.registered worker=%s item=%s", record.id, item.id)
         return WorkerRegisterResponse(worker_id=record.id, lease_token=record.lease_token)
 
@@ -180,6 +190,8 @@ class WorkerManager:
         if row is None:
             raise ConflictError(f"worker {record.id} is {record.worker.status}")
         await self.conflicts.renew(record.id)
+        if self.leases is not None:
+            await self.leases.beat(record.id)
         if row["previous_phase"] != beat.phase.value:
             await self.queue.add_event(
                 item.id,
@@ -279,8 +291,18 @@ class WorkerManager:
 
     # --- administration ---
 
-    async def kill(self, worker_id: str | UUID, *, reason: str, requeue: bool = False) -> Worker:
-        """Mark a worker dead, free its locks, and fail (or requeue) its item."""
+    async def kill(
+        self,
+        worker_id: str | UUID,
+        *,
+        reason: str,
+        requeue: bool = False,
+        refund_attempt: bool = False,
+    ) -> Worker:
+        """Mark a worker dead, free its locks, and fail (or requeue) its item.
+
+        With ``refund_attempt`` (graceful shutdown) a requeued item keeps its attempts.
+        """
         record = await self.get_record(worker_id)
         row = await self.db.fetch_one(Q["finish"], {"id": record.id, "status": "dead"})
         if row is None:
@@ -290,7 +312,12 @@ class WorkerManager:
         if item_id is not None and record.lease_token is not None:
             try:
                 if requeue:
-                    await self.queue.requeue(item_id, record.lease_token, reason=f"killed: {reason}")
+                    await self.queue.requeue(
+                        item_id,
+                        record.lease_token,
+                        reason=f"killed: {reason}",
+                        refund_attempt=refund_attempt,
+                    )
                 else:
                     await self.queue.fail(
                         item_id, record.lease_token, error=f"Killed: {reason}", reason="worker killed"
