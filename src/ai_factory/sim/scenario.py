@@ -12,7 +12,8 @@ Names and parameters:
 - ``stuck_file``: reads SPEC.md, writes ``.ai/stuck.md`` saying why, ends the turn.
 - ``gate``: a ``Create`` task's first implementation starts with a ``BUG`` line
   (a NameError in Python, a hit for ``grep BUG``); when the prompt contains
-  "Quality gate failed" the agent writes the correct content.
+  "Quality gate failed" the agent writes the correct content and commits
+  ``fix: <task>`` (which task it repairs: see `agent`).
 - ``usage_limit``: ``limit_after`` main-agent requests are served, then every
   /v1/messages call gets HTTP 429 ``rate_limit_error`` with the subscription's
   ``anthropic-ratelimit-unified-*`` headers (status ``rejected``, claim

@@ -18,7 +18,10 @@ cannot contain a backtick). Verbs are case-insensitive:
 anything else                               not understood: see `agent`
 =========================================  ====================================
 
-Paths are relative to the working directory.
+Paths are relative to the working directory; ``with`` may stand for
+``containing``. Append rebuilds the file from the Read tool's output, which is
+right for the small files tests use (Read truncates very long files); Replace's
+``old`` must occur exactly once (Edit's rule).
 """
 
 from __future__ import annotations
