@@ -249,7 +249,7 @@ async def test_gate_scenario_fails_the_gate_then_fixes_it(
     assert "- [x] Create `app.py`" in repo.spec
 
     gate_output = f"gate exited {first.returncode}:\n{first.stdout[-2000:]}"
-    failure = f"{PROMPT}\n\n## Quality gate failed\n\n{gate_output}"
+    failure = f"{PROMPT}\n\nSPEC.md:\n{repo.spec}\n## Quality gate failed\n\n{gate_output}"
     session = await run_session(sim, repo, prompt=failure)
 
     assert gate().returncode == 0

@@ -29,7 +29,7 @@ Scenarios change the protocol (see `scenario` for the list):
 - ``stuck_file``: after step 1 it writes ``.ai/stuck.md`` naming the task and stops.
 - ``gate``: a Create task is first written with a ``BUG`` first line. When the
   prompt contains "Quality gate failed" (any case), the agent instead repairs:
-  the task whose path appears in the prompt, else the last checked Create task,
+  the Create task whose path appears after that marker, else the last checked one,
   else the first unchecked one. A checked task gets Read + Write of the correct
   content and a ``fix: <task>`` commit; an unchecked one is done the normal
   way with the correct content.
@@ -173,9 +173,15 @@ def auxiliary_reply(conv: Conversation) -> Reply:
 
 
 def _gate_target(tasks: list[SpecTask], prompt: str) -> SpecTask | None:
-    """The Create task a gate failure points at: named by its path, else the last checked."""
+    """The Create task a gate failure points at: named by its path, else the last checked.
+
+    Only the text after the failure marker counts, so a prompt that also quotes
+    the spec does not name every task.
+    """
+    lowered = prompt.lower()
+    failure = prompt[lowered.index(GATE_FAILURE_MARKER) :] if GATE_FAILURE_MARKER in lowered else ""
     creates = [t for t in tasks if t.action.kind is TaskKind.CREATE]
-    named = [t for t in creates if t.action.path and t.action.path in prompt]
+    named = [t for t in creates if t.action.path and t.action.path in failure]
     if named:
         return named[-1]
     done = [t for t in creates if t.checked]
