@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from ai_factory.cli import doctor, serve, work
+from ai_factory.cli import doctor, learnings, serve, work
 from ai_factory.cli.output import err
 from ai_factory.core.errors import FactoryError
 
@@ -25,6 +25,7 @@ app = typer.Typer(
 serve.register(app)
 work.register(app)
 doctor.register(app)
+learnings.register(app)
 
 
 def main() -> None:

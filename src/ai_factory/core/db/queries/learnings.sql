@@ -1,25 +1,75 @@
--- Learnings (basic store; full-text search).
+-- Learnings: save (deduplicated), list, rank by full-text, count uses, and the settings
+-- of a vector search. The vector queries themselves depend on the embedder and live in
+-- ai_factory/core/learnings/vector.sql.
 
--- name: insert
-INSERT INTO learnings (repo, content, source_worker_id, source_work_item_id)
-VALUES (%(repo)s, %(content)s, %(worker_id)s, %(work_item_id)s)
-RETURNING *;
+-- name: upsert
+INSERT INTO learnings (repo, content, source_worker_id, source_work_item_id, embedder, embedding)
+VALUES (%(repo)s, %(content)s, %(worker_id)s, %(work_item_id)s, %(embedder)s, %(embedding)s::real[])
+ON CONFLICT (repo, content_key) DO UPDATE
+   SET save_count = learnings.save_count + 1,
+       last_saved_at = now(),
+       -- a vector from an embedder no longer configured is replaced by the current one
+       embedder = coalesce(EXCLUDED.embedder, learnings.embedder),
+       embedding = CASE WHEN EXCLUDED.embedder IS NULL THEN learnings.embedding
+                        ELSE EXCLUDED.embedding END
+RETURNING id, repo, scope, content, source_worker_id, source_work_item_id,
+          use_count, save_count, created_at, last_saved_at, (xmax = 0) AS inserted;
 
--- name: search
-WITH hits AS (
-  SELECT id FROM learnings
-   WHERE (%(repo)s::text IS NULL OR repo = %(repo)s)
-     AND (%(query)s::text IS NULL
-          OR to_tsvector('english', content) @@ websearch_to_tsquery('english', %(query)s))
-   ORDER BY CASE WHEN %(query)s::text IS NULL THEN 0
-                 ELSE ts_rank(to_tsvector('english', content),
-                              websearch_to_tsquery('english', %(query)s)) END DESC,
-            created_at DESC
-   LIMIT %(limit)s
+-- name: list_recent
+SELECT id, repo, scope, content, source_worker_id, source_work_item_id,
+       use_count, save_count, created_at, last_saved_at
+  FROM learnings
+ WHERE %(repos)s::text[] IS NULL OR repo = ANY (%(repos)s::text[])
+ ORDER BY created_at DESC, id
+ LIMIT %(limit)s;
+
+-- name: rank_text
+-- Any query word may match (OR): a worker searches with a whole spec, and requiring
+-- every word of it would find nothing.
+WITH q AS (
+  SELECT replace(plainto_tsquery('english', %(query)s)::text, ' & ', ' | ')::tsquery AS tsq
 )
-UPDATE learnings l SET use_count = use_count + CASE WHEN %(count_use)s THEN 1 ELSE 0 END
-  FROM hits WHERE l.id = hits.id
-RETURNING l.*;
+SELECT l.id, ts_rank(l.tsv, q.tsq) AS score
+  FROM learnings l, q
+ WHERE l.tsv @@ q.tsq
+   AND (%(repos)s::text[] IS NULL OR l.repo = ANY (%(repos)s::text[]))
+ ORDER BY score DESC, l.created_at DESC, l.id
+ LIMIT %(candidates)s;
+
+-- name: vector_version
+SELECT extversion AS version FROM pg_extension WHERE extname = 'vector';
+
+-- name: hnsw_ef_search
+SELECT set_config('hnsw.ef_search', %(ef_search)s, true);
+
+-- name: hnsw_iterative_scan
+-- Filtered HNSW scans stop early without this (pgvector >= 0.8): a repo holding 1% of
+-- the rows would get about one candidate out of the default 40.
+SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true);
+
+-- name: lock_index_creation
+SELECT pg_advisory_xact_lock(hashtext('ai_factory.learnings.vector_index'));
+
+-- name: fetch
+SELECT id, repo, scope, content, source_worker_id, source_work_item_id,
+       use_count, save_count, created_at, last_saved_at
+  FROM learnings WHERE id = ANY (%(ids)s::uuid[]);
+
+-- name: fetch_counting_use
+UPDATE learnings SET use_count = use_count + 1
+ WHERE id = ANY (%(ids)s::uuid[])
+RETURNING id, repo, scope, content, source_worker_id, source_work_item_id,
+          use_count, save_count, created_at, last_saved_at;
 
 -- name: delete
 DELETE FROM learnings WHERE id = %(id)s RETURNING id;
+
+-- name: stale_embeddings
+SELECT id, content FROM learnings
+ WHERE embedder IS DISTINCT FROM %(embedder)s AND id > %(after)s
+ ORDER BY id
+ LIMIT %(batch)s;
+
+-- name: set_embedding
+UPDATE learnings SET embedder = %(embedder)s, embedding = %(embedding)s::real[]
+ WHERE id = %(id)s;

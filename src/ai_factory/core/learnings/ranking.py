@@ -1,0 +1,28 @@
+"""Reciprocal rank fusion: one ranking from the full-text and the vector rankings.
+
+A learning's fused score is the sum over the rankings that contain it of
+``1 / (k + rank)`` (rank from 1). Only positions matter, so a ts_rank of 0.06 and a
+cosine similarity of 0.7 need no common scale, and a learning both rankings agree on
+rises above one that only one of them likes. k = 60 is the constant of the original
+paper (Cormack, Clarke and Büttcher, SIGIR 2009), not tuned here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from typing import TypeVar
+
+RRF_K = 60
+
+Key = TypeVar("Key", bound=Hashable)
+
+
+def reciprocal_rank_fusion(
+    rankings: Sequence[Sequence[Key]], *, k: int = RRF_K
+) -> list[tuple[Key, float]]:
+    """Keys of every ranking with their fused score, best first (ties: first seen first)."""
+    scores: dict[Key, float] = {}
+    for ranking in rankings:
+        for position, key in enumerate(ranking, start=1):
+            scores[key] = scores.get(key, 0.0) + 1.0 / (k + position)
+    return sorted(scores.items(), key=lambda item: item[1], reverse=True)
