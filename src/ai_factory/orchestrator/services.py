@@ -15,12 +15,9 @@ from ai_factory.orchestrator.conflicts import (
     PostgresConflictDetector,
     RedisConflictDetector,
 )
-from ai_factory.orchestrator.health import RedisLeases
-from ai_factory.orchestrator.logs import WorkerLogs
 from ai_factory.orchestrator.metrics import MetricsCollector
 from ai_factory.orchestrator.queue import QueueManager
 from ai_factory.orchestrator.rate_limits import RateLimiter
-from ai_factory.orchestrator.recovery import WorkerRuntime
 from ai_factory.orchestrator.workers import WorkerManager
 
 
@@ -35,8 +32,6 @@ class Services:
     learnings: LearningStore
     metrics: MetricsCollector
     rate_limiter: RateLimiter
-    logs: WorkerLogs
-    runtime: WorkerRuntime
     redis: aioredis.Redis | None = None
 
     @classmethod
@@ -50,34 +45,7 @@ class Services:
             else PostgresConflictDetector(db=db)
         )
         learnings = LearningStore.from_settings(settings, db=db)
-        leases = (
-            RedisLeases(redis=redis, prefix=settings.redis_prefix, ttl_s=settings.heartbeat_timeout_seconds)
-            if redis is not None
-            else None
-        )
-        workers = WorkerManager(
-            db=db, queue=queue, conflicts=conflicts, learnings=learnings, leases=leases
-        )
-        rate_limiter = RateLimiter(
-            db=db,
-            clock=clock,
-            max_workers=settings.max_workers,
-            daily_budget=settings.daily_budget,
-            cooldown_seconds=settings.cooldown_seconds,
-            daily_cost_budget_usd=settings.daily_cost_budget_usd,
-            monthly_cost_budget_usd=settings.monthly_cost_budget_usd,
-        )
-        logs = WorkerLogs(root=settings.factory_home / "logs", max_bytes=settings.log_max_bytes)
-        runtime = WorkerRuntime.build(
-            settings,
-            db=db,
-            queue=queue,
-            workers=workers,
-            rate_limiter=rate_limiter,
-            logs=logs,
-            leases=leases,
-            redis=redis,
-        )
+        workers = WorkerManager(db=db, queue=queue, conflicts=conflicts, learnings=learnings)
         return cls(
             settings=settings,
             db=db,
@@ -87,9 +55,15 @@ class Services:
             conflicts=conflicts,
             learnings=learnings,
             metrics=MetricsCollector(db=db, clock=clock),
-            rate_limiter=rate_limiter,
-            logs=logs,
-            runtime=runtime,
+            rate_limiter=RateLimiter(
+                db=db,
+                clock=clock,
+                max_workers=settings.max_workers,
+                daily_budget=settings.daily_budget,
+                cooldown_seconds=settings.cooldown_seconds,
+                daily_cost_budget_usd=settings.daily_cost_budget_usd,
+                monthly_cost_budget_usd=settings.monthly_cost_budget_usd,
+            ),
             redis=redis,
         )
 
