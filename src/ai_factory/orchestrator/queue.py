@@ -23,6 +23,7 @@ from ai_factory.core.models import (
     CreateWorkItemInput,
     Priority,
     QueueStats,
+    Source,
     WorkAssignment,
     WorkItem,
     WorkItemEvent,
@@ -91,6 +92,8 @@ class QueueManager:
         *,
         statuses: list[WorkItemStatus] | None = None,
         repo: str | None = None,
+        source: Source | None = None,
+        source_id: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[WorkItem]:
@@ -99,6 +102,8 @@ class QueueManager:
             {
                 "statuses": [s.value for s in statuses] if statuses else None,
                 "repo": repo,
+                "source": source.value if source else None,
+                "source_id": source_id,
                 "limit": limit,
                 "offset": offset,
             },

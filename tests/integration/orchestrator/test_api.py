@@ -118,10 +118,15 @@ def test_list_filters_by_status_and_repo(http: httpx.Client) -> None:
     assert [i["id"] for i in http.get("/api/work", params={"status": "cancelled"}).json()] == [a["id"]]
     assert {i["repo"] for i in http.get("/api/work", params={"repo": "/srv/b"}).json()} == {"/srv/b"}
     assert len(http.get("/api/work", params={"limit": 1}).json()) == 1
+    gh = submit(http, source="github", sourceId="99", repo="https://github.com/acme/w.git").json()
+    found = http.get("/api/work", params={"source": "github", "sourceId": "99", "repo": "https://github.com/acme/w.git"}).json()
+    assert [i["id"] for i in found] == [gh["id"]]
+    assert http.get("/api/work", params={"source": "github", "sourceId": "98"}).json() == []
+    assert http.get("/api/work", params={"source": "jira"}).status_code == 422
     bad = http.get("/api/work", params={"status": "sleeping"})
     assert bad.status_code == 422 and "status" in bad.json()["error"]
     assert http.get("/api/work", params={"limit": 0}).status_code == 422
-    assert http.get("/api/queue").json()[0]["repo"] == "/srv/b"
+    assert http.get("/api/queue").json()[0]["repo"] == "https://github.com/acme/w.git"
 
 
 def test_item_events_record_each_change(http: httpx.Client) -> None:

@@ -10,6 +10,7 @@ from ai_factory.core.errors import InvalidInputError
 from ai_factory.core.models import (
     CreateWorkItemInput,
     PriorityUpdate,
+    Source,
     WireModel,
     WorkItem,
     WorkItemDetail,
@@ -50,11 +51,18 @@ async def list_work(
     services: ServicesDep,
     status: Annotated[list[str] | None, Query()] = None,
     repo: str | None = None,
+    source: Source | None = None,
+    source_id: Annotated[str | None, Query(alias="sourceId")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[WorkItem]:
     return await services.queue.list(
-        statuses=parse_statuses(status), repo=repo, limit=limit, offset=offset
+        statuses=parse_statuses(status),
+        repo=repo,
+        source=source,
+        source_id=source_id,
+        limit=limit,
+        offset=offset,
     )
 
 

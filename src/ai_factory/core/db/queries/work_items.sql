@@ -23,6 +23,8 @@ SELECT * FROM work_items WHERE id = %(id)s;
 SELECT * FROM work_items
  WHERE (%(statuses)s::text[] IS NULL OR status = ANY (%(statuses)s::text[]))
    AND (%(repo)s::text IS NULL OR repo = %(repo)s)
+   AND (%(source)s::text IS NULL OR source = %(source)s)
+   AND (%(source_id)s::text IS NULL OR source_id = %(source_id)s)
  ORDER BY created_at DESC, id DESC
  LIMIT %(limit)s OFFSET %(offset)s;
 
