@@ -39,12 +39,17 @@ class SentenceTransformerEmbedder:
 
     @property
     def name(self) -> str:
-        slug = re.sub(r"[^a-z0-9]+", "-", Path(self.model).name.lower()).strip("-")
+        # A folder's last two parts name it better than its last alone (".../minilm/model").
+        path = Path(self.model)
+        label = "-".join(path.parts[-2:]) if path.is_absolute() else self.model
+        slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")[-48:]
         return f"st-{slug}-{self.dimensions}"
 
     @property
     def dimensions(self) -> int:
-        return int(self.load().get_sentence_embedding_dimension())
+        model = self.load()
+        method = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(method())
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:

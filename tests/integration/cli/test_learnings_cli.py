@@ -1,0 +1,56 @@
+"""`factory learnings` as a user runs it: a subprocess talking to a real server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.cli.test_cli import factory
+from tests.support.server import ServerThread
+
+
+@pytest.fixture
+def cli_env(api: ServerThread, tmp_path: Path) -> dict[str, str]:
+    return {"ORCHESTRATOR_URL": api.url, "FACTORY_HOME": str(tmp_path / "home")}
+
+
+def test_add_list_search_delete(cli_env: dict[str, str]) -> None:
+    added = factory("learnings", "--repo", "acme/shop", "--add", "Run make lint before committing.", env=cli_env)
+    assert added.returncode == 0, added.stderr
+    learning_id = added.stdout.strip()
+    assert len(learning_id) == 36
+
+    again = factory("learnings", "--repo", "acme/shop", "--add", "run make lint before committing", env=cli_env)
+    assert again.stdout.startswith(learning_id) and "saved 2 times" in again.stdout
+    assert factory("learnings", "--add", "Rebase before opening a PR.", env=cli_env).returncode == 0
+
+    listed = factory("learnings", "--repo", "acme/shop", env=cli_env)
+    assert listed.returncode == 0
+    assert learning_id in listed.stdout and "(global)" in listed.stdout and "Rebase" in listed.stdout
+
+    searched = factory("learnings", "--repo", "acme/shop", "--search", "linting", "--limit", "1", "--json", env=cli_env)
+    found = json.loads(searched.stdout)
+    assert [l["id"] for l in found] == [learning_id] and found[0]["useCount"] == 1
+
+    deleted = factory("learnings", "--delete", learning_id, env=cli_env)
+    assert deleted.returncode == 0 and learning_id in deleted.stdout
+    remaining = httpx.get(f"{cli_env['ORCHESTRATOR_URL']}/api/learnings").json()
+    assert [l["content"] for l in remaining] == ["Rebase before opening a PR."]
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("learnings", "--add", ""), "content"),
+        (("learnings", "--delete", "not-an-id"), "not found"),
+        (("learnings", "--add", "x", "--delete", "y"), "at most one"),
+    ],
+)
+def test_mistakes_print_one_line_and_exit_non_zero(cli_env: dict[str, str], args, fragment: str) -> None:
+    done = factory(*args, env=cli_env)
+    assert done.returncode != 0
+    assert fragment in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
