@@ -338,3 +338,14 @@ def test_prometheus_metrics_show_queue_and_limiter_state(http: httpx.Client) -> 
 def test_prometheus_metrics_need_the_token_when_set(secured: httpx.Client) -> None:
     assert secured.get("/metrics").status_code == 401
     assert secured.get("/metrics", headers={"Authorization": "Bearer t0ken-for-tests"}).status_code == 200
+
+
+def test_only_phase_changes_become_events(http: httpx.Client) -> None:
+    item, reg = register_external(http)
+    auth = {"Authorization": f"Bearer {reg['token']}"}
+    for phase in ("running", "running", "gate", "gate", "running"):
+        http.post(f"/api/worker/{reg['workerId']}/heartbeat", json={"iteration": 1, "tokens": 10, "phase": phase}, headers=auth)
+    phases = [e["data"]["phase"] for e in http.get(f"/api/work/{item['id']}/events").json() if e["kind"] == "phase"]
+    assert phases == ["running", "gate", "running"]
+    worker = http.get(f"/api/workers/{reg['workerId']}").json()
+    assert worker["phase"] == "running" and worker["totalTokens"] == 10 and worker["currentIteration"] == 1
