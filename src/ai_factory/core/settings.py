@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     github_webhook_secret: SecretStr | None = None
     trusted_bots: Annotated[list[str], NoDecode] = Field(default_factory=list)
     spec_generator: Literal["claude", "anthropic"] = "claude"
+    # added by intake: seconds between two GitHub writes (GitHub asks for >= 1 s), and the
+    # key SPEC_GENERATOR=anthropic uses (the claude generator uses the subscription login)
+    intake_write_interval_s: float = Field(default=1.0, ge=0)
+    anthropic_api_key: SecretStr | None = None
 
     @field_validator("repos", "trusted_bots", "factory_worker_mounts", mode="before")
     @classmethod
