@@ -40,21 +40,46 @@ class Orchestrator:
         self.settings = settings
         self.components = components or []
         self._server: _Server | None = None
+        self._services: Services | None = None
+        self._stopping: asyncio.Task[None] | None = None
 
     def request_stop(self) -> None:
-        """First signal: stop gracefully. Second: stop now."""
-        if self._server is None:
+        """First signal: stop claiming, let workers finish for SHUTDOWN_GRACE_SECONDS, hand
+        the rest back, stop. Second: skip the wait. Third: stop the server now."""
+        if self._server is None or self._services is None:
             return
-        if self._server.should_exit:
+        if self._stopping is None:
+            log.info("orchestrator.stopping")
+            self._stopping = asyncio.get_running_loop().create_task(self._stop_gracefully())
+        elif not self._server.should_exit:
+            log.info("orchestrator.hurrying")
+            self._services.runtime.hurry()
+        else:
             self._server.force_exit = True
-        self._server.should_exit = True
-        log.info("orchestrator.stopping")
+
+    async def _stop_gracefully(self) -> None:
+        assert self._server is not None and self._services is not None
+        try:
+            await self._services.runtime.shutdown()
+        except Exception:
+            log.exception("orchestrator.shutdown_failed")
+        finally:
+            self._server.should_exit = True
+
+    def _runtime_ended(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or self._server is None:
+            return
+        error = task.exception()
+        if error is not None:
+            log.error("orchestrator.runtime_failed error=%s", error, exc_info=error)
+            self._server.should_exit = True
 
     async def run(self) -> None:
         async with AsyncExitStack() as stack:
             db = await stack.enter_async_context(open_database(self.settings))
-            services = Services.build(self.settings, db)
+            services = self._services = Services.build(self.settings, db)
             stack.push_async_callback(services.close)
+            await services.runtime.lifecycle.spawner.check()  # a clear error before serving
             app = create_app(services)
             server = self._server = _Server(
                 uvicorn.Config(
@@ -69,7 +94,10 @@ class Orchestrator:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self.request_stop)
-            tasks = [asyncio.create_task(c(services), name=getattr(c, "__name__", "component")) for c in self.components]
+            runtime = asyncio.create_task(services.runtime.run(), name="worker-runtime")
+            runtime.add_done_callback(self._runtime_ended)
+            tasks = [runtime]
+            tasks += [asyncio.create_task(c(services), name=getattr(c, "__name__", "component")) for c in self.components]
             log.info(
                 "orchestrator.started url=http://%s:%s database=%s",
                 self.settings.host,

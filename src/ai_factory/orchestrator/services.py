@@ -15,9 +15,12 @@ from ai_factory.orchestrator.conflicts import (
     PostgresConflictDetector,
     RedisConflictDetector,
 )
+from ai_factory.orchestrator.health import RedisLeases
+from ai_factory.orchestrator.logs import WorkerLogs
 from ai_factory.orchestrator.metrics import MetricsCollector
 from ai_factory.orchestrator.queue import QueueManager
 from ai_factory.orchestrator.rate_limits import RateLimiter
+from ai_factory.orchestrator.recovery import WorkerRuntime
 from ai_factory.orchestrator.workers import WorkerManager
 
 
@@ -32,6 +35,8 @@ class Services:
     learnings: LearningStore
     metrics: MetricsCollector
     rate_limiter: RateLimiter
+    logs: WorkerLogs
+    runtime: WorkerRuntime
     redis: aioredis.Redis | None = None
 
     @classmethod
@@ -45,7 +50,34 @@ class Services:
             else PostgresConflictDetector(db=db)
         )
         learnings = LearningStore.from_settings(settings, db=db)
-        workers = WorkerManager(db=db, queue=queue, conflicts=conflicts, learnings=learnings)
+        leases = (
+            RedisLeases(redis=redis, prefix=settings.redis_prefix, ttl_s=settings.heartbeat_timeout_seconds)
+            if redis is not None
+            else None
+        )
+        workers = WorkerManager(
+            db=db, queue=queue, conflicts=conflicts, learnings=learnings, leases=leases
+        )
+        rate_limiter = RateLimiter(
+            db=db,
+            clock=clock,
+            max_workers=settings.max_workers,
+            daily_budget=settings.daily_budget,
+            cooldown_seconds=settings.cooldown_seconds,
+            daily_cost_budget_usd=settings.daily_cost_budget_usd,
+            monthly_cost_budget_usd=settings.monthly_cost_budget_usd,
+        )
+        logs = WorkerLogs(root=settings.factory_home / "logs", max_bytes=settings.log_max_bytes)
+        runtime = WorkerRuntime.build(
+            settings,
+            db=db,
+            queue=queue,
+            workers=workers,
+            rate_limiter=rate_limiter,
+            logs=logs,
+            leases=leases,
+            redis=redis,
+        )
         return cls(
             settings=settings,
             db=db,
@@ -55,15 +87,9 @@ class Services:
             conflicts=conflicts,
             learnings=learnings,
             metrics=MetricsCollector(db=db, clock=clock),
-            rate_limiter=RateLimiter(
-                db=db,
-                clock=clock,
-                max_workers=settings.max_workers,
-                daily_budget=settings.daily_budget,
-                cooldown_seconds=settings.cooldown_seconds,
-                daily_cost_budget_usd=settings.daily_cost_budget_usd,
-                monthly_cost_budget_usd=settings.monthly_cost_budget_usd,
-            ),
+            rate_limiter=rate_limiter,
+            logs=logs,
+            runtime=runtime,
             redis=redis,
         )
 

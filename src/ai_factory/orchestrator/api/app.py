@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from ai_factory import __version__
 from ai_factory.orchestrator.api import learnings, status, work, workers
+from ai_factory.orchestrator.api import logs as worker_logs
 from ai_factory.orchestrator.api.errors import install_error_handlers
 from ai_factory.orchestrator.api.limits import BodySizeLimit
 from ai_factory.orchestrator.services import Services
@@ -22,5 +23,6 @@ def create_app(services: Services) -> FastAPI:
     install_error_handlers(app)
     for router in (work.router, workers.router, workers.admin, status.router, status.health, learnings.router):
         app.include_router(router)
+    app.include_router(worker_logs.router)
     app.add_middleware(BodySizeLimit)
     return app

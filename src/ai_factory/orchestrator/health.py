@@ -1,0 +1,149 @@
+"""Worker liveness: heartbeat leases and the periodic health check.
+
+A heartbeat refreshes the worker's lease: a Redis key with a TTL of
+HEARTBEAT_TIMEOUT_SECONDS when Redis is configured, the `workers.last_heartbeat`
+column always. Every HEALTH_CHECK_INTERVAL the monitor looks at every live worker:
+
+- silent for longer than HEARTBEAT_TIMEOUT_SECONDS (lease expired): presumed dead;
+- its process or container is gone (an end the spawner could not report, e.g. it
+  ended while no orchestrator ran): crashed;
+- its item is no longer held under its lease (cancelled, taken over): pointless.
+
+The first two requeue the item (failed once attempts reach MAX_ATTEMPTS) with the
+reason recorded; all three stop the process. Items claimed without any live worker
+(the orchestrator died between the claim and the spawn) go back to the queue with
+their attempt refunded, and logs past LOG_MAX_BYTES are rotated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from uuid import UUID
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from ai_factory.core.db.queries import load_queries
+from ai_factory.core.errors import ConflictError, StoreError
+from ai_factory.orchestrator.lifecycle import WorkerLifecycle, WorkerState
+from ai_factory.orchestrator.logs import WorkerLogs
+
+log = logging.getLogger(__name__)
+
+Q = load_queries("lifecycle")
+
+ORPHAN_GRACE_S = 10.0  # a claim is followed by its worker row within milliseconds
+SPAWN_GRACE_S = 2.0  # the handle is recorded a moment after the row
+
+
+class RedisLeases:
+    """Heartbeat leases as Redis keys ``<prefix>:heartbeat:<worker id>`` with a TTL."""
+
+    def __init__(self, *, redis: aioredis.Redis, prefix: str, ttl_s: float) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.ttl_ms = max(1, int(ttl_s * 1000))
+
+    def key(self, worker_id: UUID) -> str:
+        return f"{self.prefix}:heartbeat:{worker_id}"
+
+    async def beat(self, worker_id: UUID) -> None:
+        try:
+            await self.redis.set(self.key(worker_id), "1", px=self.ttl_ms)
+        except (RedisError, OSError) as exc:
+            raise StoreError(f"cannot record the heartbeat in Redis: {exc}") from exc
+
+    async def expired(self, worker_ids: list[UUID]) -> set[UUID]:
+        if not worker_ids:
+            return set()
+        try:
+            values = await self.redis.mget([self.key(w) for w in worker_ids])
+        except (RedisError, OSError) as exc:
+            raise StoreError(f"cannot read heartbeats from Redis: {exc}") from exc
+        return {w for w, v in zip(worker_ids, values, strict=True) if v is None}
+
+
+class HealthMonitor:
+    def __init__(
+        self,
+        *,
+        lifecycle: WorkerLifecycle,
+        logs: WorkerLogs,
+        heartbeat_timeout_s: float,
+        interval_s: float,
+        leases: RedisLeases | None = None,
+    ) -> None:
+        self.lifecycle = lifecycle
+        self.logs = logs
+        self.heartbeat_timeout_s = heartbeat_timeout_s
+        self.interval_s = interval_s
+        self.leases = leases
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            try:
+                await self.check()
+            except Exception:  # one failed pass is logged; the next one runs anyway
+                log.exception("health.check_failed")
+
+    async def check(self) -> None:
+        states = await self.lifecycle.active()
+        expired = await self._expired(states)
+        for state in states:
+            await self._check_worker(state, state.id in expired)
+        await self._stop_finished()
+        await self.requeue_orphans(grace_s=ORPHAN_GRACE_S)
+        for state in states:
+            if state.row["work_item_id"] is not None:
+                self.logs.enforce_cap(state.row["work_item_id"])
+
+    async def requeue_orphans(self, *, grace_s: float) -> int:
+        """Claimed items that no live worker holds go back to the queue, attempt refunded."""
+        count = 0
+        rows = await self.lifecycle.db.fetch_all(Q["orphaned_items"], {"grace_s": grace_s})
+        for row in rows:
+            try:
+                await self.lifecycle.queue.requeue(
+                    row["id"], row["lease_token"], reason="no live worker holds it", refund_attempt=True
+                )
+                count += 1
+                log.warning("health.orphan_requeued item=%s", row["id"])
+            except ConflictError:
+                pass  # it moved on meanwhile
+        return count
+
+    # --- helpers ---
+
+    async def _expired(self, states: list[WorkerState]) -> set[UUID]:
+        old = [s for s in states if s.age_s > self.heartbeat_timeout_s]
+        silent = {s.id for s in old if s.silent_s > self.heartbeat_timeout_s}
+        if self.leases is not None:
+            silent |= await self.leases.expired([s.id for s in old])
+        return silent
+
+    async def _check_worker(self, state: WorkerState, expired: bool) -> None:
+        lifecycle = self.lifecycle
+        if not state.holds_item:
+            lifecycle.in_background(lifecycle.settle(state))
+        elif expired:
+            log.warning("worker.heartbeat_missed worker=%s silent_s=%.0f", state.id, state.silent_s)
+            await lifecycle.retire(
+                state, reason=f"no heartbeat for {self.heartbeat_timeout_s:g}s"
+            )
+        elif (
+            lifecycle.owns(state)
+            and state.age_s > SPAWN_GRACE_S
+            and not await lifecycle.spawner.alive(state.handle)
+        ):
+            code = state.row["exit_code"]
+            detail = f" (exit code {code})" if code is not None else ""
+            await lifecycle.retire(state, reason=f"worker process is gone{detail} without reporting a result")
+
+    async def _stop_finished(self) -> None:
+        """Processes still running for workers that were finished (killed, or done and lingering)."""
+        for handle in self.lifecycle.spawner.tracked():
+            state = await self.lifecycle.state(handle.worker_id)
+            if state is not None and not state.active:
+                self.lifecycle.in_background(self.lifecycle.settle(state))

@@ -1,0 +1,166 @@
+"""The worker runtime of one orchestrator: start-up recovery, the loops, graceful shutdown.
+
+At start-up, workers left by a previous orchestrator are looked at one by one: a
+process or container still running is adopted (watched as if we had started it); a
+worker whose heartbeat is fresh but which we cannot see (another host, an external
+worker) is left to the health check; every other one is dead, so its item is
+requeued (its attempt counted, as for any crash). Items claimed with no worker at
+all go back with their attempt refunded.
+
+Then the event hub, the scheduler, the exit handler and the health check run until
+cancelled. `shutdown()` stops claiming, lets running workers finish for
+SHUTDOWN_GRACE_SECONDS (cut short by `hurry()`), then stops the rest and hands
+their items back without using an attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+import redis.asyncio as aioredis
+
+from ai_factory.core.db.database import Database
+from ai_factory.core.settings import Settings
+from ai_factory.orchestrator.events import EventHub
+from ai_factory.orchestrator.health import HealthMonitor, RedisLeases
+from ai_factory.orchestrator.lifecycle import WorkerLifecycle
+from ai_factory.orchestrator.logs import WorkerLogs
+from ai_factory.orchestrator.queue import QueueManager
+from ai_factory.orchestrator.rate_limits import RateLimiter
+from ai_factory.orchestrator.scheduler import Scheduler
+from ai_factory.orchestrator.spawners import build_spawner, worker_api_url
+from ai_factory.orchestrator.workers import WorkerManager
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.2
+
+
+class WorkerRuntime:
+    def __init__(
+        self,
+        *,
+        lifecycle: WorkerLifecycle,
+        scheduler: Scheduler,
+        health: HealthMonitor,
+        events: EventHub,
+        heartbeat_timeout_s: float,
+        shutdown_grace_s: float,
+    ) -> None:
+        self.lifecycle = lifecycle
+        self.scheduler = scheduler
+        self.health = health
+        self.events = events
+        self.heartbeat_timeout_s = heartbeat_timeout_s
+        self.shutdown_grace_s = shutdown_grace_s
+        self.started = asyncio.Event()
+        self._hurry = asyncio.Event()
+
+    async def run(self) -> None:
+        """Recover, then run every loop until cancelled."""
+        await self.lifecycle.spawner.check()
+        events = asyncio.create_task(self.events.run(), name="events")
+        tasks = [events]
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.events.connected.wait(), 5)  # not required: the tick backs it
+            await self.recover()
+            tasks += [
+                asyncio.create_task(self.lifecycle.run(self.events), name="lifecycle"),
+                asyncio.create_task(self.health.run(), name="health"),
+                asyncio.create_task(self.scheduler.run(), name="scheduler"),
+            ]
+            self.started.set()
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.lifecycle.spawner.close()
+
+    async def recover(self) -> None:
+        adopted = requeued = 0
+        for state in await self.lifecycle.active():
+            if not state.holds_item:
+                await self.lifecycle.settle(state)
+            elif self.lifecycle.owns(state):
+                if await self.lifecycle.spawner.watch(state.handle):
+                    adopted += 1
+                else:
+                    await self.lifecycle.retire(state, reason="worker gone after an orchestrator restart")
+                    requeued += 1
+            elif state.silent_s > self.heartbeat_timeout_s:
+                await self.lifecycle.retire(state, reason="worker gone after an orchestrator restart")
+                requeued += 1
+        orphans = await self.health.requeue_orphans(grace_s=0)
+        log.info("runtime.recovered adopted=%s requeued=%s orphans=%s", adopted, requeued, orphans)
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        *,
+        db: Database,
+        queue: QueueManager,
+        workers: WorkerManager,
+        rate_limiter: RateLimiter,
+        logs: WorkerLogs,
+        leases: RedisLeases | None = None,
+        redis: aioredis.Redis | None = None,
+    ) -> WorkerRuntime:
+        """The runtime FACTORY_SPAWNER and the timing settings describe (no I/O)."""
+        events = EventHub(database_url=db.url, redis=redis, prefix=settings.redis_prefix)
+        lifecycle = WorkerLifecycle(
+            db=db,
+            queue=queue,
+            workers=workers,
+            spawner=build_spawner(settings, logs=logs),
+            orchestrator_url=worker_api_url(settings),
+            leases=leases,
+        )
+        return cls(
+            lifecycle=lifecycle,
+            scheduler=Scheduler(
+                queue=queue,
+                lifecycle=lifecycle,
+                rate_limiter=rate_limiter,
+                max_workers=settings.max_workers,
+                events=events,
+            ),
+            health=HealthMonitor(
+                lifecycle=lifecycle,
+                logs=logs,
+                heartbeat_timeout_s=settings.heartbeat_timeout_seconds,
+                interval_s=settings.health_check_interval,
+                leases=leases,
+            ),
+            events=events,
+            heartbeat_timeout_s=settings.heartbeat_timeout_seconds,
+            shutdown_grace_s=settings.shutdown_grace_seconds,
+        )
+
+    def hurry(self) -> None:
+        """Cut the shutdown grace period short (second signal)."""
+        self._hurry.set()
+
+    async def shutdown(self) -> int:
+        """Stop claiming, let workers finish for the grace period, hand back the rest."""
+        self.scheduler.pause()
+        deadline = time.monotonic() + self.shutdown_grace_s
+        log.info("runtime.draining grace_s=%s", self.shutdown_grace_s)
+        while time.monotonic() < deadline and not self._hurry.is_set():
+            if not [s for s in await self.lifecycle.active() if self.lifecycle.owns(s)]:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._hurry.wait(), POLL_S)
+        handed_back = 0
+        states = [s for s in await self.lifecycle.active() if self.lifecycle.owns(s)]
+        for state in states:
+            await self.lifecycle.retire(state, reason="orchestrator shutting down", refund_attempt=True)
+            handed_back += 1
+        await self.lifecycle.drain()
+        log.info("runtime.stopped handed_back=%s", handed_back)
+        return handed_back

@@ -1,0 +1,99 @@
+"""The scheduler loop (the reference's runMainLoop, done right).
+
+It wakes when an item changes status (a new item, or a worker finishing and freeing
+capacity), announced by the event hub, and on a one-second tick as a backstop for
+lost notifications. Each pass starts workers while there is capacity, counted from
+the database (live worker rows, not an in-memory counter), the rate limiter allows
+a spawn, and the queue has something to claim. A failing pass is logged and the
+loop goes on. `pause()` stops claiming (graceful shutdown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+
+from ai_factory.orchestrator.events import RECONNECTED, EventHub, Subscription
+from ai_factory.orchestrator.lifecycle import WorkerLifecycle
+from ai_factory.orchestrator.queue import QueueManager
+from ai_factory.orchestrator.rate_limits import RateLimiter
+
+log = logging.getLogger(__name__)
+
+TICK_S = 1.0
+
+
+class Scheduler:
+    def __init__(
+        self,
+        *,
+        queue: QueueManager,
+        lifecycle: WorkerLifecycle,
+        rate_limiter: RateLimiter,
+        max_workers: int,
+        events: EventHub | None = None,
+        tick_s: float = TICK_S,
+    ) -> None:
+        self.queue = queue
+        self.lifecycle = lifecycle
+        self.rate_limiter = rate_limiter
+        self.max_workers = max_workers
+        self.events = events
+        self.tick_s = tick_s
+        self.paused = False
+        self._wake = asyncio.Event()
+
+    def pause(self) -> None:
+        """Claim nothing more (workers already running go on)."""
+        self.paused = True
+        self._wake.set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        subscription = self.events.subscribe() if self.events is not None else None
+        listener = asyncio.create_task(self._listen(subscription)) if subscription else None
+        log.info("scheduler.started max_workers=%s tick_s=%s", self.max_workers, self.tick_s)
+        try:
+            while True:
+                self._wake.clear()
+                if not self.paused:
+                    try:
+                        await self.dispatch()
+                    except Exception:  # a database blip or a bad item: log it, try again
+                        log.exception("scheduler.pass_failed")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.tick_s)
+        finally:
+            if listener is not None:
+                listener.cancel()
+                await asyncio.gather(listener, return_exceptions=True)
+            if subscription is not None:
+                subscription.close()
+
+    async def dispatch(self) -> int:
+        """Start as many workers as capacity and limits allow; return how many started."""
+        started = 0
+        while not self.paused:
+            if await self.lifecycle.active_count() >= self.max_workers:
+                break
+            limits = await self.rate_limiter.status()
+            if not limits.can_spawn:
+                log.debug("scheduler.blocked by=%s", ",".join(limits.blocked_by))
+                break
+            worker_id = uuid.uuid4()
+            assignment = await self.queue.claim_next(worker_id=worker_id, reason="claimed by the scheduler")
+            if assignment is None:
+                break
+            self.rate_limiter.record_spawn()
+            if await self.lifecycle.launch(assignment, worker_id=worker_id):
+                started += 1
+        return started
+
+    async def _listen(self, subscription: Subscription) -> None:
+        async for event in subscription:
+            if event.kind in ("status", RECONNECTED):
+                self._wake.set()

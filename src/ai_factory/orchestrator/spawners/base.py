@@ -1,0 +1,162 @@
+"""What every spawner keeps: the launch request, the handle, exit reports, the worker env.
+
+A spawner starts one worker process (or container) per claimed item and can later
+say whether it is still alive, stop it, and report when it ends. Handles are plain
+data stored in the worker row, so an orchestrator that restarts can find, adopt or
+stop the workers its predecessor started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Protocol
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+from ai_factory.core.errors import FactoryError
+from ai_factory.core.models import WorkItem
+from ai_factory.core.settings import Settings
+
+# Never handed to a worker: workers reach the factory over HTTP with their own token.
+SECRET_ENV = frozenset({"DATABASE_URL", "REDIS_URL", "FACTORY_API_TOKEN", "GITHUB_WEBHOOK_SECRET"})
+
+# What a container gets from the orchestrator's environment (its own image supplies the rest).
+CONTAINER_ENV_PREFIXES = ("ANTHROPIC_", "CLAUDE_", "FACTORY_", "GITHUB_")
+CONTAINER_ENV_NAMES = frozenset(
+    {
+        "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+        "IS_SANDBOX", "LOG_LEVEL", "MAX_ITERATIONS", "STUCK_AFTER", "ITERATION_IDLE_TIMEOUT",
+        "ITERATION_TIMEOUT", "GATE_TIMEOUT",
+    }
+)  # fmt: skip
+
+
+class SpawnError(FactoryError):
+    """A worker could not be started (missing binary, engine down, bad image ...)."""
+
+
+class WorkerLaunch(BaseModel):
+    """Everything a spawner needs to start the worker for one claimed item."""
+
+    model_config = ConfigDict(frozen=True)
+
+    worker_id: UUID
+    token: SecretStr
+    item: WorkItem
+    orchestrator_url: str
+    attempt: int = 1
+
+
+class WorkerHandle(BaseModel):
+    """How to find a spawned worker again: a process (pid + start time + host) or a container."""
+
+    model_config = ConfigDict(frozen=True)
+
+    worker_id: UUID
+    spawner: str
+    work_item_id: UUID | None = None
+    pid: int | None = None
+    pid_start: int | None = None
+    spawn_host: str = ""
+    container_id: str = ""
+
+    def describe(self) -> str:
+        return f"container {self.container_id[:12]}" if self.container_id else f"pid {self.pid}"
+
+
+class WorkerExit(BaseModel):
+    """A spawned worker ended (exit code None when it is unknown, e.g. an adopted process)."""
+
+    worker_id: UUID
+    exit_code: int | None = None
+
+
+class Spawner(Protocol):
+    """Starts, watches and stops workers. Ends are reported on `exits`."""
+
+    name: str
+    exits: asyncio.Queue[WorkerExit]
+
+    async def check(self) -> None:
+        """Raise `ConfigError` when this spawner cannot work on this machine."""
+
+    async def spawn(self, launch: WorkerLaunch) -> WorkerHandle:
+        """Start the worker; raise `SpawnError` when it cannot be started."""
+
+    async def alive(self, handle: WorkerHandle) -> bool:
+        """Whether the worker behind the handle still runs (False when it cannot be known)."""
+
+    def can_check(self, handle: WorkerHandle) -> bool:
+        """Whether `alive` can say anything about this handle from here."""
+
+    async def watch(self, handle: WorkerHandle) -> bool:
+        """Adopt a worker started by an earlier orchestrator: report its end; False if gone."""
+
+    async def stop(self, handle: WorkerHandle, *, grace_s: float) -> None:
+        """Ask the worker to stop, kill it after `grace_s`; no error if it is gone."""
+
+    def tracked(self) -> list[WorkerHandle]:
+        """Handles of the workers this spawner is watching now."""
+
+    async def close(self) -> None:
+        """Stop watching (workers keep running)."""
+
+
+def worker_env(
+    launch: WorkerLaunch, *, settings: Settings, base: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The environment of a worker: the given base without secrets, plus its identity."""
+    env = {k: v for k, v in (os.environ if base is None else base).items() if k.upper() not in SECRET_ENV}
+    env.update(
+        {
+            "WORKER_ID": str(launch.worker_id),
+            "WORKER_TOKEN": launch.token.get_secret_value(),
+            "WORK_ITEM": launch.item.model_dump_json(by_alias=True),
+            "ORCHESTRATOR_URL": launch.orchestrator_url,
+            "HEARTBEAT_INTERVAL": str(settings.heartbeat_interval),
+            "FACTORY_HOME": str(settings.factory_home),
+        }
+    )
+    if settings.github_token is not None:
+        env["GITHUB_TOKEN"] = settings.github_token.get_secret_value()
+    if settings.github_api_url and "GITHUB_API_URL" not in env:
+        env["GITHUB_API_URL"] = settings.github_api_url
+    return env
+
+
+def container_env(launch: WorkerLaunch, *, settings: Settings) -> dict[str, str]:
+    """The environment of a worker container: only what a worker needs from this host."""
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if k.startswith(CONTAINER_ENV_PREFIXES) or k in CONTAINER_ENV_NAMES
+    }
+    return worker_env(launch, settings=settings, base=base)
+
+
+def worker_api_url(settings: Settings) -> str:
+    """Where spawned workers reach this orchestrator.
+
+    ORCHESTRATOR_URL when it was set; otherwise this orchestrator's own HOST and PORT
+    (a wildcard bind address becomes loopback).
+    """
+    if "orchestrator_url" in settings.model_fields_set:
+        return settings.orchestrator_url
+    host = settings.host
+    if host in ("0.0.0.0", "", "::"):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.port}"
+
+
+def log_header(launch: WorkerLaunch, where: str) -> str:
+    return f"worker {launch.worker_id} attempt {launch.attempt} ({where})"
+
+
+def default_log_dir(settings: Settings) -> Path:
+    return settings.factory_home / "logs"
