@@ -77,6 +77,11 @@ class GitError(WorkspaceError):
         self.returncode = returncode
         self.stderr = stderr
 
+    @property
+    def detail(self) -> str:
+        """git's last lines of stderr, or the message when there are none."""
+        return _tail(self.stderr) if self.stderr.strip() else str(self)
+
 
 @dataclass(frozen=True)
 class Remote:

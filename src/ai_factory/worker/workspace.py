@@ -75,7 +75,7 @@ class Workspace:
         self.base_sha = base_sha
         self.repo = repo
         self.mirror = mirror
-        self._remote = remote
+        self.remote = remote
         self._token = github_token
         self._git = Git(cwd=path)
 
@@ -192,20 +192,20 @@ class Workspace:
 
     def push(self) -> None:
         """Push the item's branch, and only it, to origin."""
-        mirror = _Mirror(path=self.mirror, remote=self._remote,
-                         credentials=_credentials(self._remote, self._token))
+        mirror = _Mirror(path=self.mirror, remote=self.remote,
+                         credentials=_credentials(self.remote, self._token))
         ref = f"refs/heads/{self.branch}"
         try:
             mirror.check_config()
             mirror.git.run("push", "--porcelain", "--no-verify", "origin", "--", f"{ref}:{ref}")
         except GitError as exc:
-            raise WorkspaceError(_push_failure(self._remote, self.branch, exc,
+            raise WorkspaceError(_push_failure(self.remote, self.branch, exc,
                                                has_token=self._token is not None)) from exc
-        log.info("workspace.pushed branch=%s remote=%s", self.branch, self._remote.display)
+        log.info("workspace.pushed branch=%s remote=%s", self.branch, self.remote.display)
 
     def remove(self) -> None:
         """Remove the worktree; the mirror and the branch stay for a later attempt."""
-        mirror = _Mirror(path=self.mirror, remote=self._remote, credentials=None)
+        mirror = _Mirror(path=self.mirror, remote=self.remote, credentials=None)
         with _locked(self.mirror.with_suffix(".lock")):
             mirror.detach(self.path)
         log.info("workspace.removed path=%s", self.path)
@@ -262,7 +262,7 @@ class _Mirror:
         try:
             git.run("fetch", "--quiet", "--prune", "origin")
         except GitError as exc:
-            raise WorkspaceError(f"cannot fetch {self.remote.display}: {exc}") from exc
+            raise WorkspaceError(f"cannot fetch {self.remote.display}: {exc.detail}") from exc
 
     def check_config(self) -> None:
         """Undo or refuse repository config that would send credentials elsewhere.
@@ -289,7 +289,8 @@ class _Mirror:
     def branch_names(self) -> list[str]:
         out = self.git.output("for-each-ref", "--format=%(refname:lstrip=3)",
                               "refs/remotes/origin/")
-        return [name for name in out.splitlines() if name and name != "HEAD"]
+        return [name for name in out.splitlines()
+                if name and name != "HEAD" and not name.startswith(BRANCH_PREFIX)]
 
     def attach(self, path: Path, branch: str, base_ref: str) -> bool:
         """Give `path` a worktree on `branch`; True when an existing one was reused."""
