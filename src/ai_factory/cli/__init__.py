@@ -11,6 +11,7 @@ import sys
 import typer
 
 from ai_factory.cli import doctor, learnings, serve, work
+from ai_factory.cli import runtime as runtime_commands
 from ai_factory.cli.output import err
 from ai_factory.core.errors import FactoryError
 
@@ -26,6 +27,7 @@ serve.register(app)
 work.register(app)
 doctor.register(app)
 learnings.register(app)
+runtime_commands.register(app)
 
 
 def main() -> None:

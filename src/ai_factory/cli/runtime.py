@@ -1,0 +1,89 @@
+"""Runtime commands: `factory workers`, `factory logs ID [-f]`, `factory kill WORKER_ID`."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ai_factory.cli.context import api_client, settings_for_command
+from ai_factory.cli.output import age, out, print_json
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+FOLLOW_POLL_S = 0.5
+FINISHED = ("completed", "failed", "cancelled", "stuck")
+
+
+def workers(
+    all_workers: Annotated[bool, typer.Option("--all", help="Include finished workers.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Workers with their item, phase, iteration, tokens and heartbeat age."""
+    rows = api_client(settings_for_command()).get("/api/workers", all="true" if all_workers else None)
+    if json_out:
+        print_json(rows)
+        return
+    if not rows:
+        out.print("No workers running.")
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("ID", "STATUS", "PHASE", "ITEM", "ITER", "TOKENS", "COST", "HEARTBEAT", "SPAWNER", "AGE"):
+        table.add_column(column, overflow="fold")
+    for w in rows:
+        table.add_row(
+            w["id"],
+            w["status"],
+            w.get("phase") or "-",
+            (w.get("workItemId") or "-")[:8],
+            str(w["currentIteration"]),
+            str(w["totalTokens"]),
+            f"${w['costUsd']:.2f}",
+            age(w["lastHeartbeat"]) + " ago",
+            w["spawner"],
+            age(w["createdAt"]),
+        )
+    out.print(table)
+
+
+def logs(
+    item_id: Annotated[str, typer.Argument(help="Work item id.")],
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the item ends.")] = False,
+) -> None:
+    """Print a work item's worker output (stdout and stderr of every attempt)."""
+    client = api_client(settings_for_command())
+    offset = 0
+    while True:
+        chunk = client.get(f"/api/work/{item_id}/logs", offset=offset)
+        if chunk["reset"] and offset:
+            sys.stdout.write("\n[log rotated; continuing from the start of the current file]\n")
+        if chunk["text"]:
+            sys.stdout.write(chunk["text"])
+            sys.stdout.flush()
+        offset = chunk["nextOffset"]
+        if chunk["nextOffset"] < chunk["size"]:
+            continue  # more is already there
+        if not follow:
+            return
+        if client.get(f"/api/work/{item_id}")["status"] in FINISHED:
+            tail = client.get(f"/api/work/{item_id}/logs", offset=offset)
+            sys.stdout.write(tail["text"])
+            return
+        time.sleep(FOLLOW_POLL_S)
+
+
+def kill(
+    worker_id: Annotated[str, typer.Argument(help="Worker id (see `factory workers`).")],
+    reason: Annotated[str, typer.Option(help="Recorded as the item's error.")] = "Manual kill",
+) -> None:
+    """Stop a worker now; its work item is failed with the reason."""
+    api_client(settings_for_command()).post(f"/api/workers/{worker_id}/kill", {"reason": reason})
+    out.print(f"{worker_id} killed")
+
+
+def register(app: typer.Typer) -> None:
+    for command in (workers, logs, kill):
+        app.command()(command)
