@@ -17,7 +17,8 @@ in a thread, and then behaves as its mode says. The mode comes from a line
 
 With FAKE_WORKER_MARKERS set it appends JSON lines to ``<dir>/<item id>.jsonl``:
 ``start`` after registering, ``completed`` after the orchestrator accepted the result,
-and an ``env`` line describing its environment. Calls are retried while the
+and with FAKE_WORKER_DUMP an ``env`` line describing its environment (and whether it
+could write each of FAKE_WORKER_PROBE_PATHS). Calls are retried while the
 orchestrator is unreachable (it may be restarting); 409 (lease lost) exits with 3.
 """
 
@@ -92,9 +93,19 @@ def describe_env() -> dict[str, object]:
         stdin_empty = os.read(0, 1) == b""
     except OSError:
         stdin_empty = True
+    writable = {}
+    for path in filter(None, os.environ.get("FAKE_WORKER_PROBE_PATHS", "").split(",")):
+        try:
+            with open(path, "w") as probe:
+                probe.write("probe")
+            writable[path] = True
+        except OSError:
+            writable[path] = False
     return {
+        "writable": writable,
         "names": sorted(k for k in os.environ if k.isupper()),
         "orchestratorUrl": os.environ.get("ORCHESTRATOR_URL"),
+        "workItemKeys": sorted(json.loads(os.environ["WORK_ITEM"])),
         "pid": os.getpid(),
         "pgid": os.getpgid(0),
         "sid": os.getsid(0),

@@ -136,8 +136,8 @@ def start_factory(
     tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Callable[..., RunningFactory]]:
     started: list[RunningFactory] = []
-    markers = tmp_path / "markers"
-    markers.mkdir()
+    markers = tmp_path / "home" / "markers"  # inside FACTORY_HOME: writable in a bwrap sandbox too
+    markers.mkdir(parents=True)
     monkeypatch.setenv("FAKE_WORKER_MARKERS", str(markers))
 
     def start(**overrides: Any) -> RunningFactory:

@@ -1,0 +1,258 @@
+"""Spawners for real: child processes, bubblewrap sandboxes, and containers on podman.
+
+The docker spawner is tested against podman's Docker-compatible API: a private podman
+service (its own storage, runc, cgroupfs) serving a socket, and an image imported
+from a tiny root filesystem; the host's Python and the fake worker are mounted into
+the container read-only.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ai_factory.core.errors import ConfigError
+from ai_factory.orchestrator.logs import WorkerLogs
+from ai_factory.orchestrator.spawners import BwrapSpawner
+from tests.conftest import make_settings
+from tests.integration.orchestrator.test_scheduler import (  # noqa: F401 - fixture
+    FAKE_WORKER,
+    pid_alive,
+    spec,
+    start_factory,
+    wait_for,
+)
+
+
+def test_process_worker_gets_its_identity_no_secrets_its_own_session_and_no_stdin(
+    start_factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    factory = start_factory()
+    # The orchestrator's own environment, as a spawned worker inherits it.
+    monkeypatch.setenv("FAKE_WORKER_DUMP", "1")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:9/sim")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://secret@db/factory")
+    monkeypatch.setenv("FACTORY_API_TOKEN", "admin-secret-token")
+    item = factory.submit(spec(seconds=0))
+    item = factory.wait_status(item["id"], "completed")
+    env = next(m for m in factory.markers(item["id"]) if m["event"] == "env")
+    assert {"WORKER_ID", "WORKER_TOKEN", "WORK_ITEM", "ORCHESTRATOR_URL", "ANTHROPIC_BASE_URL"} <= set(env["names"])
+    assert "DATABASE_URL" not in env["names"] and "FACTORY_API_TOKEN" not in env["names"]
+    assert env["orchestratorUrl"] == factory.server.url
+    assert {"id", "repo", "spec", "baseBranch", "sourceId"} <= set(env["workItemKeys"])
+    assert env["sid"] == env["pid"] and env["pgid"] == env["pid"]
+    assert env["stdinEmpty"] is True
+
+    log = factory.http.get(f"/api/work/{item['id']}/logs").json()
+    assert "fake worker: registered" in log["text"] and "fake worker: completed" in log["text"]
+    assert f"worker {item['workerId']} attempt 1" in log["text"]
+    assert log["nextOffset"] == log["size"]
+    assert factory.http.get(f"/api/work/{item['id']}/logs", params={"offset": log["size"]}).json()["text"] == ""
+
+
+def test_worker_log_is_rotated_past_the_cap(start_factory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAKE_WORKER_SPAM_BYTES", str(64 * 1024))
+    factory = start_factory(log_max_bytes=8192)
+    item = factory.submit(spec(mode="spam", seconds=2))
+    path = factory.services.logs.path(uuid.UUID(item["id"]))
+    rotated = path.with_name(path.name + ".1")
+    wait_for(rotated.exists, what="the log to be rotated")
+    factory.wait_status(item["id"], "completed")
+    assert rotated.stat().st_size >= 64 * 1024
+    assert path.stat().st_size < 8192
+    assert "[log rotated" in path.read_text()
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed (apt-get install bubblewrap)")
+def test_bwrap_worker_can_write_only_inside_factory_home(
+    start_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inside = tmp_path / "home" / "probe"
+    outside = Path("/var/tmp") / f"factory-probe-{uuid.uuid4().hex}"
+    monkeypatch.setenv("FAKE_WORKER_DUMP", "1")
+    monkeypatch.setenv("FAKE_WORKER_PROBE_PATHS", f"{inside},{outside}")
+    factory = start_factory(factory_spawner="bwrap")
+    item = factory.submit(spec(seconds=0))
+    done = factory.wait_status(item["id"], "completed", "failed")
+    assert done["status"] == "completed", factory.http.get(f"/api/work/{item['id']}/logs").json()["text"]
+    env = next(m for m in factory.markers(item["id"]) if m["event"] == "env")
+    assert env["writable"] == {str(inside): True, str(outside): False}
+    assert inside.read_text() == "probe" and not outside.exists()
+
+
+async def test_bwrap_spawner_missing_is_a_clear_start_up_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    settings = make_settings(tmp_path, factory_spawner="bwrap")
+    spawner = BwrapSpawner(settings=settings, logs=WorkerLogs(root=tmp_path / "logs", max_bytes=4096))
+    with pytest.raises(ConfigError, match="bubblewrap"):
+        await spawner.check()
+
+
+def test_factory_orchestrator_refuses_to_start_without_bwrap(tmp_path: Path, database_url: str) -> None:
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "FACTORY_SPAWNER": "bwrap",
+        "FACTORY_HOME": str(tmp_path / "home"),
+        "PORT": "0",
+        "PATH": str(tmp_path),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "ai_factory", "orchestrator"],
+        env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "error: FACTORY_SPAWNER: bwrap needs bubblewrap" in done.stderr
+
+
+# --- docker spawner, against podman ---
+
+PODMAN_CONF = """\
+[containers]
+default_ulimits = []
+[engine]
+cgroup_manager = "cgroupfs"
+runtime = "runc"
+events_logger = "file"
+"""
+
+
+class Podman:
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.socket = base / "api.sock"
+        self.docker_host = f"unix://{self.socket}"
+        self.image = "localhost/factory-test-worker:latest"
+        self.env = {**os.environ, "CONTAINERS_CONF": str(base / "containers.conf")}
+        self.service: subprocess.Popen | None = None
+
+    def podman(self, *args: str) -> subprocess.CompletedProcess:
+        argv = ["podman", "--root", str(self.base / "root"), "--runroot", str(self.base / "run"),
+                "--storage-driver", "vfs", *args]  # fmt: skip
+        return subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=120, check=True)
+
+    def start(self) -> None:
+        (self.base / "containers.conf").write_text(PODMAN_CONF)
+        rootfs = self.base / "rootfs.tar"
+        with tarfile.open(rootfs, "w") as tar:
+            for name in ("usr", "etc", "tmp", "proc", "sys", "dev", "root", "run", "work", "var"):
+                info = tarfile.TarInfo(name)
+                info.type, info.mode = tarfile.DIRTYPE, 0o1777 if name == "tmp" else 0o755
+                tar.addfile(info)
+            for name, target in (("bin", "usr/bin"), ("lib", "usr/lib"), ("lib64", "usr/lib64"), ("sbin", "usr/sbin")):
+                info = tarfile.TarInfo(name)
+                info.type, info.linkname = tarfile.SYMTYPE, target
+                tar.addfile(info)
+        self.podman("import", str(rootfs), self.image)
+        self.service = subprocess.Popen(
+            ["podman", "--root", str(self.base / "root"), "--runroot", str(self.base / "run"),
+             "--storage-driver", "vfs", "system", "service", "--time=0", self.docker_host],
+            env=self.env, stdout=subprocess.DEVNULL, stderr=(self.base / "service.log").open("w"),
+        )  # fmt: skip
+        wait_for(self.socket.exists, timeout=60, what="the podman API socket")
+
+    def stop(self) -> None:
+        if self.service is not None:
+            self.service.terminate()
+            try:
+                self.service.wait(30)
+            except subprocess.TimeoutExpired:
+                self.service.kill()
+        subprocess.run(
+            ["podman", "--root", str(self.base / "root"), "--runroot", str(self.base / "run"),
+             "--storage-driver", "vfs", "rm", "-af"],
+            env=self.env, capture_output=True, timeout=120,
+        )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def podman() -> Iterator[Podman]:
+    if shutil.which("podman") is None or shutil.which("runc") is None:
+        pytest.skip("podman and runc are not installed (apt-get install podman runc): docker spawner untested")
+    base = Path(tempfile.mkdtemp(prefix="factory-podman-", dir="/tmp"))
+    server = Podman(base)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def docker_factory(start_factory, podman: Podman, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("DOCKER_HOST", podman.docker_host)
+    python = os.path.realpath(sys.executable)
+    mounts = [f"/usr:/usr:ro", f"{sys.base_prefix}:{sys.base_prefix}:ro", f"{FAKE_WORKER.parent}:/fake:ro"]
+
+    def start(**overrides):
+        return start_factory(
+            factory_spawner="docker",
+            factory_worker_image=podman.image,
+            factory_worker_command=f"{python} /fake/{FAKE_WORKER.name}",
+            factory_worker_mounts=",".join(mounts),
+            **overrides,
+        )
+
+    return start
+
+
+def containers_of(item_id: str) -> list:
+    import docker
+
+    client = docker.from_env()
+    try:
+        return client.containers.list(all=True, filters={"label": f"ai-factory.item={item_id}"})
+    finally:
+        client.close()
+
+
+def test_docker_worker_runs_in_a_container_that_removes_itself(docker_factory) -> None:
+    factory = docker_factory()
+    item = factory.submit(spec(seconds=1.5))
+    running = factory.wait_status(item["id"], "running", "completed", "failed", timeout=90)
+    worker = factory.worker_row(running["workerId"])
+    assert worker["containerId"] and worker["pid"] is None
+    done = factory.wait_status(item["id"], "completed", "failed", timeout=90)
+    assert done["status"] == "completed", factory.http.get(f"/api/work/{item['id']}/logs").json()["text"]
+    wait_for(lambda: not containers_of(item["id"]), what="AutoRemove to remove the container")
+    log = factory.http.get(f"/api/work/{item['id']}/logs").json()["text"]
+    assert "fake worker: registered" in log
+    assert wait_for(lambda: factory.worker_row(running["workerId"])["exitCode"] == 0 or None, what="exit code") is not None
+
+
+def test_docker_worker_without_heartbeats_is_stopped_and_its_item_failed(docker_factory) -> None:
+    factory = docker_factory(heartbeat_timeout_seconds=3, max_attempts=1)
+    item = factory.submit(spec(mode="hang"))
+    factory.wait_status(item["id"], "running", timeout=90)
+    assert containers_of(item["id"])
+    failed = factory.wait_status(item["id"], "failed", timeout=90)
+    assert "no heartbeat for 3s" in failed["error"]
+    wait_for(lambda: not containers_of(item["id"]), timeout=90, what="the container to be stopped and removed")
+
+
+def test_docker_spawner_reports_a_missing_image_at_start_up(
+    tmp_path: Path, podman: Podman, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from ai_factory.orchestrator.spawners.docker import DockerSpawner
+
+    monkeypatch.setenv("DOCKER_HOST", podman.docker_host)
+    settings = make_settings(tmp_path, factory_spawner="docker", factory_worker_image="localhost/nope:latest")
+    spawner = DockerSpawner(settings=settings, logs=WorkerLogs(root=tmp_path / "logs", max_bytes=4096))
+    with pytest.raises(ConfigError, match="FACTORY_WORKER_IMAGE"):
+        asyncio.run(spawner.check())
+    _ = time
