@@ -1,0 +1,137 @@
+"""The Claude Code driver: one fresh claude-agent-sdk session per iteration.
+
+Owns: the session options (the iteration prompt as the user message, the
+factory protocol appended to Claude Code's own system prompt, the repository's
+settings and CLAUDE.md still applied, permissions skipped inside the worktree,
+the lock hook on edit tools) and the watchdog that ends a session that went
+quiet (ITERATION_IDLE_TIMEOUT), ran too long (ITERATION_TIMEOUT), hit a
+rejected usage limit (the worker waits; the CLI need not), or must stop
+because the worker is stopping. Ending a session = leaving the SDK's message
+loop, which ends the CLI within a second (docs/claude-cli-notes.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from claude_agent_sdk import (
+    ClaudeAgentOptions,
+    ClaudeSDKError,
+    CLINotFoundError,
+    HookMatcher,
+    query,
+)
+
+from ai_factory.worker.agent import AgentRequest, AgentUnavailableError
+from ai_factory.worker.agent.result import IterationResult, StopReason
+from ai_factory.worker.agent.stream import StreamRecorder
+
+log = logging.getLogger(__name__)
+
+
+class ClaudeDriver:
+    name = "claude"
+    runs_own_loop = False
+
+    def __init__(
+        self,
+        *,
+        env: Mapping[str, str],
+        idle_timeout_s: float,
+        wall_timeout_s: float,
+        model: str | None = None,
+        hooks: dict[str, list[HookMatcher]] | None = None,
+        cli_path: str | Path | None = None,
+    ) -> None:
+        self.env = dict(env)
+        self.idle_timeout_s = idle_timeout_s
+        self.wall_timeout_s = wall_timeout_s
+        self.model = model
+        self.hooks = hooks
+        self.cli_path = cli_path
+
+    def options(self, request: AgentRequest, recorder: StreamRecorder) -> ClaudeAgentOptions:
+        return ClaudeAgentOptions(
+            cwd=str(request.cwd),
+            permission_mode="bypassPermissions",
+            system_prompt={
+                "type": "preset",
+                "preset": "claude_code",
+                "append": request.system_append,
+            },
+            setting_sources=["project"],  # the repo's CLAUDE.md and .claude/settings.json
+            model=self.model,
+            env=self.env,
+            hooks=self.hooks,  # type: ignore[arg-type]
+            stderr=recorder.add_stderr,
+            cli_path=self.cli_path,
+        )
+
+    async def run(self, request: AgentRequest) -> IterationResult:
+        recorder = StreamRecorder(root=request.cwd, iteration=request.iteration)
+        options = self.options(request, recorder)
+        limited = asyncio.Event()
+
+        async def consume() -> None:
+            try:
+                # aclosing: leaving the loop early must close the session (and the CLI) here.
+                async with contextlib.aclosing(query(prompt=request.prompt, options=options)) as stream:
+                    async for message in stream:
+                        recorder.add(message)
+                        if recorder.result.rejected is not None:
+                            limited.set()  # stop the CLI now: the worker waits for the reset
+                            return
+            except CLINotFoundError as exc:
+                raise AgentUnavailableError(f"Claude Code not found: {exc}") from exc
+            except ClaudeSDKError as exc:  # ProcessError, ResultError, decode errors
+                recorder.add_error(exc)
+
+        started = time.monotonic()
+        task = asyncio.create_task(consume(), name=f"claude-iteration-{request.iteration}")
+        stop = await self._watch(task, recorder, request.stop, started)
+        if stop is not None:
+            recorder.result.stop = stop
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            if stop in (StopReason.IDLE_TIMEOUT, StopReason.WALL_TIMEOUT):
+                log.warning("agent.timeout iteration=%s reason=%s", request.iteration, stop.value)
+        else:
+            task.result()  # re-raise AgentUnavailableError
+            if limited.is_set():
+                recorder.result.stop = StopReason.LIMITED
+        result = recorder.finish()
+        if not result.duration_ms:
+            result.duration_ms = int((time.monotonic() - started) * 1000)
+        return result
+
+    async def _watch(
+        self,
+        task: asyncio.Task[None],
+        recorder: StreamRecorder,
+        stop: asyncio.Event,
+        started: float,
+    ) -> StopReason | None:
+        """Wait for the session; the reason to cut it short, or None when it ended itself."""
+        stop_wait = asyncio.create_task(stop.wait())
+        try:
+            while not task.done():
+                now = time.monotonic()
+                idle_left = recorder.last_event + self.idle_timeout_s - now
+                wall_left = started + self.wall_timeout_s - now
+                if wall_left <= 0:
+                    return StopReason.WALL_TIMEOUT
+                if idle_left <= 0:
+                    return StopReason.IDLE_TIMEOUT
+                await asyncio.wait({task, stop_wait}, timeout=min(idle_left, wall_left),
+                                   return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+                if stop.is_set() and not task.done():
+                    return StopReason.CANCELLED
+            return None
+        finally:
+            stop_wait.cancel()

@@ -1,0 +1,369 @@
+"""The worker's side of the worker protocol: HTTP calls to the orchestrator.
+
+Owns: `OrchestratorClient` (register, heartbeat, iteration and limit reports,
+file locks, learnings, and the final complete / fail / stuck report), how each
+call is retried, and `Heartbeat`, the task that keeps the worker's lease alive.
+
+The worker must keep working when the orchestrator is briefly gone (restart,
+network), so calls differ in how hard they try:
+
+- heartbeats are sent once; an unreachable orchestrator drops them (the next
+  one says the same, newer);
+- iteration and limit reports go into an ordered outbox that a background task
+  delivers, retrying until the orchestrator is back;
+- lock requests retry for a few seconds, then give up (the caller decides);
+- the final report first drains the outbox, then retries for hours
+  (`final_retry_s`): it is the one call whose loss would lose the work's result.
+
+Connection errors and 5xx are retried with backoff; 4xx never is. A 409 (and a
+404 for this worker, or a 401 for its token) means the lease is gone: the item
+was cancelled or given to another worker. `lease_lost` is set and every later
+call raises `LeaseLostError`; the worker stops its agent and exits without pushing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from uuid import UUID
+
+import httpx
+from pydantic import BaseModel
+
+from ai_factory.core.errors import ApiUnreachableError, FactoryError, InvalidInputError
+from ai_factory.core.models import (
+    IterationReport,
+    LimitReport,
+    LockResult,
+    WorkerCompleteRequest,
+    WorkerFailRequest,
+    WorkerHeartbeatRequest,
+    WorkerPhase,
+    WorkerRegisterRequest,
+    WorkerRegisterResponse,
+    WorkerStuckRequest,
+    WorkItem,
+)
+
+log = logging.getLogger(__name__)
+
+REQUEST_TIMEOUT_S = 15.0
+REGISTER_RETRY_S = 120.0
+LOCK_RETRY_S = 5.0
+LEARNINGS_RETRY_S = 15.0
+FINAL_RETRY_S = 4 * 3600.0
+BACKOFF_FIRST_S = 0.25
+BACKOFF_CAP_S = 10.0
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class LeaseLostError(FactoryError):
+    """The orchestrator no longer knows this worker as the holder of its item."""
+
+
+@dataclass(frozen=True)
+class _Outgoing:
+    path: str
+    body: dict[str, Any]
+    what: str
+
+
+class OrchestratorClient:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        worker_id: UUID | None = None,
+        token: str | None = None,
+        final_retry_s: float = FINAL_RETRY_S,
+        timeout_s: float = REQUEST_TIMEOUT_S,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.worker_id = worker_id
+        self._token = token
+        self.final_retry_s = final_retry_s
+        self.lease_lost = asyncio.Event()
+        self.lease_lost_reason = ""
+        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout_s)
+        self._outbox: asyncio.Queue[_Outgoing] = asyncio.Queue()
+        self._sender: asyncio.Task[None] | None = None
+        self._unreachable_since: float | None = None
+
+    # --- lifecycle ---
+
+    async def close(self) -> None:
+        if self._sender is not None:
+            self._sender.cancel()
+            await asyncio.gather(self._sender, return_exceptions=True)
+        await self._http.aclose()
+
+    # --- registration and reads ---
+
+    async def register(
+        self, item_id: UUID, *, host: str, admin_token: str | None = None
+    ) -> WorkerRegisterResponse:
+        """Spawned (worker id + token) or by hand (admin token: the orchestrator claims the item)."""
+        request = WorkerRegisterRequest(work_item_id=item_id, worker_id=self.worker_id, host=host)
+        token = self._token if self.worker_id is not None else admin_token
+        data = await self._send("POST", "/api/worker/register", request, token=token,
+                                retry_for=REGISTER_RETRY_S, what="register")  # fmt: skip
+        response = WorkerRegisterResponse.model_validate(data)
+        self.worker_id = response.worker_id
+        if response.token:
+            self._token = response.token
+        return response
+
+    async def get_item(self, item_id: str, *, admin_token: str | None) -> WorkItem:
+        data = await self._send("GET", f"/api/work/{item_id}", None, token=admin_token,
+                                retry_for=REGISTER_RETRY_S, what="fetch the work item")  # fmt: skip
+        return WorkItem.model_validate(data)
+
+    async def learnings(self, *, repo: str, search: str, limit: int = 10) -> list[str]:
+        """Learnings relevant to `search` ([] when the orchestrator cannot be reached)."""
+        params = {"repo": repo, "search": search, "limit": str(limit)}
+        try:
+            data = await self._send("GET", "/api/learnings", None, params=params,
+                                    retry_for=LEARNINGS_RETRY_S, what="learnings")  # fmt: skip
+        except ApiUnreachableError:
+            log.warning("worker.learnings_unavailable")
+            return []
+        return [str(row["content"]) for row in data or [] if isinstance(row, dict) and row.get("content")]
+
+    # --- reports while working ---
+
+    async def heartbeat(self, beat: WorkerHeartbeatRequest) -> bool:
+        """One attempt; False when the orchestrator could not be reached (dropped)."""
+        try:
+            await self._send("POST", self._path("heartbeat"), beat, retry_for=0, what="heartbeat")
+        except ApiUnreachableError:
+            return False
+        return True
+
+    def report_iteration(self, report: IterationReport) -> None:
+        self._enqueue(_Outgoing(self._path("iteration"), _dump(report), f"iteration {report.iteration}"))
+
+    def report_limit(self, report: LimitReport) -> None:
+        self._enqueue(_Outgoing(self._path("limited"), _dump(report), f"limit {report.status}"))
+
+    async def lock(self, files: list[str]) -> LockResult | None:
+        """Ask for file locks; None when the orchestrator could not be reached in time."""
+        try:
+            data = await self._send("POST", self._path("lock"), {"files": files},
+                                    retry_for=LOCK_RETRY_S, what="lock")  # fmt: skip
+        except ApiUnreachableError:
+            return None
+        return LockResult.model_validate(data)
+
+    async def unlock(self, files: list[str]) -> None:
+        if not files or self.lease_lost.is_set():
+            return
+        try:
+            await self._send("POST", self._path("unlock"), {"files": files},
+                             retry_for=LOCK_RETRY_S, what="unlock")  # fmt: skip
+        except (ApiUnreachableError, LeaseLostError):
+            pass  # the orchestrator releases a finished worker's locks itself
+
+    # --- final reports ---
+
+    async def complete(self, request: WorkerCompleteRequest) -> None:
+        await self._final("complete", request)
+
+    async def fail(self, request: WorkerFailRequest) -> None:
+        await self._final("fail", request)
+
+    async def stuck(self, request: WorkerStuckRequest) -> None:
+        await self._final("stuck", request)
+
+    async def _final(self, kind: str, body: BaseModel) -> None:
+        deadline = time.monotonic() + self.final_retry_s
+        try:
+            await asyncio.wait_for(self._drained(), timeout=self.final_retry_s)
+        except TimeoutError:
+            log.error("worker.reports_undelivered count=%s", self._outbox.qsize())
+        remaining = max(0.0, deadline - time.monotonic())
+        await self._send("POST", self._path(kind), body, retry_for=remaining, what=kind)
+        log.info("worker.reported result=%s", kind)
+
+    async def _drained(self) -> None:
+        if self._sender is not None and not self._sender.done():
+            await self._outbox.join()
+        if self.lease_lost.is_set():
+            raise LeaseLostError(self.lease_lost_reason)
+
+    # --- plumbing ---
+
+    def _path(self, action: str) -> str:
+        if self.worker_id is None:
+            raise FactoryError("the worker is not registered")
+        return f"/api/worker/{self.worker_id}/{action}"
+
+    def _enqueue(self, outgoing: _Outgoing) -> None:
+        if self.lease_lost.is_set():
+            return
+        self._outbox.put_nowait(outgoing)
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.get_running_loop().create_task(self._deliver(), name="outbox")
+
+    async def _deliver(self) -> None:
+        while True:
+            outgoing = await self._outbox.get()
+            try:
+                if not self.lease_lost.is_set():
+                    await self._send("POST", outgoing.path, outgoing.body,
+                                     retry_for=float("inf"), what=outgoing.what)  # fmt: skip
+            except LeaseLostError:
+                pass
+            except FactoryError as exc:  # a report the orchestrator refused: drop it, go on
+                log.error("worker.report_refused report=%s error=%s", outgoing.what, exc)
+            finally:
+                self._outbox.task_done()
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        body: BaseModel | dict[str, Any] | None,
+        *,
+        retry_for: float,
+        what: str,
+        token: str | None = None,
+        params: dict[str, str] | None = None,
+    ) -> Any:
+        if self.lease_lost.is_set() and path.startswith("/api/worker/") and "register" not in path:
+            raise LeaseLostError(self.lease_lost_reason)
+        payload = _dump(body) if isinstance(body, BaseModel) else body
+        headers = self._headers(token)
+        deadline = time.monotonic() + retry_for
+        delay = BACKOFF_FIRST_S
+        while True:
+            try:
+                response = await self._http.request(method, path, json=payload, params=params,
+                                                     headers=headers)  # fmt: skip
+            except httpx.TransportError as exc:
+                problem = f"{type(exc).__name__}"
+            else:
+                if response.status_code < 400:
+                    self._reachable()
+                    return response.json() if response.content else None
+                if response.status_code < 500:
+                    self._reachable()
+                    raise self._refused(response, what)
+                problem = f"HTTP {response.status_code}"
+            self._unreachable(what, problem)
+            if time.monotonic() + delay > deadline:
+                raise ApiUnreachableError(f"orchestrator at {self.base_url} unreachable ({what}: {problem})")
+            await asyncio.sleep(delay)
+            delay = min(BACKOFF_CAP_S, delay * 2)
+
+    def _headers(self, token: str | None) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        bearer = token or self._token
+        if bearer:
+            headers["Authorization"] = f"Bearer {bearer}"
+        if self.worker_id is not None:
+            headers["X-Worker-Id"] = str(self.worker_id)
+        return headers
+
+    def _refused(self, response: httpx.Response, what: str) -> FactoryError:
+        try:
+            message = str(response.json().get("error") or response.text)
+        except ValueError:
+            message = response.text or response.reason_phrase
+        status = response.status_code
+        if status == 409 or (status in (401, 404) and what not in ("register", "fetch the work item")):
+            if not self.lease_lost.is_set():
+                self.lease_lost_reason = f"{what}: {message} (HTTP {status})"
+                self.lease_lost.set()
+                log.warning("worker.lease_lost call=%s status=%s error=%s", what, status, message)
+            return LeaseLostError(self.lease_lost_reason)
+        if status == 422:
+            return InvalidInputError(f"{what}: {message} (HTTP 422)")
+        return FactoryError(f"{what}: {message} (HTTP {status})")
+
+    def _unreachable(self, what: str, problem: str) -> None:
+        if self._unreachable_since is None:
+            self._unreachable_since = time.monotonic()
+            log.warning("worker.orchestrator_unreachable call=%s problem=%s", what, problem)
+
+    def _reachable(self) -> None:
+        if self._unreachable_since is not None:
+            away = time.monotonic() - self._unreachable_since
+            self._unreachable_since = None
+            log.info("worker.orchestrator_back after_s=%.1f", away)
+
+
+def _dump(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+@dataclass
+class Progress:
+    """What heartbeats carry; the loop updates it, `Heartbeat` sends it."""
+
+    iteration: int = 0
+    tokens: int = 0
+    cost_usd: float = 0.0
+    phase: WorkerPhase = WorkerPhase.SETUP
+    message: str | None = None
+
+    def request(self) -> WorkerHeartbeatRequest:
+        return WorkerHeartbeatRequest(
+            iteration=self.iteration,
+            tokens=self.tokens,
+            phase=self.phase,
+            cost_usd=round(self.cost_usd, 6),
+            message=self.message[:2000] if self.message else None,
+        )
+
+
+class Heartbeat:
+    """Sends `progress` every `interval_s`, and at once when `beat_now` is called."""
+
+    def __init__(
+        self,
+        *,
+        client: OrchestratorClient,
+        progress: Progress,
+        interval_s: float,
+    ) -> None:
+        self.client = client
+        self.progress = progress
+        self.interval_s = interval_s
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="heartbeat")
+
+    def beat_now(self) -> None:
+        self._wake.set()
+
+    def set_phase(self, phase: WorkerPhase, message: str | None = None) -> None:
+        if phase != self.progress.phase or message != self.progress.message:
+            self.progress.phase = phase
+            self.progress.message = message
+            self.beat_now()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _run(self) -> None:
+        while not self.client.lease_lost.is_set():
+            try:
+                await self.client.heartbeat(self.progress.request())
+            except LeaseLostError:
+                return
+            except FactoryError as exc:
+                log.warning("worker.heartbeat_refused error=%s", exc)
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.interval_s)
+            except TimeoutError:
+                pass
+            self._wake.clear()

@@ -1,0 +1,186 @@
+"""The quality gate: the repository's test command, run by the worker after each iteration.
+
+Owns: which command is the gate, running it with a timeout, and what of its
+output goes back to the agent.
+
+The command comes from the repository's ``.factory.toml``::
+
+    [gates]
+    test = "pytest -q"          # or an argv list: ["pytest", "-q"]
+
+and otherwise from FACTORY_TEST_COMMAND (the factory-wide default). The
+repository's own file wins because it knows its language; the variable is for
+repositories without one. It is read once, before the agent runs, so an agent
+cannot weaken the gate by editing the file. The command line is user
+configuration: it is split with shlex into argv and run without a shell (wrap it
+in ``sh -c '...'`` in the configuration if it needs one). No command: there is
+no gate, and checked boxes alone mean done.
+
+The gate runs in the worktree with the agent's environment (no factory secrets),
+no stdin, in its own process group (killed as a whole on timeout). Its failing
+output's tail goes into the next iteration's prompt; a fingerprint of that tail
+(numbers and durations blanked) tells the stuck detector when the same failure
+repeats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import re
+import shlex
+import signal
+import subprocess
+import time
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from ai_factory.core.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = ".factory.toml"
+TAIL_CHARS = 4000
+TAIL_LINES = 80
+_VOLATILE = re.compile(r"0x[0-9a-f]+|\d+(?:\.\d+)?(?:ms|s)?\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class GateResult:
+    passed: bool
+    command: str
+    exit_code: int | None
+    output_tail: str
+    timed_out: bool = False
+    duration_s: float = 0.0
+
+    @property
+    def fingerprint(self) -> str:
+        """Same failure, same fingerprint (timings and addresses ignored)."""
+        normal = _VOLATILE.sub("#", self.output_tail.lower())
+        return hashlib.sha256(f"{self.exit_code}|{normal}".encode()).hexdigest()[:16]
+
+    def describe(self) -> str:
+        if self.passed:
+            return f"`{self.command}` passed"
+        if self.timed_out:
+            return f"`{self.command}` did not finish in time"
+        return f"`{self.command}` exited with code {self.exit_code}"
+
+
+class QualityGate:
+    def __init__(
+        self,
+        *,
+        argv: list[str],
+        timeout_s: float,
+        env: Mapping[str, str] | None = None,
+        source: str = "",
+    ) -> None:
+        if not argv:
+            raise ConfigError("the quality gate command is empty")
+        self.argv = argv
+        self.timeout_s = timeout_s
+        self.env = dict(env) if env is not None else None
+        self.source = source
+
+    @property
+    def command(self) -> str:
+        return shlex.join(self.argv)
+
+    @classmethod
+    def resolve(
+        cls,
+        *,
+        root: Path,
+        configured: str | None,
+        timeout_s: float,
+        env: Mapping[str, str] | None = None,
+    ) -> QualityGate | None:
+        """The gate for the repository at `root`: its .factory.toml, else `configured`."""
+        from_file = _from_config_file(root / CONFIG_FILE)
+        if from_file is not None:
+            return cls(argv=from_file, timeout_s=timeout_s, env=env, source=CONFIG_FILE)
+        if configured and configured.strip():
+            try:
+                argv = shlex.split(configured)
+            except ValueError as exc:
+                raise ConfigError(f"FACTORY_TEST_COMMAND: not a valid command line ({exc})") from None
+            return cls(argv=argv, timeout_s=timeout_s, env=env, source="FACTORY_TEST_COMMAND")
+        return None
+
+    async def run(self, cwd: Path) -> GateResult:
+        started = time.monotonic()
+        log.info("gate.started command=%s", self.command)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *self.argv,
+                cwd=cwd,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            result = GateResult(False, self.command, None, f"cannot run {self.argv[0]!r}: {exc.strerror or exc}")
+            log.warning("gate.failed command=%s error=%s", self.command, result.output_tail)
+            return result
+        timed_out = False
+        try:
+            output, _ = await asyncio.wait_for(proc.communicate(), timeout=self.timeout_s)
+        except TimeoutError:
+            timed_out = True
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            output, _ = await proc.communicate()
+        tail = _tail(output.decode(errors="replace"))
+        if timed_out:
+            tail += f"\n(the gate was stopped after GATE_TIMEOUT={self.timeout_s:g} s)"
+        result = GateResult(
+            passed=proc.returncode == 0 and not timed_out,
+            command=self.command,
+            exit_code=proc.returncode,
+            output_tail=tail,
+            timed_out=timed_out,
+            duration_s=time.monotonic() - started,
+        )
+        if result.passed:
+            log.info("gate.passed command=%s duration_s=%.1f", self.command, result.duration_s)
+        else:
+            last = tail.strip().splitlines()[-1:] or [""]
+            log.warning("gate.failed %s last_line=%s", result.describe(), last[0][:200])
+        return result
+
+
+def _tail(text: str) -> str:
+    lines = text.rstrip().splitlines()[-TAIL_LINES:]
+    return "\n".join(lines)[-TAIL_CHARS:]
+
+
+def _from_config_file(path: Path) -> list[str] | None:
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{CONFIG_FILE}: not valid TOML ({exc})") from None
+    gates = data.get("gates")
+    if not isinstance(gates, dict) or "test" not in gates:
+        return None
+    test = gates["test"]
+    if isinstance(test, str):
+        try:
+            argv = shlex.split(test)
+        except ValueError as exc:
+            raise ConfigError(f"{CONFIG_FILE}: [gates] test is not a valid command line ({exc})") from None
+    elif isinstance(test, list) and all(isinstance(part, str) for part in test):
+        argv = list(test)
+    else:
+        raise ConfigError(f"{CONFIG_FILE}: [gates] test must be a string or a list of strings")
+    return argv or None

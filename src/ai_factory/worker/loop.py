@@ -1,0 +1,439 @@
+"""The Ralph loop: fresh agent runs until SPEC.md is done and the gate passes, or a cap.
+
+Owns: the iteration sequence and the end of the run (`LoopOutcome`). Per iteration:
+
+1. build the prompt (SPEC.md now, learnings, notes, the last gate failure);
+2. run the agent (`AgentDriver`); `limits.decide` says whether the run counts:
+   a usage limit reports ``limited``, sleeps (heartbeating, phase ``limited``)
+   until the reset and runs the SAME iteration again; a transient API error
+   backs off and runs it again; an auth error ends the loop as failed. Runs
+   that did not count fold their tokens into the iteration that does;
+3. run the quality gate, read SPEC.md's boxes and the branch head, report the
+   iteration (POST .../iteration, which the daily budget counts) and heartbeat;
+4. done when every blocking box is checked AND the gate passes (what the agent
+   says is not enough); stuck by `progress.ProgressTracker`'s rules.
+
+Caps: MAX_ITERATIONS ends the loop as stuck with what is done and what is left.
+An iteration cut by ITERATION_IDLE_TIMEOUT or ITERATION_TIMEOUT counts (outcome
+``error``) and the loop goes on, with a note in the next prompt; repeated
+timeouts without progress end as stuck. Committing leftovers as WIP and pushing
+is the caller's job (`main`), for every outcome but a lost lease.
+
+A driver that runs its own loop (the command driver) is run once; its inner
+iterations are reported as they finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Protocol
+
+from ai_factory.core.models import (
+    IterationOutcome,
+    IterationReport,
+    LimitReport,
+    LimitStatus,
+    WorkerPhase,
+)
+from ai_factory.worker.agent import (
+    AgentDriver,
+    AgentRequest,
+    AgentUnavailableError,
+    IterationResult,
+    StopReason,
+)
+from ai_factory.worker.client import Heartbeat, OrchestratorClient
+from ai_factory.worker.gate import GateResult, QualityGate
+from ai_factory.worker.hooks import FileLocks
+from ai_factory.worker.limits import LimitAction, LimitDecision, LimitPolicy, decide
+from ai_factory.worker.progress import SPEC_FILE, ProgressTracker, SpecTasks, read_tasks
+from ai_factory.worker.prompt import PromptContext, iteration_prompt, system_append
+
+log = logging.getLogger(__name__)
+
+
+class LoopOutcome(StrEnum):
+    DONE = "done"
+    STUCK = "stuck"
+    FAILED = "failed"
+    CANCELLED = "cancelled"  # lease lost or the worker is stopping: report nothing, push nothing
+
+
+class LoopWorkspace(Protocol):
+    """What the loop needs from the workspace (`ai_factory.worker.workspace.Workspace`)."""
+
+    path: Path
+
+    def head_sha(self) -> str: ...
+
+    def has_uncommitted_changes(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    max_iterations: int = 20
+    stuck_after: int = 3
+    policy: LimitPolicy = field(default_factory=LimitPolicy)
+
+
+@dataclass
+class LoopResult:
+    outcome: LoopOutcome
+    reason: str
+    iterations: int
+    tokens: int
+    cost_usd: float
+    tasks: SpecTasks
+    files_edited: list[str]
+    gate: GateResult | None = None
+
+
+class _End(Exception):
+    def __init__(self, outcome: LoopOutcome, reason: str) -> None:
+        super().__init__(reason)
+        self.outcome = outcome
+        self.reason = reason
+
+
+class RalphLoop:
+    def __init__(
+        self,
+        *,
+        workspace: LoopWorkspace,
+        driver: AgentDriver,
+        client: OrchestratorClient,
+        heartbeat: Heartbeat,
+        gate: QualityGate | None = None,
+        locks: FileLocks | None = None,
+        learnings: list[str] | None = None,
+        config: LoopConfig | None = None,
+        stop: asyncio.Event | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.workspace = workspace
+        self.driver = driver
+        self.client = client
+        self.heartbeat = heartbeat
+        self.gate = gate
+        self.locks = locks
+        self.learnings = learnings or []
+        self.config = config or LoopConfig()
+        self.stop = stop or asyncio.Event()
+        self.clock = clock
+        self.iterations = 0  # counted (reported) iterations
+        self.tokens = 0
+        self.cost_usd = 0.0
+        self.files_edited: dict[str, None] = {}
+        self._last_gate: GateResult | None = None
+        self._gate_state: tuple[str, bool] | None = None  # (head, dirty) the last gate ran on
+        self._warned: tuple[str | None, float | None] | None = None
+
+    @property
+    def root(self) -> Path:
+        return self.workspace.path
+
+    async def run(self) -> LoopResult:
+        tasks = read_tasks(self.root)
+        try:
+            if tasks.total == 0:
+                raise _End(LoopOutcome.FAILED, f"{SPEC_FILE} has no task checkboxes (- [ ] ...)")
+            if self.gate is None:
+                log.info("gate.none (no .factory.toml [gates] test, no FACTORY_TEST_COMMAND)")
+            tracker = ProgressTracker.start(
+                root=self.root, stuck_after=self.config.stuck_after, head=self.workspace.head_sha()
+            )
+            await self._iterate(tracker)
+        except _End as end:
+            return self._result(end.outcome, end.reason)
+        raise AssertionError("the loop ends only through _End")  # pragma: no cover
+
+    # --- the sequence ---
+
+    async def _iterate(self, tracker: ProgressTracker) -> None:
+        notes: list[str] = []
+        while True:
+            tasks = read_tasks(self.root)
+            if self.iterations >= self.config.max_iterations:
+                raise _End(
+                    LoopOutcome.STUCK,
+                    f"reached MAX_ITERATIONS={self.config.max_iterations}; {tasks.summary()}"
+                    + self._gate_note(),
+                )
+            number = self.iterations + 1
+            result = await self._run_counted(number, notes)
+            number = self.iterations + 1  # a self-looping driver may have reported inner ones
+            gate = await self._run_gate()
+            tasks = read_tasks(self.root)
+            seen = tracker.observe(
+                head=self.workspace.head_sha(),
+                tasks=tasks,
+                gate_fingerprint=None if gate is None or gate.passed else gate.fingerprint,
+            )
+            outcome = _outcome(result, gate, progress=seen.progress)
+            self._report(number, result, outcome, tasks)
+            log.info(
+                "iteration.finished number=%s outcome=%s tasks=%s/%s new_commit=%s checked=%s",
+                number, outcome.value, len(tasks.done), tasks.total, seen.new_commit,
+                len(seen.newly_checked),
+            )  # fmt: skip
+            if tasks.all_done and (gate is None or gate.passed):
+                raise _End(LoopOutcome.DONE, f"all {tasks.total} tasks done" + self._gate_note())
+            if seen.stuck_reason:
+                raise _End(LoopOutcome.STUCK, seen.stuck_reason)
+            if self.driver.runs_own_loop:
+                raise self._external_end(result, tasks)
+            notes = self._notes(result)
+
+    async def _run_counted(self, number: int, notes: list[str]) -> IterationResult:
+        """Run the agent until a run counts; waits and backoffs run the same iteration again."""
+        carried = IterationResult()  # usage of runs that did not count
+        transient = 0
+        while True:
+            self._check_stop()
+            self.heartbeat.set_phase(WorkerPhase.RUNNING, f"iteration {number}")
+            request = self._request(number, notes)
+            log.info("iteration.started number=%s agent=%s", number, self.driver.name)
+            linked = asyncio.create_task(self._link_stop(request.stop))
+            try:
+                result = await self.driver.run(request)
+            except AgentUnavailableError as exc:
+                raise _End(LoopOutcome.FAILED, str(exc)) from None
+            finally:
+                linked.cancel()
+            self._add_totals(result)
+            self._check_stop()
+            if result.stop is StopReason.CANCELLED:
+                raise _End(LoopOutcome.CANCELLED, "the agent run was stopped")
+            self._maybe_report_warning(result)
+            decision = decide(
+                result, now=self.clock(), transient_failures=transient, policy=self.config.policy
+            )
+            match decision.action:
+                case LimitAction.PROCEED:
+                    result.add_usage(carried)
+                    return result
+                case LimitAction.FAIL:
+                    log.error("iteration.fatal number=%s reason=%s", number, decision.reason)
+                    raise _End(LoopOutcome.FAILED, decision.reason)
+                case LimitAction.WAIT_FOR_RESET:
+                    carried.add_usage(result)
+                    transient = 0
+                    await self._wait_for_reset(decision)
+                case LimitAction.BACKOFF:
+                    carried.add_usage(result)
+                    transient += 1
+                    log.warning("iteration.backoff number=%s %s", number, decision.reason)
+                    self.heartbeat.set_phase(WorkerPhase.RUNNING, decision.reason[:500])
+                    await self._sleep(decision.delay_s)
+
+    def _request(self, number: int, notes: list[str]) -> AgentRequest:
+        spec = (self.root / SPEC_FILE).read_text(errors="replace")
+        prompt = iteration_prompt(
+            PromptContext(
+                iteration=number,
+                max_iterations=self.config.max_iterations,
+                spec=spec,
+                tasks=read_tasks(self.root),
+                learnings=self.learnings,
+                notes=notes,
+                gate_failure=self._last_gate if self._last_gate and not self._last_gate.passed else None,
+            )
+        )
+        return AgentRequest(
+            iteration=number,
+            prompt=prompt,
+            system_append=system_append(),
+            cwd=self.root,
+            on_inner_start=self._inner_started,
+            on_inner_iteration=self._inner_finished,
+        )
+
+    # --- inner iterations of a self-looping driver ---
+
+    def _inner_started(self, _number: int) -> None:
+        self.heartbeat.progress.iteration = self.iterations + 1
+        self.heartbeat.set_phase(WorkerPhase.RUNNING, f"iteration {self.iterations + 1}")
+        self.heartbeat.beat_now()
+
+    async def _inner_finished(self, result: IterationResult) -> None:
+        tasks = read_tasks(self.root)
+        self._add_totals(result)
+        self._report(self.iterations + 1, result, IterationOutcome.PROGRESS, tasks)
+
+    # --- gate ---
+
+    async def _run_gate(self) -> GateResult | None:
+        if self.gate is None:
+            return None
+        state = (self.workspace.head_sha(), self.workspace.has_uncommitted_changes())
+        if state == self._gate_state and self._last_gate is not None and not state[1]:
+            return self._last_gate  # nothing changed since it last ran
+        self.heartbeat.set_phase(WorkerPhase.GATE, f"quality gate: {self.gate.command}")
+        self._last_gate = await self.gate.run(self.root)
+        self._gate_state = state
+        return self._last_gate
+
+    def _gate_note(self) -> str:
+        gate = self._last_gate
+        if gate is None:
+            return ""
+        return "; quality gate passed" if gate.passed else f"; quality gate failing: {gate.describe()}"
+
+    # --- limits ---
+
+    async def _wait_for_reset(self, decision: LimitDecision) -> None:
+        assert decision.resume_at is not None
+        resets_at = decision.resets_at or decision.resume_at
+        self.client.report_limit(
+            LimitReport(
+                status=LimitStatus.REJECTED,
+                resets_at=resets_at,
+                rate_limit_type=decision.rate_limit_type,
+                utilization=1.0,
+                message=decision.reason[:2000],
+            )
+        )
+        log.warning(
+            "limit.waiting until=%s source=%s window=%s reason=%s",
+            decision.resume_at.isoformat(timespec="seconds"), decision.reset_source,
+            decision.rate_limit_type, decision.reason,
+        )  # fmt: skip
+        self.heartbeat.set_phase(
+            WorkerPhase.LIMITED,
+            f"usage limit; resuming at {decision.resume_at.isoformat(timespec='seconds')}",
+        )
+        await self._sleep((decision.resume_at - self.clock()).total_seconds())
+        log.info("limit.resumed")
+
+    def _maybe_report_warning(self, result: IterationResult) -> None:
+        warning = result.warning
+        if warning is None or result.rejected is not None:
+            return
+        key = (warning.rate_limit_type, warning.window_utilization)
+        if key == self._warned:
+            return
+        self._warned = key
+        resets = warning.window_resets_at
+        self.client.report_limit(
+            LimitReport(
+                status=LimitStatus.ALLOWED_WARNING,
+                resets_at=datetime.fromtimestamp(resets, UTC) if resets else None,
+                rate_limit_type=warning.rate_limit_type,
+                utilization=warning.window_utilization,
+                message=f"approaching the {warning.rate_limit_type or 'usage'} limit",
+            )
+        )
+
+    # --- helpers ---
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep, waking early when the worker must stop."""
+        if seconds > 0:
+            try:
+                await asyncio.wait_for(self.stop.wait(), timeout=seconds)
+            except TimeoutError:
+                pass
+        self._check_stop()
+
+    async def _link_stop(self, run_stop: asyncio.Event) -> None:
+        await self.stop.wait()
+        run_stop.set()
+
+    def _check_stop(self) -> None:
+        if self.stop.is_set():
+            raise _End(LoopOutcome.CANCELLED, "the worker was stopped")
+
+    def _add_totals(self, result: IterationResult) -> None:
+        self.tokens += result.tokens
+        self.cost_usd += result.cost_usd
+        self.files_edited.update(dict.fromkeys(result.files_edited))
+        self.heartbeat.progress.tokens = self.tokens
+        self.heartbeat.progress.cost_usd = self.cost_usd
+
+    def _report(
+        self, number: int, result: IterationResult, outcome: IterationOutcome, tasks: SpecTasks
+    ) -> None:
+        self.iterations = number
+        self.client.report_iteration(
+            IterationReport(
+                iteration=number,
+                input_tokens=result.input_tokens,
+                output_tokens=result.output_tokens,
+                cache_read_tokens=result.cache_read_tokens,
+                cache_creation_tokens=result.cache_creation_tokens,
+                cost_usd=round(result.cost_usd, 6),
+                duration_ms=result.duration_ms,
+                num_turns=result.num_turns,
+                session_id=result.session_id,
+                outcome=outcome,
+                files_edited=result.files_edited,
+                tasks_done=len(tasks.done),
+                tasks_total=tasks.total,
+                message=_iteration_message(number, outcome, result, tasks),
+            )
+        )
+        self.heartbeat.progress.iteration = number
+        self.heartbeat.beat_now()
+
+    def _notes(self, result: IterationResult) -> list[str]:
+        notes = []
+        if result.stop is StopReason.IDLE_TIMEOUT:
+            notes.append("it was stopped because it produced no output for too long; keep steps short")
+        elif result.stop is StopReason.WALL_TIMEOUT:
+            notes.append("it was stopped for running too long; do one small task per iteration")
+        if self.locks is not None:
+            for path in self.locks.take_conflicts():
+                notes.append(f"{path} was locked by another worker; do other tasks first or wait")
+        return notes
+
+    def _external_end(self, result: IterationResult, tasks: SpecTasks) -> _End:
+        if result.exit_code:
+            tail = "\n".join(result.output_tail.splitlines()[-15:])
+            return _End(
+                LoopOutcome.FAILED,
+                f"the agent command exited with code {result.exit_code}; {tasks.summary()}"
+                f"{self._gate_note()}\n{tail}",
+            )
+        return _End(
+            LoopOutcome.STUCK,
+            f"the agent command ended before the work was done; {tasks.summary()}{self._gate_note()}",
+        )
+
+    def _result(self, outcome: LoopOutcome, reason: str) -> LoopResult:
+        log.info("loop.ended outcome=%s iterations=%s reason=%s", outcome.value, self.iterations,
+                 reason.splitlines()[0] if reason else "")  # fmt: skip
+        return LoopResult(
+            outcome=outcome,
+            reason=reason,
+            iterations=self.iterations,
+            tokens=self.tokens,
+            cost_usd=self.cost_usd,
+            tasks=read_tasks(self.root),
+            files_edited=list(self.files_edited),
+            gate=self._last_gate,
+        )
+
+
+def _outcome(result: IterationResult, gate: GateResult | None, *, progress: bool) -> IterationOutcome:
+    if gate is not None and not gate.passed:
+        return IterationOutcome.GATE_FAILED
+    if result.stop in (StopReason.IDLE_TIMEOUT, StopReason.WALL_TIMEOUT) or result.failed:
+        return IterationOutcome.ERROR
+    return IterationOutcome.PROGRESS if progress else IterationOutcome.NO_PROGRESS
+
+
+def _iteration_message(
+    number: int, outcome: IterationOutcome, result: IterationResult, tasks: SpecTasks
+) -> str:
+    text = f"iteration {number}: {outcome.value}, {len(tasks.done)}/{tasks.total} tasks done"
+    if result.stop is not StopReason.FINISHED:
+        text += f" (stopped: {result.stop.value})"
+    if result.denied_edits:
+        text += f"; lock conflicts: {', '.join(result.denied_edits)}"
+    return text

@@ -1,0 +1,387 @@
+"""Composition root of the worker process (`factory worker`): one work item, start to end.
+
+The spawner's contract (the reference's): WORKER_ID, WORKER_TOKEN, WORK_ITEM (the
+item as camelCase JSON) and ORCHESTRATOR_URL. Without WORKER_ID (someone runs
+`factory worker` by hand) the worker registers with FACTORY_API_TOKEN and the
+orchestrator claims the item for it; WORK_ITEM may then be just the item's id.
+
+Sequence: register → heartbeat → workspace (mirror + worktree, SPEC.md, .ai/) →
+gate → learnings → the loop → then by outcome:
+
+- done: commit what the agent left uncommitted, deliver (push, pull request on
+  GitHub), report complete with the PR url, iterations, tokens, cost, files
+  changed and new learnings;
+- stuck / failed: commit what exists as WIP, push it, report stuck / fail with
+  what is done and what is left, so no work is lost;
+- lease lost (409: cancelled, or given to another worker) or stopped by a signal:
+  stop the agent, push nothing, report nothing, leave the worktree alone.
+
+The worktree is removed before the final report (its branch stays in the
+mirror and on the remote), so a retry that starts at once never finds it half
+removed. Exit codes: 0 completed, 1 failed, 2 stuck, 3 lease lost or stopped,
+4 could not register.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shlex
+import signal
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from pydantic import ValidationError
+
+from ai_factory.core.errors import ConfigError, FactoryError
+from ai_factory.core.logging import register_secret
+from ai_factory.core.models import (
+    WorkerCompleteRequest,
+    WorkerFailRequest,
+    WorkerPhase,
+    WorkerStuckRequest,
+    WorkItem,
+)
+from ai_factory.core.settings import Settings
+from ai_factory.worker.agent import AgentDriver
+from ai_factory.worker.agent.claude import ClaudeDriver
+from ai_factory.worker.agent.command import CommandDriver
+from ai_factory.worker.agent.env import agent_env, sdk_env_overrides
+from ai_factory.worker.client import (
+    FINAL_RETRY_S,
+    Heartbeat,
+    LeaseLostError,
+    OrchestratorClient,
+    Progress,
+)
+from ai_factory.worker.delivery import DeliverySummary, deliver
+from ai_factory.worker.gate import QualityGate
+from ai_factory.worker.hooks import FileLocks
+from ai_factory.worker.learnings import collect_new_learnings, load_learnings
+from ai_factory.worker.limits import LimitPolicy
+from ai_factory.worker.loop import LoopConfig, LoopOutcome, LoopResult, RalphLoop
+from ai_factory.worker.progress import SPEC_FILE, STUCK_FILE
+from ai_factory.worker.workspace import Workspace, WorkspaceError
+
+log = logging.getLogger(__name__)
+
+EXIT_COMPLETED = 0
+EXIT_FAILED = 1
+EXIT_STUCK = 2
+EXIT_STOPPED = 3
+EXIT_UNREGISTERED = 4
+
+
+@dataclass(frozen=True)
+class LaunchEnv:
+    """What the spawner hands a worker through its environment."""
+
+    orchestrator_url: str
+    worker_id: UUID | None = None
+    token: str | None = field(default=None, repr=False)
+    item: WorkItem | None = None
+    item_id: str | None = None  # WORK_ITEM was only an id (a worker started by hand)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str], *, settings: Settings) -> LaunchEnv:
+        raw_item = environ.get("WORK_ITEM", "").strip()
+        if not raw_item:
+            raise ConfigError("WORK_ITEM: not set (the work item as JSON, or its id)")
+        item: WorkItem | None = None
+        item_id: str | None = None
+        if raw_item.startswith("{"):
+            try:
+                item = WorkItem.model_validate_json(raw_item)
+            except ValidationError as exc:
+                raise ConfigError(f"WORK_ITEM: not a work item ({exc.errors()[0]['msg']})") from None
+        else:
+            item_id = raw_item
+        worker_id = None
+        if raw_id := environ.get("WORKER_ID", "").strip():
+            try:
+                worker_id = UUID(raw_id)
+            except ValueError:
+                raise ConfigError(f"WORKER_ID: not a UUID (got {raw_id!r})") from None
+        token = environ.get("WORKER_TOKEN") or None
+        if worker_id is not None and token is None:
+            raise ConfigError("WORKER_TOKEN: not set (a spawned worker proves itself with it)")
+        if worker_id is None and settings.api_token is None:
+            log.info("worker.unspawned (no WORKER_ID): registering without a token")
+        return cls(settings.orchestrator_url, worker_id, token, item, item_id)
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """Knobs the environment does not carry (tests shrink them)."""
+
+    policy: LimitPolicy = field(default_factory=LimitPolicy)
+    final_retry_s: float = FINAL_RETRY_S
+    base_env: Mapping[str, str] | None = None  # the agent's environment base (os.environ)
+    agent_env: Mapping[str, str] = field(default_factory=dict)  # added on top (the sim, in tests)
+
+
+def build_driver(
+    settings: Settings, *, locks: FileLocks, base_env: Mapping[str, str], extra_env: Mapping[str, str]
+) -> AgentDriver:
+    if settings.factory_agent == "command":
+        try:
+            argv = shlex.split(settings.factory_agent_command)
+        except ValueError as exc:
+            raise ConfigError(f"FACTORY_AGENT_COMMAND: not a valid command line ({exc})") from None
+        return CommandDriver(
+            argv=argv,
+            env={**agent_env(base_env), **extra_env},
+            idle_timeout_s=settings.iteration_idle_timeout,
+            wall_timeout_s=settings.iteration_timeout,
+            locks=locks,
+        )
+    return ClaudeDriver(
+        env={**sdk_env_overrides(base_env), **extra_env},
+        idle_timeout_s=settings.iteration_idle_timeout,
+        wall_timeout_s=settings.iteration_timeout,
+        model=settings.factory_model,
+        hooks=locks.claude_hooks(),
+    )
+
+
+class WorkerProcess:
+    """One worker run. `run()` returns the process exit code."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        launch: LaunchEnv,
+        options: WorkerOptions | None = None,
+        stop: asyncio.Event | None = None,
+    ) -> None:
+        self.settings = settings
+        self.launch = launch
+        self.options = options or WorkerOptions()
+        self.stop = stop or asyncio.Event()
+        self.github_token = (
+            settings.github_token.get_secret_value() if settings.github_token else None
+        )
+        self.client = OrchestratorClient(
+            base_url=launch.orchestrator_url,
+            worker_id=launch.worker_id,
+            token=launch.token,
+            final_retry_s=self.options.final_retry_s,
+        )
+        self.progress = Progress()
+        self.heartbeat = Heartbeat(
+            client=self.client, progress=self.progress, interval_s=settings.heartbeat_interval
+        )
+        self.item: WorkItem | None = launch.item
+
+    async def run(self) -> int:
+        register_secret(self.launch.token)
+        try:
+            if not await self._register():
+                return EXIT_UNREGISTERED
+            watcher = asyncio.create_task(self._watch_lease())
+            self.heartbeat.start()
+            try:
+                return await self._work()
+            finally:
+                watcher.cancel()
+                await self.heartbeat.stop()
+        finally:
+            await self.client.close()
+
+    async def _register(self) -> bool:
+        try:
+            if self.item is None:
+                assert self.launch.item_id is not None
+                self.item = await self.client.get_item(
+                    self.launch.item_id, admin_token=self.settings.api_token
+                )
+            response = await self.client.register(
+                self.item.id, host=socket.gethostname(), admin_token=self.settings.api_token
+            )
+        except FactoryError as exc:
+            log.error("worker.register_failed error=%s", exc)
+            return False
+        register_secret(response.token)
+        item = self.item
+        log.info("worker.started worker=%s item=%s repo=%s title=%s",
+                 response.worker_id, item.id, item.repo, item.title)  # fmt: skip
+        return True
+
+    async def _watch_lease(self) -> None:
+        await self.client.lease_lost.wait()
+        log.warning("worker.stopping reason=lease_lost detail=%s", self.client.lease_lost_reason)
+        self.stop.set()
+
+    async def _work(self) -> int:
+        item = self.item
+        assert item is not None
+        try:
+            workspace = await asyncio.to_thread(
+                Workspace.prepare, item, home=self.settings.factory_home, github_token=self.github_token
+            )
+        except WorkspaceError as exc:
+            return await self._report_fail(f"could not prepare the workspace: {exc}", 0)
+        log.info("workspace.ready path=%s branch=%s", workspace.path, workspace.branch)
+        base_env = self.options.base_env if self.options.base_env is not None else os.environ
+        _set_aside_stale_stuck_note(workspace)
+        try:
+            gate = QualityGate.resolve(
+                root=workspace.path,
+                configured=self.settings.factory_test_command,
+                timeout_s=self.settings.gate_timeout,
+                env={**agent_env(base_env), **self.options.agent_env},
+            )
+        except ConfigError as exc:
+            return await self._report_fail(f"quality gate configuration: {exc}", 0, workspace)
+        if gate is not None:
+            log.info("gate.configured command=%s source=%s", gate.command, gate.source)
+        learnings = await load_learnings(self.client, repo=item.repo, spec=item.spec, root=workspace.path)
+        locks = FileLocks(client=self.client, root=workspace.path)
+        try:
+            driver = build_driver(self.settings, locks=locks, base_env=base_env,
+                                  extra_env=self.options.agent_env)  # fmt: skip
+        except FactoryError as exc:
+            return await self._report_fail(str(exc), 0, workspace)
+        loop = RalphLoop(
+            workspace=workspace,
+            driver=driver,
+            client=self.client,
+            heartbeat=self.heartbeat,
+            gate=gate,
+            locks=locks,
+            learnings=learnings,
+            config=LoopConfig(
+                max_iterations=self.settings.max_iterations,
+                stuck_after=self.settings.stuck_after,
+                policy=self.options.policy,
+            ),
+            stop=self.stop,
+        )
+        try:
+            result = await loop.run()
+            if result.outcome is LoopOutcome.CANCELLED:
+                log.warning("worker.stopped iterations=%s (nothing pushed, nothing reported)",
+                            result.iterations)  # fmt: skip
+                return EXIT_STOPPED
+            return await self._finish(workspace, result)
+        except LeaseLostError:
+            log.warning("worker.stopped reason=lease_lost")
+            return EXIT_STOPPED
+        finally:
+            await locks.release_all()
+
+    # --- ends ---
+
+    async def _finish(self, workspace: Workspace, result: LoopResult) -> int:
+        item = self.item
+        assert item is not None
+        new_learnings = collect_new_learnings(workspace.path)
+        self.heartbeat.set_phase(WorkerPhase.DELIVERING, f"{result.outcome.value}: delivering")
+        if result.outcome is LoopOutcome.DONE:
+            try:
+                pr_url = await asyncio.to_thread(self._deliver, workspace, result)
+                files = await asyncio.to_thread(workspace.changed_files)
+            except FactoryError as exc:
+                return await self._report_fail(f"delivery failed: {exc}", result.iterations, workspace)
+            await self._remove(workspace)
+            log.info("worker.delivered location=%s iterations=%s tokens=%s cost_usd=%.4f",
+                     pr_url, result.iterations, result.tokens, result.cost_usd)  # fmt: skip
+            await self.client.complete(
+                WorkerCompleteRequest(
+                    pr_url=pr_url,
+                    iterations=result.iterations,
+                    tokens=result.tokens,
+                    files_changed=files,
+                    new_learnings=new_learnings,
+                    cost_usd=round(result.cost_usd, 6),
+                )
+            )
+            return EXIT_COMPLETED
+        saved = await self._save_wip(workspace, result)
+        reason = f"{result.reason}\n{saved}".strip()
+        await self._remove(workspace)
+        if result.outcome is LoopOutcome.STUCK:
+            self.heartbeat.set_phase(WorkerPhase.STUCK, result.reason[:500])
+            await self.client.stuck(WorkerStuckRequest(reason=reason[:20000], attempts=result.iterations))
+            return EXIT_STUCK
+        await self.client.fail(WorkerFailRequest(error=reason[:20000], iteration=result.iterations))
+        return EXIT_FAILED
+
+    def _deliver(self, workspace: Workspace, result: LoopResult) -> str:
+        assert self.item is not None
+        if workspace.has_uncommitted_changes():
+            workspace.commit_wip("chore: changes the agent left uncommitted\n\nCommitted by AI Factory.")
+        spec = (workspace.path / SPEC_FILE).read_text(errors="replace")
+        gate = result.gate.describe() if result.gate is not None else "no quality gate configured"
+        summary = DeliverySummary(
+            iterations=result.iterations,
+            tokens=result.tokens,
+            cost_usd=result.cost_usd,
+            checked_spec=spec,
+            summary=(
+                f"Implemented by AI Factory in {result.iterations} iteration(s): "
+                f"{result.tasks.summary()}; {gate}."
+            ),
+            tasks_done=len(result.tasks.done),
+            tasks_total=result.tasks.total,
+            files_changed=workspace.changed_files(),
+        )
+        return deliver(workspace, self.item, summary, github_token=self.github_token,
+                       github_api_url=self.settings.github_api_url)  # fmt: skip
+
+    async def _save_wip(self, workspace: Workspace, result: LoopResult) -> str:
+        """Commit what exists as WIP and push the branch; say where it is."""
+        message = (
+            f"wip: AI Factory stopped before finishing ({result.outcome.value})\n\n"
+            f"{result.reason[:3000]}\n\n{result.tasks.summary(limit=50)}\n"
+        )
+
+        def save() -> str:
+            workspace.commit_wip(message)
+            if not workspace.commits_since_base():
+                return "No commits were made."
+            workspace.push()
+            return f"Work so far is on branch {workspace.branch} of {workspace.repo}."
+
+        try:
+            return await asyncio.to_thread(save)
+        except FactoryError as exc:
+            log.error("worker.wip_not_pushed error=%s", exc)
+            return f"The work so far could not be pushed ({exc}); it is on {workspace.branch} in the mirror."
+
+    async def _remove(self, workspace: Workspace) -> None:
+        try:
+            await asyncio.to_thread(workspace.remove)
+        except FactoryError as exc:
+            log.warning("workspace.not_removed path=%s error=%s", workspace.path, exc)
+
+    async def _report_fail(self, error: str, iteration: int, workspace: Workspace | None = None) -> int:
+        log.error("worker.failed error=%s", error)
+        if workspace is not None:
+            await self._remove(workspace)
+        with contextlib.suppress(LeaseLostError):
+            await self.client.fail(WorkerFailRequest(error=error[:20000], iteration=iteration))
+        return EXIT_FAILED
+
+
+def _set_aside_stale_stuck_note(workspace: Workspace) -> None:
+    """A retried item starts over: an earlier attempt's stuck note must not stop it at once."""
+    note = workspace.path / STUCK_FILE
+    if note.exists():
+        note.replace(note.with_name("stuck.previous.md"))
+
+
+async def run_worker(settings: Settings, launch: LaunchEnv, *, options: WorkerOptions | None = None) -> int:
+    """Run one worker in this event loop; SIGTERM / SIGINT stop it without reporting."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    worker = WorkerProcess(settings=settings, launch=launch, options=options, stop=stop)
+    return await worker.run()

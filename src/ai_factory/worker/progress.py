@@ -1,0 +1,170 @@
+"""What the worker itself sees of the agent's progress, independent of what the agent claims.
+
+Owns: reading SPEC.md's checkboxes (`SpecTasks`) and the stuck rules
+(`ProgressTracker`): after each iteration the worker compares the branch head
+and the checked tasks with the iteration before, and reads `.ai/stuck.md`.
+
+Stuck when:
+- `.ai/stuck.md` appears (or changes) with something in it: the agent gave up
+  and said why;
+- STUCK_AFTER iterations in a row bring no new commit and no newly checked task;
+- the quality gate fails the same way STUCK_AFTER times in a row.
+
+Checkboxes are ``- [ ]`` / ``- [x]`` list items (``*``, ``+`` and ``1.`` bullets
+too). Lines inside fenced code blocks are not tasks, and tasks under a heading
+that says Optional, Future, Nice to have, Stretch or Out of scope never block
+completion (a known deadlock of other Ralph loops, research/ralph.md §3.2).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SPEC_FILE = "SPEC.md"
+STUCK_FILE = ".ai/stuck.md"
+
+_CHECKBOX = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+\[(?P<mark>[ xX])\]\s+(?P<text>\S.*?)\s*$")
+_HEADING = re.compile(r"^(?P<level>#{1,6})\s+(?P<title>.*?)\s*#*\s*$")
+_FENCE = re.compile(r"^\s*(```|~~~)")
+_OPTIONAL = re.compile(r"\b(optional|future|nice[ -]to[ -]have|stretch|out of scope)\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class SpecTasks:
+    """The blocking tasks of a SPEC.md, split into done and open, in order."""
+
+    done: tuple[str, ...] = ()
+    open: tuple[str, ...] = ()
+    optional_open: tuple[str, ...] = ()
+
+    @property
+    def total(self) -> int:
+        return len(self.done) + len(self.open)
+
+    @property
+    def all_done(self) -> bool:
+        return self.total > 0 and not self.open
+
+    def summary(self, *, limit: int = 10) -> str:
+        """``3/5 tasks done; left: a; b`` for reports."""
+        text = f"{len(self.done)}/{self.total} tasks done"
+        if self.open:
+            shown = "; ".join(self.open[:limit])
+            more = f" (+{len(self.open) - limit} more)" if len(self.open) > limit else ""
+            text += f"; left: {shown}{more}"
+        return text
+
+
+def parse_tasks(spec: str) -> SpecTasks:
+    done: list[str] = []
+    open_: list[str] = []
+    optional: list[str] = []
+    in_fence = False
+    optional_level: int | None = None  # heading level of the optional section we are in
+    for line in spec.splitlines():
+        if _FENCE.match(line):
+            in_fence = not in_fence
+            continue
+        if in_fence:
+            continue
+        if heading := _HEADING.match(line):
+            level = len(heading.group("level"))
+            if optional_level is not None and level <= optional_level:
+                optional_level = None
+            if optional_level is None and _OPTIONAL.search(heading.group("title")):
+                optional_level = level
+            continue
+        if box := _CHECKBOX.match(line):
+            text, checked = box.group("text"), box.group("mark") != " "
+            if checked:
+                done.append(text)
+            elif optional_level is not None:
+                optional.append(text)
+            else:
+                open_.append(text)
+    return SpecTasks(done=tuple(done), open=tuple(open_), optional_open=tuple(optional))
+
+
+def read_tasks(root: Path) -> SpecTasks:
+    try:
+        return parse_tasks((root / SPEC_FILE).read_text(errors="replace"))
+    except FileNotFoundError:
+        return SpecTasks()
+
+
+def read_stuck_note(root: Path) -> str:
+    try:
+        return (root / STUCK_FILE).read_text(errors="replace").strip()
+    except (FileNotFoundError, IsADirectoryError):
+        return ""
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What changed in one iteration."""
+
+    new_commit: bool
+    newly_checked: tuple[str, ...]
+    stuck_reason: str | None
+
+    @property
+    def progress(self) -> bool:
+        return self.new_commit or bool(self.newly_checked)
+
+
+@dataclass
+class ProgressTracker:
+    root: Path
+    stuck_after: int
+    head: str
+    done: set[str] = field(default_factory=set)
+    stuck_note: str = ""
+    idle_streak: int = 0
+    gate_fingerprint: str | None = None
+    gate_streak: int = 0
+
+    @classmethod
+    def start(cls, *, root: Path, stuck_after: int, head: str) -> ProgressTracker:
+        return cls(
+            root=root,
+            stuck_after=stuck_after,
+            head=head,
+            done=set(read_tasks(root).done),
+            stuck_note=read_stuck_note(root),
+        )
+
+    def observe(
+        self, *, head: str, tasks: SpecTasks, gate_fingerprint: str | None
+    ) -> Observation:
+        """Compare with the previous iteration; `gate_fingerprint` is None when the gate passed."""
+        new_commit = head != self.head
+        newly = tuple(t for t in tasks.done if t not in self.done)
+        self.head = head
+        self.done |= set(tasks.done)
+        self.idle_streak = 0 if (new_commit or newly) else self.idle_streak + 1
+        if gate_fingerprint is None:
+            self.gate_fingerprint, self.gate_streak = None, 0
+        elif gate_fingerprint == self.gate_fingerprint:
+            self.gate_streak += 1
+        else:
+            self.gate_fingerprint, self.gate_streak = gate_fingerprint, 1
+        return Observation(new_commit, newly, self._stuck_reason(tasks))
+
+    def _stuck_reason(self, tasks: SpecTasks) -> str | None:
+        note = read_stuck_note(self.root)
+        if note and note != self.stuck_note:
+            self.stuck_note = note
+            return f"the agent wrote {STUCK_FILE}: {note[:4000]}"
+        if self.idle_streak >= self.stuck_after:
+            return (
+                f"no new commit and no newly checked task in {self.idle_streak} iterations "
+                f"(STUCK_AFTER={self.stuck_after}); {tasks.summary()}"
+            )
+        if self.gate_streak >= self.stuck_after:
+            return (
+                f"the quality gate failed the same way {self.gate_streak} times in a row "
+                f"(STUCK_AFTER={self.stuck_after}); {tasks.summary()}"
+            )
+        return None

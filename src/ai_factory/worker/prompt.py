@@ -1,0 +1,84 @@
+"""What Claude is told each iteration: the user prompt and the appended protocol.
+
+Owns: `system_append()` (the factory's working protocol, `protocol.md`, adapted
+from the reference's worker CLAUDE.md; appended to Claude Code's own system
+prompt so the repository's CLAUDE.md still applies) and `iteration_prompt()`
+(the iteration's user message: which iteration, SPEC.md, learnings, notes about
+the previous iteration, and the last quality gate failure with its output).
+
+The gate failure comes last, under the heading "Quality gate failed", so it is
+the freshest thing Claude reads; that heading appears nowhere else in the prompt.
+The spec is issue text: it only ever becomes prompt text, never a command.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+
+from ai_factory.worker.gate import GateResult
+from ai_factory.worker.progress import SpecTasks
+
+SPEC_PROMPT_CHARS = 20_000
+LEARNINGS_PROMPT_CHARS = 4_000
+
+
+@cache
+def system_append() -> str:
+    return resources.files("ai_factory.worker").joinpath("protocol.md").read_text(encoding="utf-8")
+
+
+@dataclass
+class PromptContext:
+    iteration: int
+    max_iterations: int
+    spec: str
+    tasks: SpecTasks
+    learnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # about the previous iteration
+    gate_failure: GateResult | None = None
+
+
+def iteration_prompt(ctx: PromptContext) -> str:
+    parts = [
+        f"This is iteration {ctx.iteration} of at most {ctx.max_iterations} of the factory loop "
+        f"working through SPEC.md ({len(ctx.tasks.done)} of {ctx.tasks.total} tasks done so far).",
+    ]
+    if ctx.gate_failure is not None and ctx.tasks.all_done:
+        parts.append(
+            "Every task is checked off, but the quality gate does not pass yet: make it pass, "
+            "commit the fix, then stop."
+        )
+    elif ctx.gate_failure is not None:
+        parts.append(
+            "First make the quality gate pass again (see the end of this message) and commit the "
+            "fix; then stop, or, if that was quick, go on with the first unchecked task."
+        )
+    else:
+        parts.append(
+            "Follow the factory protocol: do the first unchecked task in SPEC.md, commit it, "
+            "check it off in SPEC.md, then stop."
+        )
+    spec = ctx.spec
+    if len(spec) > SPEC_PROMPT_CHARS:
+        spec = spec[:SPEC_PROMPT_CHARS] + "\n[... truncated here; read SPEC.md for the rest]"
+    parts.append(f"SPEC.md as of now:\n\n<spec>\n{spec.rstrip()}\n</spec>")
+    if ctx.learnings:
+        lines, size = [], 0
+        for learning in ctx.learnings:
+            size += len(learning)
+            if size > LEARNINGS_PROMPT_CHARS:
+                break
+            lines.append(f"- {learning}")
+        parts.append("Learnings from earlier work (also in .ai/learnings.md):\n" + "\n".join(lines))
+    if ctx.notes:
+        parts.append("About the previous iteration:\n" + "\n".join(f"- {n}" for n in ctx.notes))
+    if ctx.gate_failure is not None:
+        gate = ctx.gate_failure
+        parts.append(
+            "## Quality gate failed\n\n"
+            f"After the previous iteration the factory ran the quality gate and it failed: "
+            f"{gate.describe()}. The end of its output:\n\n```\n{gate.output_tail.strip()}\n```"
+        )
+    return "\n\n".join(parts) + "\n"
