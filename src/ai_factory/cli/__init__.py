@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from ai_factory.cli import doctor, learnings, serve, work
+from ai_factory.cli import doctor, intake, learnings, serve, work, worker
 from ai_factory.cli import runtime as runtime_commands
 from ai_factory.cli.output import err
 from ai_factory.core.errors import FactoryError
@@ -27,7 +27,9 @@ serve.register(app)
 work.register(app)
 doctor.register(app)
 learnings.register(app)
+intake.register(app)
 runtime_commands.register(app)
+worker.register(app)
 
 
 def main() -> None:

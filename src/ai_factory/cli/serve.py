@@ -10,13 +10,15 @@ from ai_factory.cli.context import settings_for_command
 from ai_factory.cli.output import out
 from ai_factory.core.db.connect import open_database
 from ai_factory.core.db.migrations import available_migrations
+from ai_factory.intake.runner import component as intake_component
 from ai_factory.orchestrator.runtime import Orchestrator
 
 
 def up() -> None:
     """Run the whole factory in one process: API, queue, workers, dashboard (and intake)."""
     settings = settings_for_command(log=True)
-    asyncio.run(Orchestrator(settings).run())
+    intake = intake_component(settings)  # None unless GITHUB_TOKEN and REPOS are set
+    asyncio.run(Orchestrator(settings, components=[intake] if intake else []).run())
 
 
 def orchestrator() -> None:

@@ -1,1 +1,11 @@
-"""GitHub intake: labelled issues become specs and work items; results go back as comments."""
+"""GitHub intake: labelled issues in, specs to the queue, comments and labels back.
+
+Modules: `github` (the githubkit client: limits, write spacing, errors) with
+`limits`; `models` (issues, repositories, label events); `sanitize` (issue text
+is data); `spec_gen` (issue to SPEC.md, Claude Code or the Anthropic API);
+`labels` (label names, priority); `feedback` (comments and their markers);
+`processor` (one issue: trust gate, spec, submit, report); `service` (the poll
+loop); `submitter` (queue directly or over the API); `webhook` and `api` (the
+webhook route, signature, replay protection); `store` (intake's tables);
+`runner` (composition for `factory up` and `factory intake`).
+"""

@@ -21,7 +21,8 @@ A task outside the language is not attempted: the agent writes
 ``.ai/stuck.md`` explaining which task it does not understand and stops.
 
 Requests that are not the main agent loop (no Bash/Read/Write/Edit tools: the
-CLI's titles, summaries and other side calls) get a short text answer.
+CLI's titles, summaries and other side calls) get a short text answer, except
+intake's spec-generation requests, which get a SPEC.md (see `specgen`).
 
 Scenarios change the protocol (see `scenario` for the list):
 
@@ -45,6 +46,7 @@ from typing import Any
 
 from ai_factory.sim.conversation import Conversation, ToolStep, read_output_text
 from ai_factory.sim.scenario import ScenarioName
+from ai_factory.sim.specgen import is_spec_request, spec_reply
 from ai_factory.sim.tasks import (
     LEARNINGS_PATH,
     SpecTask,
@@ -165,7 +167,12 @@ class ScriptedAgent:
 
 
 def auxiliary_reply(conv: Conversation) -> Reply:
-    """A short answer for the CLI's side requests (titles, summaries, checks)."""
+    """A short answer for the CLI's side requests (titles, summaries, checks).
+
+    A spec-generation request (intake's) gets a spec, see `specgen`.
+    """
+    if is_spec_request(conv):
+        return spec_reply(conv)
     output_config = conv.request.get("output_config") or {}
     if isinstance(output_config, dict) and isinstance(output_config.get("format"), dict):
         return Reply.text('{"title": "Scripted task", "isNewTopic": false}')

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from ai_factory import __version__
+from ai_factory.intake import api as intake_api
 from ai_factory.orchestrator.api import learnings, status, work, workers
 from ai_factory.orchestrator.api import logs as worker_logs
 from ai_factory.orchestrator.api.errors import install_error_handlers
@@ -24,5 +25,6 @@ def create_app(services: Services) -> FastAPI:
     for router in (work.router, workers.router, workers.admin, status.router, status.health, learnings.router):
         app.include_router(router)
     app.include_router(worker_logs.router)
+    intake_api.install(app, services.settings)  # GitHub webhook, when intake is configured
     app.add_middleware(BodySizeLimit)
     return app

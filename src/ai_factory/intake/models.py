@@ -1,0 +1,74 @@
+"""What intake knows about GitHub: repositories, issues, label events, comments.
+
+Small typed views of GitHub's JSON, built by `github.GitHubClient` from githubkit's
+parsed models (or from the raw JSON where githubkit cannot parse it), so nothing
+past the client depends on githubkit's types.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+
+from ai_factory.core.models import WireModel
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class RepoInfo(_Frozen):
+    full_name: str  # owner/name, as GitHub spells it
+    clone_url: str  # what the worker clones and pushes to
+    html_url: str
+    default_branch: str
+
+
+class Issue(_Frozen):
+    repo: str  # owner/name
+    number: int
+    title: str
+    body: str
+    html_url: str
+    state: str  # open | closed
+    labels: tuple[str, ...] = ()
+    author: str = ""
+
+    def has_label(self, name: str) -> bool:
+        wanted = name.lower()
+        return any(label.lower() == wanted for label in self.labels)
+
+
+class LabelEvent(_Frozen):
+    """A `labeled` event from the issue's events: who added which label, when."""
+
+    id: int
+    label: str
+    actor: str
+    actor_is_bot: bool
+    created_at: datetime
+
+
+class Comment(_Frozen):
+    id: int
+    author: str
+    body: str
+
+
+class Permission(_Frozen):
+    """A user's permission on a repository (`permission`: admin/write/read/none)."""
+
+    login: str
+    permission: str
+    role_name: str = ""
+
+
+class IntakeRequest(WireModel):
+    """An issue a webhook asked intake to look at now (instead of at the next poll)."""
+
+    id: int
+    repo: str  # owner/name
+    issue_number: int
+    reason: str
+    created_at: datetime
