@@ -1,0 +1,221 @@
+"""Dispatch latency: an item submitted to an idle factory, until its worker has registered.
+
+One orchestrator (API + worker runtime, process spawner, COOLDOWN_SECONDS=0) runs in
+this process against a fresh database. Items are submitted one at a time to an idle
+factory; each worker (tests/support/fake_worker.py: register, then complete at once)
+is a real child process. Latency = the item's `running` event (the worker registered)
+minus its creation, both stamped by PostgreSQL, split into submit -> claimed (the
+scheduler) and claimed -> registered (process start-up and the register call).
+
+The baseline is the reference's main loop in the same run: poll every 5 s, no
+wake-up on new work (the same scheduler with its event feed off and a 5 s tick).
+
+    python bench/dispatch.py [--items 200] [--baseline-items 30]
+
+(The baseline takes ~5 s per item, hence fewer items by default.)
+
+Uses BENCH_DATABASE_URL (default: the machine's PostgreSQL) and creates and drops
+its own database there.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# bench/queue.py is named like the stdlib's `queue`; keep this folder off the import path.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import os  # noqa: E402
+import random  # noqa: E402
+import socket  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
+
+import httpx  # noqa: E402
+import psycopg  # noqa: E402
+import uvicorn  # noqa: E402
+
+from ai_factory.core.db.database import Database  # noqa: E402
+from ai_factory.core.db.migrations import apply_migrations  # noqa: E402
+from ai_factory.core.settings import load_settings  # noqa: E402
+from ai_factory.orchestrator.api.app import create_app  # noqa: E402
+from ai_factory.orchestrator.scheduler import Scheduler  # noqa: E402
+from ai_factory.orchestrator.services import Services  # noqa: E402
+
+ADMIN_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+FAKE_WORKER = Path(__file__).resolve().parents[1] / "tests" / "support" / "fake_worker.py"
+SPEC = "# bench\nfake-mode: complete\nfake-seconds: 0\n"
+
+LATENCY_SQL = """
+SELECT extract(epoch FROM r.created_at - i.created_at)::float AS total,
+       extract(epoch FROM a.created_at - i.created_at)::float AS to_claim,
+       extract(epoch FROM r.created_at - a.created_at)::float AS to_register
+  FROM work_items i
+  JOIN LATERAL (SELECT created_at FROM work_item_events e WHERE e.work_item_id = i.id
+                 AND e.to_status = 'assigned' ORDER BY id LIMIT 1) a ON true
+  JOIN LATERAL (SELECT created_at FROM work_item_events e WHERE e.work_item_id = i.id
+                 AND e.to_status = 'running' ORDER BY id LIMIT 1) r ON true
+ WHERE i.id = %(id)s
+"""
+
+
+def db_url(name: str) -> str:
+    base, _, _ = ADMIN_URL.rpartition("/")
+    return f"{base}/{name}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def measure(
+    http: httpx.AsyncClient, db: Database, n: int, *, jitter_s: float = 0.0
+) -> list[dict[str, float]]:
+    """Submit n items one at a time, each to an idle factory; return their latencies.
+
+    `jitter_s`: wait a random time up to this before each submission, so that a polling
+    loop is met at a random phase (not always right after its last poll).
+    """
+    results = []
+    for _ in range(n):
+        await asyncio.sleep(random.uniform(0, jitter_s))
+        item = (await http.post("/api/work", json={"repo": "/srv/bench", "spec": SPEC})).json()
+        while True:
+            row = await db.fetch_one(LATENCY_SQL, {"id": uuid.UUID(item["id"])})
+            if row is not None:
+                break
+            await asyncio.sleep(0.005)
+        results.append(row)
+        while (await db.fetch_one(
+            "SELECT count(*)::int AS n FROM workers WHERE status IN ('idle', 'busy')"
+        ))["n"]:  # fmt: skip
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)  # idle again before the next submission
+    return results
+
+
+def report(name: str, rows: list[dict[str, float]]) -> dict[str, float]:
+    total = [r["total"] for r in rows]
+    figures = {
+        "n": len(total),
+        "p50": statistics.median(total),
+        "p95": percentile(total, 0.95),
+        "max": max(total),
+        "claim_p50": statistics.median(r["to_claim"] for r in rows),
+        "register_p50": statistics.median(r["to_register"] for r in rows),
+    }
+    print(
+        f"{name:<28} n={figures['n']:<4} p50={figures['p50']:.3f}s p95={figures['p95']:.3f}s"
+        f" max={figures['max']:.3f}s  (submit->claimed p50 {figures['claim_p50']:.3f}s,"
+        f" claimed->registered p50 {figures['register_p50']:.3f}s)"
+    )
+    return figures
+
+
+def startup_cost(argv: list[str], runs: int = 5) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(argv, capture_output=True, check=False)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+async def run(items: int, baseline_items: int) -> None:
+    name = f"factory_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    home = Path(tempfile.mkdtemp(prefix="factory-bench-"))
+    port = free_port()
+    try:
+        settings = load_settings(
+            _env_file=None,
+            database_url=db_url(name),
+            factory_home=home,
+            port=port,
+            orchestrator_url=f"http://127.0.0.1:{port}",
+            cooldown_seconds=0,
+            max_workers=4,
+            heartbeat_interval=30,
+            factory_worker_command=f"{sys.executable} {FAKE_WORKER}",
+        )
+        db = await Database.open(settings.database_url, max_size=20)
+        await apply_migrations(db)
+        services = Services.build(settings, db)
+        server = uvicorn.Server(uvicorn.Config(create_app(services), port=port, log_config=None, access_log=False))
+        serving = asyncio.create_task(server.serve())
+        while not server.started:
+            await asyncio.sleep(0.01)
+        runtime = services.runtime
+        events = asyncio.create_task(runtime.events.run())
+        await asyncio.wait_for(runtime.events.connected.wait(), 10)
+        lifecycle = asyncio.create_task(runtime.lifecycle.run(runtime.events))
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            scheduler = asyncio.create_task(runtime.scheduler.run())
+            ours = await measure(http, db, items)
+            scheduler.cancel()
+            await asyncio.gather(scheduler, return_exceptions=True)
+
+            reference = Scheduler(
+                queue=services.queue,
+                lifecycle=runtime.lifecycle,
+                rate_limiter=services.rate_limiter,
+                max_workers=settings.max_workers,
+                events=None,
+                tick_s=5.0,
+            )
+            polling = asyncio.create_task(reference.run())
+            baseline = await measure(http, db, baseline_items, jitter_s=5.0) if baseline_items else []
+            polling.cancel()
+            await asyncio.gather(polling, return_exceptions=True)
+
+        print(f"dispatch latency, submit -> worker registered (process spawner, {os.cpu_count()} cores)")
+        mine = report("LISTEN/NOTIFY + 1 s tick", ours)
+        if baseline:
+            ref = report("reference: 5 s polling", baseline)
+            print(f"p50 speed-up over the reference loop: {ref['p50'] / mine['p50']:.1f}x")
+        bare = startup_cost([sys.executable, "-c", "pass"])
+        fake = startup_cost([sys.executable, "-c", "import json, urllib.request, threading"])
+        cli = startup_cost([sys.executable, "-m", "ai_factory", "--help"], runs=3)
+        print(
+            f"python start-up: bare {bare:.3f}s, fake worker imports {fake:.3f}s,"
+            f" `factory --help` (the real worker's entry point) {cli:.3f}s"
+        )
+        target = "met" if mine["p50"] <= 0.5 else "NOT met"
+        print(f"target p50 <= 0.5 s with the fake worker: {target}")
+
+        for task in (lifecycle, events):
+            task.cancel()
+        await asyncio.gather(lifecycle, events, return_exceptions=True)
+        server.should_exit = True
+        await serving
+        await services.close()
+        await db.close()
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--items", type=int, default=200)
+    parser.add_argument("--baseline-items", type=int, default=30)
+    args = parser.parse_args()
+    asyncio.run(run(args.items, args.baseline_items))
+
+
+if __name__ == "__main__":
+    main()
