@@ -13,14 +13,20 @@ from ai_factory.core.errors import InvalidInputError
 
 
 def learnings(
-    repo: Annotated[Optional[str], typer.Option(help="Only this repository (and global learnings).")] = None,
+    repo: Annotated[
+        Optional[str], typer.Option(help="Only this repository (and global learnings).")
+    ] = None,
     search: Annotated[Optional[str], typer.Option(help="Best matches for this text first.")] = None,
     add: Annotated[
         Optional[str], typer.Option("--add", help="Save this learning (for --repo, else global).")
     ] = None,
-    delete: Annotated[Optional[str], typer.Option("--delete", help="Delete the learning with this id.")] = None,
+    delete: Annotated[
+        Optional[str], typer.Option("--delete", help="Delete the learning with this id.")
+    ] = None,
     limit: Annotated[int, typer.Option(help="At most this many (1-200).")] = 50,
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print JSON instead of a table.")
+    ] = False,
 ) -> None:
     """Learnings shared by workers: list or search them, add one, or delete one."""
     if add is not None and delete is not None:
@@ -39,7 +45,8 @@ def learnings(
         if json_out:
             print_json(saved)
         else:
-            again = f" (already known, saved {saved['saveCount']} times)" if saved["saveCount"] > 1 else ""
+            times = saved["saveCount"]
+            again = f" (already known, saved {times} times)" if times > 1 else ""
             out.print(f"{saved['id']}{again}", markup=False)
         return
     found = client.get("/api/learnings", repo=repo, search=search, limit=limit)

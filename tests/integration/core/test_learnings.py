@@ -148,7 +148,7 @@ async def test_vector_search_uses_the_embedders_hnsw_index(db: Database) -> None
     async with db.transaction() as conn:
         await conn.execute("SET LOCAL enable_seqscan = off")
         cur = await conn.execute(
-            "EXPLAIN " + store._rank_vector,
+            "EXPLAIN " + store._rank_vector[True],
             {"embedding": vector, "repos": ["acme/shop", "*"], "candidates": 5},
         )
         plan = "\n".join(r["QUERY PLAN"] for r in await cur.fetchall())

@@ -24,9 +24,10 @@ def test_hashing_vectors_are_unit_length_and_the_same_in_every_process() -> None
     assert len(vector) == embedder.dimensions == 512
     assert math.isclose(math.fsum(v * v for v in vector), 1.0, rel_tol=1e-9)
     other = subprocess.run(
-        [sys.executable, "-c",
-         "from ai_factory.core.learnings.hashing import HashingEmbedder;"
-         "print(HashingEmbedder().embed(['Run `make lint` before committing.'])[0][:8])"],
+        [sys.executable, "-c", (
+            "from ai_factory.core.learnings.hashing import HashingEmbedder;"
+            "print(HashingEmbedder().embed(['Run `make lint` before committing.'])[0][:8])"
+        )],
         capture_output=True, text=True, check=True,
     )
     assert other.stdout.strip() == str(vector[:8])

@@ -56,14 +56,18 @@ def embedder_from_name(name: str | None) -> Embedder:
         return HashingEmbedder()
     if choice == "wordllama":
         if not wordllama_installed():
-            raise ConfigError("FACTORY_EMBEDDER: wordllama is not installed (pip install wordllama)")
+            raise ConfigError(
+                "FACTORY_EMBEDDER: wordllama is not installed (pip install wordllama)"
+            )
         from ai_factory.core.learnings.wordllama import WordLlamaEmbedder
 
         return WordLlamaEmbedder()
     if choice.startswith("sentence-transformers:"):
         model = choice.partition(":")[2].strip()
         if not model:
-            raise ConfigError("FACTORY_EMBEDDER: name a model, e.g. sentence-transformers:all-MiniLM-L6-v2")
+            raise ConfigError(
+                "FACTORY_EMBEDDER: name a model, e.g. sentence-transformers:all-MiniLM-L6-v2"
+            )
         if importlib.util.find_spec("sentence_transformers") is None:
             raise ConfigError(
                 "FACTORY_EMBEDDER: sentence-transformers is not installed"

@@ -22,6 +22,7 @@ import re
 import zlib
 from collections import Counter
 from collections.abc import Sequence
+from itertools import pairwise
 
 VERSION = 1
 DEFAULT_DIMENSIONS = 512
@@ -61,7 +62,7 @@ def features(text: str) -> Counter[str]:
             share = 1.0 / math.sqrt(len(grams))
             for gram in grams:
                 found["c:" + gram] += share
-    for first, second in zip(tokens, tokens[1:], strict=False):
+    for first, second in pairwise(tokens):
         found[f"p:{first} {second}"] += _PAIR_WEIGHT
     return found
 

@@ -26,7 +26,9 @@ def _load_model(model: str) -> Any:
     try:
         return SentenceTransformer(model, device="cpu", local_files_only=True)
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"FACTORY_EMBEDDER: cannot load {model!r} from local files: {exc}") from exc
+        raise ConfigError(
+            f"FACTORY_EMBEDDER: cannot load {model!r} from local files: {exc}"
+        ) from exc
 
 
 class SentenceTransformerEmbedder:
@@ -48,8 +50,9 @@ class SentenceTransformerEmbedder:
     @property
     def dimensions(self) -> int:
         model = self.load()
-        method = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-        return int(method())
+        # sentence-transformers 5 renamed the method; older releases have only the old name.
+        method = getattr(model, "get_embedding_dimension", None)
+        return int(method() if method else model.get_sentence_embedding_dimension())
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:

@@ -88,7 +88,10 @@ class LearningStore:
             "index": sql.Identifier(index_name(name)),
         }
         templates = vector_templates()
-        self._rank_vector = sql.SQL(templates["rank_vector"]).format(**params).as_string()
+        self._rank_vector = {
+            scoped: sql.SQL(templates[query]).format(**params).as_string()
+            for scoped, query in ((False, "rank_vector"), (True, "rank_vector_in"))
+        }
         self._create_index = sql.SQL(templates["create_vector_index"]).format(**params).as_string()
         self._prepared = False
         self._prepare_lock = asyncio.Lock()
@@ -113,8 +116,8 @@ class LearningStore:
                 return
             if self.db.has_vector:
                 row = await self.db.fetch_one(Q["vector_version"])
-                version = tuple(int(p) for p in re.findall(r"\d+", row["version"])[:2]) if row else ()
-                self._iterative_scan = version >= (0, 8)
+                numbers = re.findall(r"\d+", row["version"]) if row else []
+                self._iterative_scan = tuple(int(n) for n in numbers[:2]) >= (0, 8)
                 await self._create_vector_index()
             self._prepared = True
 
@@ -132,7 +135,9 @@ class LearningStore:
                 await conn.execute(self._create_index)
         except psycopg.Error as exc:
             # Search still works, by an exact scan; say why it may be slow.
-            log.warning("learnings.vector_index_failed embedder=%s error=%s", self.embedder.name, exc)
+            log.warning(
+                "learnings.vector_index_failed embedder=%s error=%s", self.embedder.name, exc
+            )
 
     # --- saving ---
 
@@ -222,7 +227,10 @@ class LearningStore:
         repos = scope_repos(repo)
         query = (search or "").strip()[:MAX_QUERY_CHARS]
         if not query:
-            rows = await self.db.fetch_all(Q["list_recent"], {"repos": repos, "limit": limit})
+            rows = await self.db.fetch_all(
+                Q["list_recent" if repos is None else "list_recent_in"],
+                {"repos": repos, "limit": limit},
+            )
             return [LearningRecord.model_validate(r) for r in rows]
         ranked = (await self.rank(query, repos=repos, limit=limit, mode=mode))[:limit]
         if not ranked:
@@ -246,7 +254,8 @@ class LearningStore:
         by_vector: list[tuple[UUID, float]] = []
         if mode is not SearchMode.VECTOR:
             rows = await self.db.fetch_all(
-                Q["rank_text"], {"query": query, "repos": repos, "candidates": candidates}
+                Q["rank_text" if repos is None else "rank_text_in"],
+                {"query": query, "repos": repos, "candidates": candidates},
             )
             by_text = [(r["id"], float(r["score"])) for r in rows]
         if use_vector:
@@ -270,7 +279,7 @@ class LearningStore:
             await conn.execute(Q["hnsw_ef_search"], {"ef_search": str(max(candidates, 40))})
             if self._iterative_scan:
                 await conn.execute(Q["hnsw_iterative_scan"])
-            cur = await conn.execute(self._rank_vector, params)
+            cur = await conn.execute(self._rank_vector[repos is not None], params)
             rows = await cur.fetchall()
         # relaxed_order may return neighbours slightly out of order.
         ranked = [(r["id"], float(r["score"])) for r in rows]
@@ -305,9 +314,8 @@ class LearningStore:
                 }
                 for r, v in zip(rows, vectors, strict=True)
             ]
-            async with self.db.transaction() as conn:
-                async with conn.cursor() as cur:
-                    await cur.executemany(Q["set_embedding"], params)
+            async with self.db.transaction() as conn, conn.cursor() as cur:
+                await cur.executemany(Q["set_embedding"], params)
             after = rows[-1]["id"]
             done += len(rows)
         log.info("learnings.reembedded count=%d embedder=%s", done, self.embedder.name)

@@ -8,7 +8,13 @@
 SELECT id, 1 - ((embedding::vector({dims})) <=> %(embedding)s::vector({dims})) AS score
   FROM learnings
  WHERE embedder = {embedder}
-   AND (%(repos)s::text[] IS NULL OR repo = ANY (%(repos)s::text[]))
+ ORDER BY (embedding::vector({dims})) <=> %(embedding)s::vector({dims})
+ LIMIT %(candidates)s;
+
+-- name: rank_vector_in
+SELECT id, 1 - ((embedding::vector({dims})) <=> %(embedding)s::vector({dims})) AS score
+  FROM learnings
+ WHERE embedder = {embedder} AND repo = ANY (%(repos)s::text[])
  ORDER BY (embedding::vector({dims})) <=> %(embedding)s::vector({dims})
  LIMIT %(candidates)s;
 

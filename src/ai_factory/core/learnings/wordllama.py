@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -67,4 +68,4 @@ class WordLlamaEmbedder:
         # quiet here and turned into the zero vector below.
         with numpy.errstate(invalid="ignore", divide="ignore"):
             vectors = model.embed(list(texts), norm=True)
-        return [[x if x == x else 0.0 for x in row] for row in vectors.tolist()]
+        return [[0.0 if math.isnan(x) else x for x in row] for row in vectors.tolist()]

@@ -39,7 +39,9 @@ async def search(
 
 
 @router.post("/learnings", response_model=LearningRecord, status_code=201, dependencies=[AdminDep])
-async def add(body: CreateLearningInput, services: ServicesDep, response: Response) -> LearningRecord:
+async def add(
+    body: CreateLearningInput, services: ServicesDep, response: Response
+) -> LearningRecord:
     saved = await services.learnings.save(body.repo, body.content)
     if not saved.created:
         response.status_code = 200

@@ -16,10 +16,20 @@ RETURNING id, repo, scope, content, source_worker_id, source_work_item_id,
           use_count, save_count, created_at, last_saved_at, (xmax = 0) AS inserted;
 
 -- name: list_recent
+-- Every query comes in two forms, over all repos and over some (`_in`), rather than one
+-- with "repos IS NULL OR ...": psycopg prepares a statement run often, and a generic
+-- plan of the OR form cannot use the repo index.
 SELECT id, repo, scope, content, source_worker_id, source_work_item_id,
        use_count, save_count, created_at, last_saved_at
   FROM learnings
- WHERE %(repos)s::text[] IS NULL OR repo = ANY (%(repos)s::text[])
+ ORDER BY created_at DESC, id
+ LIMIT %(limit)s;
+
+-- name: list_recent_in
+SELECT id, repo, scope, content, source_worker_id, source_work_item_id,
+       use_count, save_count, created_at, last_saved_at
+  FROM learnings
+ WHERE repo = ANY (%(repos)s::text[])
  ORDER BY created_at DESC, id
  LIMIT %(limit)s;
 
@@ -32,8 +42,23 @@ WITH q AS (
 SELECT l.id, ts_rank(l.tsv, q.tsq) AS score
   FROM learnings l, q
  WHERE l.tsv @@ q.tsq
-   AND (%(repos)s::text[] IS NULL OR l.repo = ANY (%(repos)s::text[]))
  ORDER BY score DESC, l.created_at DESC, l.id
+ LIMIT %(candidates)s;
+
+-- name: rank_text_in
+-- The scope first, then the match: a repo's learnings and the global ones are a few
+-- hundred or thousand rows, while a query word as common as "add" matches a large part
+-- of all learnings in the GIN index (13 ms of 14 at 100k rows, where the scope-first
+-- plan takes under 1 ms). The fence keeps the planner from combining the two indexes.
+WITH q AS (
+  SELECT replace(plainto_tsquery('english', %(query)s)::text, ' & ', ' | ')::tsquery AS tsq
+), scope AS MATERIALIZED (
+  SELECT id, tsv, created_at FROM learnings WHERE repo = ANY (%(repos)s::text[])
+)
+SELECT s.id, ts_rank(s.tsv, q.tsq) AS score
+  FROM scope s, q
+ WHERE s.tsv @@ q.tsq
+ ORDER BY score DESC, s.created_at DESC, s.id
  LIMIT %(candidates)s;
 
 -- name: vector_version
