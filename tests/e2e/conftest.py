@@ -3,6 +3,7 @@ and helpers to queue an item and run a real worker against the test orchestrator
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -130,3 +131,18 @@ def worker_settings(tmp_path: Path, api: ServerThread, **overrides: object) -> S
     }
     values.update(overrides)
     return make_settings(tmp_path, **values)
+
+
+def reserved_port_server(settings: Settings, port: int) -> ServerThread:
+    """A test orchestrator on a given port (to bring one back where the old one was)."""
+    server = ServerThread(settings)
+    server.sock.close()
+    server.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.sock.bind(("127.0.0.1", port))
+    server.port, server.url = port, f"http://127.0.0.1:{port}"
+    return server
+
+
+def events_of(detail: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [e for e in detail.get("events", []) if e["kind"] == kind]
