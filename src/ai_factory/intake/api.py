@@ -50,7 +50,9 @@ def install(app: FastAPI, settings: Settings) -> None:
 async def receive(request: Request, services: ServicesDep) -> JSONResponse:
     settings = services.settings
     body = await request.body()
-    secret = settings.github_webhook_secret.get_secret_value() if settings.github_webhook_secret else ""
+    secret = (
+        settings.github_webhook_secret.get_secret_value() if settings.github_webhook_secret else ""
+    )
     if not secret:
         raise AuthError("webhooks are off: GITHUB_WEBHOOK_SECRET is not set")
     if not verify_signature(secret, body, request.headers.get("x-hub-signature-256")):
@@ -61,26 +63,44 @@ async def receive(request: Request, services: ServicesDep) -> JSONResponse:
     if not delivery_id or len(delivery_id) > 200:
         raise InvalidInputError("X-GitHub-Delivery: missing or invalid")
     payload = _json_object(body)
-    action = decide(event, payload, labels=IntakeLabels(settings.intake_label), repos=settings.repos)
+    action = decide(
+        event, payload, labels=IntakeLabels(settings.intake_label), repos=settings.repos
+    )
     store = IntakeStore(db=services.db)
     first = await store.record_delivery(
-        delivery_id=delivery_id, event=event, action=str(payload.get("action") or "") or None, repo=action.repo
+        delivery_id=delivery_id,
+        event=event,
+        action=str(payload.get("action") or "") or None,
+        repo=action.repo,
     )
     if not first:
         log.info("webhook.replayed delivery=%s", delivery_id)
         return JSONResponse({"status": "duplicate", "delivery": delivery_id}, status_code=200)
     log.info(
-        "webhook.received delivery=%s event=%s action=%s outcome=%s", delivery_id, event, payload.get("action"), action.kind
+        "webhook.received delivery=%s event=%s action=%s outcome=%s",
+        delivery_id,
+        event,
+        payload.get("action"),
+        action.kind,
     )
-    result: dict[str, Any] = {"status": str(action.kind), "reason": action.reason, "delivery": delivery_id}
+    result: dict[str, Any] = {
+        "status": str(action.kind),
+        "reason": action.reason,
+        "delivery": delivery_id,
+    }
     if action.kind is ActionKind.INTAKE:
         assert action.repo is not None and action.issue_number is not None
         await store.enqueue(
-            repo=action.repo, issue_number=action.issue_number, reason=action.reason, delivery_id=delivery_id
+            repo=action.repo,
+            issue_number=action.issue_number,
+            reason=action.reason,
+            delivery_id=delivery_id,
         )
     elif action.kind is ActionKind.CANCEL and action.clone_url and action.issue_number is not None:
         cancelled = await store.cancel_queued(
-            repo_url=action.clone_url, issue_number=action.issue_number, reason=f"GitHub: {action.reason}"
+            repo_url=action.clone_url,
+            issue_number=action.issue_number,
+            reason=f"GitHub: {action.reason}",
         )
         result["cancelled"] = str(cancelled.id) if cancelled else None
     return JSONResponse(result, status_code=202)
@@ -107,7 +127,9 @@ class CancelResult(WireModel):
 
 
 @admin.post("/requests/take", response_model=list[IntakeRequest])
-async def take_requests(services: ServicesDep, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[IntakeRequest]:
+async def take_requests(
+    services: ServicesDep, limit: Annotated[int, Query(ge=1, le=500)] = 50
+) -> list[IntakeRequest]:
     return await IntakeStore(db=services.db).take(limit=limit)
 
 

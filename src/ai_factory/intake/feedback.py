@@ -55,13 +55,19 @@ def markers(comments: Iterable[Comment], *, author: str | None) -> list[Marker]:
 
 def has_marker(found: Iterable[Marker], kind: str, **attrs: object) -> bool:
     wanted = {key: str(value) for key, value in attrs.items()}
-    return any(m.kind == kind and all(m.attrs.get(k) == v for k, v in wanted.items()) for m in found)
+    return any(
+        m.kind == kind and all(m.attrs.get(k) == v for k, v in wanted.items()) for m in found
+    )
 
 
 def report_key(item: WorkItem) -> dict[str, object]:
     """What makes a report unique: the item and the transition it reports (a retried item
     that fails again is reported again; `updated_at` changes at every transition)."""
-    return {"item": item.id, "status": item.status.value, "at": int(item.updated_at.timestamp() * 1000)}
+    return {
+        "item": item.id,
+        "status": item.status.value,
+        "at": int(item.updated_at.timestamp() * 1000),
+    }
 
 
 def _fenced(text: str, info: str = "") -> str:
@@ -94,27 +100,36 @@ def no_tasks(*, event_id: int, source: str) -> str:
         f"{SIGNATURE} did not queue this issue: {where} has no open task (`- [ ] ...`), so there"
         " is nothing for a worker to do.\n\n"
         "Describe the change as concrete steps, or write the task list yourself as a checkbox"
-        " list in the issue body, then add the label again.\n\n" + marker("no-tasks", event=event_id)
+        " list in the issue body, then add the label again.\n\n"
+        + marker("no-tasks", event=event_id)
     )
 
 
 def picked_up(*, item: WorkItem, spec: Spec, event_id: int) -> str:
-    source = "the issue's own task list" if spec.source == "issue" else "a spec written from the issue"
+    source = (
+        "the issue's own task list" if spec.source == "issue" else "a spec written from the issue"
+    )
     tasks = f"{spec.tasks} task{'s' if spec.tasks != 1 else ''}"
     return (
         f"{SIGNATURE} picked up this issue: work item `{item.id}` is queued with priority"
         f" **{item.priority.value}**, {tasks} from {source}. I will comment here again when it is"
         " done.\n\n"
-        f"<details>\n<summary>SPEC.md ({tasks})</summary>\n\n{_fenced(spec.text, 'markdown')}\n\n</details>\n\n"
+        f"<details>\n<summary>SPEC.md ({tasks})</summary>\n\n"
+        f"{_fenced(spec.text, 'markdown')}\n\n</details>\n\n"
         + marker("picked-up", event=event_id, item=item.id)
     )
 
 
 def already_active(*, item: WorkItem, event_id: int, retried: bool) -> str:
     if retried:
-        text = f"{SIGNATURE} is trying this issue again: work item `{item.id}` was stuck and is queued again."
+        text = (
+            f"{SIGNATURE} is trying this issue again: work item `{item.id}` was stuck and is"
+            " queued again."
+        )
     else:
-        text = f"{SIGNATURE} is already on this issue: work item `{item.id}` is {item.status.value}."
+        text = (
+            f"{SIGNATURE} is already on this issue: work item `{item.id}` is {item.status.value}."
+        )
     return f"{text}\n\n" + marker("picked-up", event=event_id, item=item.id)
 
 
@@ -131,8 +146,8 @@ def report(item: WorkItem, *, intake_label: str) -> str:
     match item.status:
         case WorkItemStatus.COMPLETED:
             return (
-                f"{SIGNATURE} finished this issue: {item.pr_url or '(no pull request recorded)'}\n\n"
-                f"{_usage(item)}\n\n{key}"
+                f"{SIGNATURE} finished this issue:"
+                f" {item.pr_url or '(no pull request recorded)'}\n\n{_usage(item)}\n\n{key}"
             )
         case WorkItemStatus.STUCK:
             lead = f"{SIGNATURE} is stuck on this issue and stopped."

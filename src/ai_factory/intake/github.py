@@ -102,7 +102,9 @@ class GitHubClient:
         """The token's own login (None when the token cannot say, e.g. an App token)."""
         if self._login is None:
             try:
-                response = await self._call("read the token's user", self._gh.rest.users.async_get_authenticated)
+                response = await self._call(
+                    "read the token's user", self._gh.rest.users.async_get_authenticated
+                )
             except (AuthError, NotFoundError):
                 return None
             self._login = response.parsed_data.login
@@ -121,7 +123,9 @@ class GitHubClient:
             default_branch=data.default_branch,
         )
 
-    async def issues_with_label(self, full_name: str, label: str, *, state: str = "open") -> list[Issue]:
+    async def issues_with_label(
+        self, full_name: str, label: str, *, state: str = "open"
+    ) -> list[Issue]:
         """Issues (never pull requests) carrying `label`, oldest first."""
         owner, name = split_repo(full_name)
         found: list[Issue] = []
@@ -129,8 +133,14 @@ class GitHubClient:
             response = await self._call(
                 f"list issues of {full_name}",
                 lambda page=page: self._gh.rest.issues.async_list_for_repo(
-                    owner, name, labels=label, state=state, sort="created", direction="asc",
-                    per_page=PER_PAGE, page=page,
+                    owner,
+                    name,
+                    labels=label,
+                    state=state,
+                    sort="created",
+                    direction="asc",
+                    per_page=PER_PAGE,
+                    page=page,
                 ),
             )
             raw = response.json()
@@ -179,7 +189,7 @@ class GitHubClient:
                         label=str(item["label"].get("name") or ""),
                         actor=login,
                         actor_is_bot=actor.get("type") == "Bot" or login.endswith("[bot]"),
-                        created_at=datetime.fromisoformat(str(item["created_at"]).replace("Z", "+00:00")),
+                        created_at=datetime.fromisoformat(str(item["created_at"])),
                     )
                 )
             if len(raw) < PER_PAGE:
@@ -191,7 +201,9 @@ class GitHubClient:
         try:
             response = await self._call(
                 f"read {login}'s permission on {full_name}",
-                lambda: self._gh.rest.repos.async_get_collaborator_permission_level(owner, name, login),
+                lambda: self._gh.rest.repos.async_get_collaborator_permission_level(
+                    owner, name, login
+                ),
             )
         except NotFoundError:  # not a collaborator (or no such user)
             return Permission(login=login, permission="none")
@@ -210,7 +222,11 @@ class GitHubClient:
             )
             raw = response.json()
             found.extend(
-                Comment(id=int(c["id"]), author=str((c.get("user") or {}).get("login") or ""), body=c.get("body") or "")
+                Comment(
+                    id=int(c["id"]),
+                    author=str((c.get("user") or {}).get("login") or ""),
+                    body=c.get("body") or "",
+                )
                 for c in raw
             )
             if len(raw) < PER_PAGE:
@@ -232,7 +248,9 @@ class GitHubClient:
         owner, name = split_repo(full_name)
         await self._call(
             f"label {full_name}#{number}",
-            lambda: self._gh.rest.issues.async_add_labels(owner, name, number, data={"labels": labels}),
+            lambda: self._gh.rest.issues.async_add_labels(
+                owner, name, number, data={"labels": labels}
+            ),
             write=True,
         )
         log.info("github.labelled repo=%s issue=%s labels=%s", full_name, number, ",".join(labels))
@@ -278,22 +296,33 @@ class GitHubClient:
                 if delay is None:
                     raise _translate(what, status, message) from exc
                 log.warning(
-                    "github.retry what=%r status=%s wait_s=%.1f attempt=%d", what, status, delay, attempt + 1
+                    "github.retry what=%r status=%s wait_s=%.1f attempt=%d",
+                    what,
+                    status,
+                    delay,
+                    attempt + 1,
                 )
             except RequestError as exc:  # timeouts and transport errors
                 if attempt >= MAX_SERVER_ERROR_RETRIES:
-                    raise GitHubUnavailableError(f"GitHub did not answer: {what} ({type(exc.exc).__name__})") from exc
+                    raise GitHubUnavailableError(
+                        f"GitHub did not answer: {what} ({type(exc.exc).__name__})"
+                    ) from exc
                 delay = self._server_backoff_s * 2**attempt
-                log.warning("github.retry what=%r error=%s wait_s=%.1f", what, type(exc.exc).__name__, delay)
+                log.warning(
+                    "github.retry what=%r error=%s wait_s=%.1f", what, type(exc.exc).__name__, delay
+                )
             except GitHubException as exc:
-                raise GitHubUnavailableError(f"GitHub request failed: {what} ({type(exc).__name__})") from exc
+                raise GitHubUnavailableError(
+                    f"GitHub request failed: {what} ({type(exc).__name__})"
+                ) from exc
             await self._sleep(delay)
             attempt += 1
 
 
 def _issue(full_name: str, raw: dict[str, Any]) -> Issue:
     labels = tuple(
-        str(label.get("name") if isinstance(label, dict) else label) for label in raw.get("labels") or []
+        str(label.get("name") if isinstance(label, dict) else label)
+        for label in raw.get("labels") or []
     )
     return Issue(
         repo=full_name,
@@ -318,7 +347,9 @@ def _message(response: Response[Any]) -> str:
 def _translate(what: str, status: int, message: str) -> FactoryError:
     detail = f"GitHub refused to {what} (HTTP {status}{': ' + message if message else ''})"
     if status == 401:
-        return AuthError(f"GitHub rejected the token (HTTP 401) trying to {what}; is GITHUB_TOKEN right?")
+        return AuthError(
+            f"GitHub rejected the token (HTTP 401) trying to {what}; is GITHUB_TOKEN right?"
+        )
     if status == 403 or status == 429:
         if status == 429 or "rate limit" in message.lower():
             return GitHubUnavailableError(f"GitHub kept rate-limiting: {what} (HTTP {status})")

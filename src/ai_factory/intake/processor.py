@@ -54,7 +54,14 @@ log = logging.getLogger(__name__)
 SAME_LABELLING_MARGIN = timedelta(seconds=2)
 SPEC_RETRY_BASE_S = 60.0
 SPEC_RETRY_MAX_S = 3600.0
-REPORTED = frozenset({WorkItemStatus.COMPLETED, WorkItemStatus.FAILED, WorkItemStatus.STUCK, WorkItemStatus.CANCELLED})
+REPORTED = frozenset(
+    {
+        WorkItemStatus.COMPLETED,
+        WorkItemStatus.FAILED,
+        WorkItemStatus.STUCK,
+        WorkItemStatus.CANCELLED,
+    }
+)
 
 
 class Outcome(StrEnum):
@@ -110,15 +117,24 @@ class IssueProcessor:
         events = await self.github.label_events(repo.full_name, issue.number)
         trigger = next((e for e in reversed(events) if self.labels.is_intake(e.label)), None)
         event_id = trigger.id if trigger else 0
-        said = feedback.markers(await self.github.comments(repo.full_name, issue.number), author=await self.github.login())
+        said = feedback.markers(
+            await self.github.comments(repo.full_name, issue.number),
+            author=await self.github.login(),
+        )
 
         trust = await self._trust(repo, trigger)
         if not trust.trusted:
             log.warning(
-                "intake.untrusted repo=%s issue=%s actor=%s why=%s", repo.full_name, issue.number, trust.actor, trust.why
+                "intake.untrusted repo=%s issue=%s actor=%s why=%s",
+                repo.full_name,
+                issue.number,
+                trust.actor,
+                trust.why,
             )
             if not feedback.has_marker(said, "untrusted", event=event_id):
-                body = feedback.untrusted(label=self.labels.intake, actor=trust.actor, event_id=event_id)
+                body = feedback.untrusted(
+                    label=self.labels.intake, actor=trust.actor, event_id=event_id
+                )
                 await self.github.comment(repo.full_name, issue.number, body)
             await self.github.remove_label(repo.full_name, issue.number, self.labels.intake)
             return Outcome.REJECTED
@@ -140,19 +156,33 @@ class IssueProcessor:
 
         title, body_text = sanitize(issue.title), sanitize(issue.body)
         try:
-            spec = await build_spec(title=title or f"Issue #{issue.number}", body=body_text, generator=self.generator)
+            spec = await build_spec(
+                title=title or f"Issue #{issue.number}", body=body_text, generator=self.generator
+            )
         except SpecGenerationError as exc:
             wait = min(SPEC_RETRY_BASE_S * 2**failures, SPEC_RETRY_MAX_S)
             self._spec_failures[key] = (failures + 1, time.monotonic() + wait)
-            log.warning("intake.spec_failed repo=%s issue=%s retry_in_s=%.0f error=%s", repo.full_name, issue.number, wait, exc)
+            log.warning(
+                "intake.spec_failed repo=%s issue=%s retry_in_s=%.0f error=%s",
+                repo.full_name,
+                issue.number,
+                wait,
+                exc,
+            )
             return Outcome.DEFERRED
         self._spec_failures.pop(key, None)
         if spec is None:
             log.info("intake.no_tasks repo=%s issue=%s", repo.full_name, issue.number)
             if not feedback.has_marker(said, "no-tasks", event=event_id):
                 source = "issue" if has_task_list(body_text) else "generated"
-                await self.github.comment(repo.full_name, issue.number, feedback.no_tasks(event_id=event_id, source=source))
-            await self._set_labels(issue, add=[self.labels.failed], remove=[self.labels.intake, self.labels.processing])
+                await self.github.comment(
+                    repo.full_name,
+                    issue.number,
+                    feedback.no_tasks(event_id=event_id, source=source),
+                )
+            await self._set_labels(
+                issue, add=[self.labels.failed], remove=[self.labels.intake, self.labels.processing]
+            )
             return Outcome.NO_TASKS
 
         item, created = await self.submitter.submit(
@@ -168,9 +198,19 @@ class IssueProcessor:
         )
         log.info(
             "intake.submitted repo=%s issue=%s item=%s created=%s priority=%s tasks=%d source=%s",
-            repo.full_name, issue.number, item.id, created, item.priority, spec.tasks, spec.source,
+            repo.full_name,
+            issue.number,
+            item.id,
+            created,
+            item.priority,
+            spec.tasks,
+            spec.source,
         )
-        await self.github.comment(repo.full_name, issue.number, feedback.picked_up(item=item, spec=spec, event_id=event_id))
+        await self.github.comment(
+            repo.full_name,
+            issue.number,
+            feedback.picked_up(item=item, spec=spec, event_id=event_id),
+        )
         await self._start_processing(issue)
         return Outcome.SUBMITTED if created else Outcome.EXISTING
 
@@ -183,8 +223,12 @@ class IssueProcessor:
             return Trust(False, trigger.actor, "bot not listed in TRUSTED_BOTS")
         permission = await self.github.permission(repo.full_name, trigger.actor)
         if permission.permission in WRITE_ROLES or permission.role_name in WRITE_ROLES:
-            return Trust(True, trigger.actor, f"permission {permission.role_name or permission.permission}")
-        return Trust(False, trigger.actor, f"permission {permission.role_name or permission.permission}")
+            return Trust(
+                True, trigger.actor, f"permission {permission.role_name or permission.permission}"
+            )
+        return Trust(
+            False, trigger.actor, f"permission {permission.role_name or permission.permission}"
+        )
 
     async def _start_processing(self, issue: Issue) -> None:
         stale = [self.labels.done, self.labels.failed, self.labels.intake]
@@ -201,15 +245,31 @@ class IssueProcessor:
             return Outcome.SKIPPED
         item = items[0]
         if issue.state == "closed" and item.status is WorkItemStatus.QUEUED:
-            item = await self.submitter.cancel_queued(
-                repo_url=repo.clone_url, issue_number=issue.number, reason="GitHub: issue closed"
-            ) or item
+            item = (
+                await self.submitter.cancel_queued(
+                    repo_url=repo.clone_url,
+                    issue_number=issue.number,
+                    reason="GitHub: issue closed",
+                )
+                or item
+            )
         if item.status not in REPORTED:
             return Outcome.WAITING
-        said = feedback.markers(await self.github.comments(repo.full_name, issue.number), author=await self.github.login())
+        said = feedback.markers(
+            await self.github.comments(repo.full_name, issue.number),
+            author=await self.github.login(),
+        )
         if not feedback.has_marker(said, "report", **feedback.report_key(item)):
-            await self.github.comment(repo.full_name, issue.number, feedback.report(item, intake_label=self.labels.intake))
-            log.info("intake.reported repo=%s issue=%s item=%s status=%s", repo.full_name, issue.number, item.id, item.status)
+            await self.github.comment(
+                repo.full_name, issue.number, feedback.report(item, intake_label=self.labels.intake)
+            )
+            log.info(
+                "intake.reported repo=%s issue=%s item=%s status=%s",
+                repo.full_name,
+                issue.number,
+                item.id,
+                item.status,
+            )
         final = {
             WorkItemStatus.COMPLETED: [self.labels.done],
             WorkItemStatus.FAILED: [self.labels.failed],

@@ -19,7 +19,9 @@ from collections.abc import Awaitable, Callable
 from ai_factory.core.errors import ConfigError
 from ai_factory.core.settings import Settings
 from ai_factory.intake.api import intake_configured
+from ai_factory.intake.github import GitHubClient
 from ai_factory.intake.service import IntakeService
+from ai_factory.intake.spec_gen import SpecGenerator
 from ai_factory.intake.store import IntakeStore
 from ai_factory.intake.submitter import ApiSubmitter, DirectSubmitter
 from ai_factory.orchestrator.services import Services
@@ -27,14 +29,25 @@ from ai_factory.orchestrator.services import Services
 log = logging.getLogger(__name__)
 
 
-def component(settings: Settings) -> Callable[[Services], Awaitable[None]] | None:
-    """The intake component for the orchestrator, or None when intake is not configured."""
+def component(
+    settings: Settings,
+    *,
+    github: GitHubClient | None = None,
+    generator: SpecGenerator | None = None,
+) -> Callable[[Services], Awaitable[None]] | None:
+    """The intake component for the orchestrator, or None when intake is not configured.
+
+    `github` and `generator` replace the ones built from settings (tests).
+    """
     if not intake_configured(settings):
         return None
 
     async def intake(services: Services) -> None:
         submitter = DirectSubmitter(queue=services.queue, store=IntakeStore(db=services.db))
-        await IntakeService.build(settings, submitter=submitter).run()
+        service = IntakeService.build(
+            settings, submitter=submitter, github=github, generator=generator
+        )
+        await service.run()
 
     return intake
 

@@ -113,11 +113,15 @@ def _split_code(text: str) -> list[tuple[str, bool]]:
         else:
             code.append(line + "\n")
             closing = _FENCE.match(line)
-            if closing and closing.group(1)[0] == fence[0] and len(closing.group(1)) >= len(fence):
-                if not line.strip()[len(closing.group(1)) :].strip():
-                    segments.append(("".join(code), True))
-                    code = []
-                    fence = None
+            if (
+                closing
+                and closing.group(1)[0] == fence[0]
+                and len(closing.group(1)) >= len(fence)
+                and not line.strip()[len(closing.group(1)) :].strip()
+            ):
+                segments.append(("".join(code), True))
+                code = []
+                fence = None
     if fence is not None:
         segments.append(("".join(code), True))
     segments.append(("".join(prose), False))

@@ -106,7 +106,12 @@ class IntakeService:
 
     async def run(self) -> None:
         """Poll and take webhook requests until cancelled."""
-        log.info("intake.started repos=%s label=%s interval_s=%.0f", ",".join(self.repos), self.labels.intake, self.poll_interval_s)
+        log.info(
+            "intake.started repos=%s label=%s interval_s=%.0f",
+            ",".join(self.repos),
+            self.labels.intake,
+            self.poll_interval_s,
+        )
         next_poll = time.monotonic()
         while True:
             await self._guarded("requests", self.handle_requests())
@@ -123,10 +128,22 @@ class IntakeService:
                 repo = await self.repo(name)
                 fresh = await self.github.issues_with_label(repo.full_name, self.labels.intake)
                 for issue in fresh:
-                    summary.add(await self._guarded(f"{name}#{issue.number}", self.processor.intake(repo, issue)), issue.number)
-                owed = await self.github.issues_with_label(repo.full_name, self.labels.processing, state="all")
+                    summary.add(
+                        await self._guarded(
+                            f"{name}#{issue.number}", self.processor.intake(repo, issue)
+                        ),
+                        issue.number,
+                    )
+                owed = await self.github.issues_with_label(
+                    repo.full_name, self.labels.processing, state="all"
+                )
                 for issue in owed:
-                    summary.add(await self._guarded(f"{name}#{issue.number}", self.processor.report(repo, issue)), issue.number)
+                    summary.add(
+                        await self._guarded(
+                            f"{name}#{issue.number}", self.processor.report(repo, issue)
+                        ),
+                        issue.number,
+                    )
             except FactoryError as exc:
                 summary.errors += 1
                 log.warning("intake.repo_failed repo=%s error=%s", name, exc)
@@ -142,7 +159,9 @@ class IntakeService:
             if name is None:
                 log.info("intake.request_ignored repo=%s reason=not in REPOS", request.repo)
                 continue
-            await self._guarded(f"{name}#{request.issue_number}", self._handle(name, request.issue_number))
+            await self._guarded(
+                f"{name}#{request.issue_number}", self._handle(name, request.issue_number)
+            )
         return len(requests)
 
     async def _handle(self, name: str, number: int) -> Outcome:

@@ -167,16 +167,26 @@ class ClaudeSpecGenerator:
                 async with asyncio.timeout(self.timeout_s):
                     async for message in query(prompt=user_prompt(title, body), options=options):
                         if isinstance(message, AssistantMessage):
-                            texts.extend(b.text for b in message.content if isinstance(b, TextBlock))
+                            texts.extend(
+                                b.text for b in message.content if isinstance(b, TextBlock)
+                            )
                         elif isinstance(message, ResultMessage):
                             result = message
             except TimeoutError as exc:
-                raise SpecGenerationError(f"Claude Code did not answer in {self.timeout_s:.0f} s") from exc
+                raise SpecGenerationError(
+                    f"Claude Code did not answer in {self.timeout_s:.0f} s"
+                ) from exc
             except ClaudeSDKError as exc:
-                detail = result.result if result is not None and result.result else type(exc).__name__
-                raise SpecGenerationError(f"Claude Code failed to write the spec: {detail}") from exc
+                detail = (
+                    result.result if result is not None and result.result else type(exc).__name__
+                )
+                raise SpecGenerationError(
+                    f"Claude Code failed to write the spec: {detail}"
+                ) from exc
         if result is not None and result.is_error:
-            raise SpecGenerationError(f"Claude Code failed to write the spec: {result.result or 'error'}")
+            raise SpecGenerationError(
+                f"Claude Code failed to write the spec: {result.result or 'error'}"
+            )
         text = "\n".join(texts).strip() or (result.result if result is not None else "") or ""
         log.info("spec.generated generator=claude chars=%d", len(text))
         return text
@@ -212,7 +222,9 @@ class AnthropicSpecGenerator:
                 messages=[{"role": "user", "content": user_prompt(title, body)}],
             )
         except anthropic.APIError as exc:
-            raise SpecGenerationError(f"the Anthropic API failed to write the spec: {type(exc).__name__}") from exc
+            raise SpecGenerationError(
+                f"the Anthropic API failed to write the spec: {type(exc).__name__}"
+            ) from exc
         finally:
             await client.close()
         text = "".join(block.text for block in response.content if block.type == "text")

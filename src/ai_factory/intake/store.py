@@ -25,20 +25,30 @@ class IntakeStore:
     def __init__(self, *, db: Database) -> None:
         self.db = db
 
-    async def record_delivery(self, *, delivery_id: str, event: str, action: str | None, repo: str | None) -> bool:
+    async def record_delivery(
+        self, *, delivery_id: str, event: str, action: str | None, repo: str | None
+    ) -> bool:
         """True the first time a delivery id is seen; False for a replay or redelivery."""
         row = await self.db.fetch_one(
-            Q["record_delivery"], {"delivery_id": delivery_id, "event": event, "action": action, "repo": repo}
+            Q["record_delivery"],
+            {"delivery_id": delivery_id, "event": event, "action": action, "repo": repo},
         )
         if row is not None:
             await self.db.execute(Q["prune_deliveries"], {"days": DELIVERY_RETENTION_DAYS})
         return row is not None
 
-    async def enqueue(self, *, repo: str, issue_number: int, reason: str, delivery_id: str | None = None) -> bool:
+    async def enqueue(
+        self, *, repo: str, issue_number: int, reason: str, delivery_id: str | None = None
+    ) -> bool:
         """Ask intake to look at an issue; False when a request for it is already pending."""
         row = await self.db.fetch_one(
             Q["enqueue_request"],
-            {"repo": repo, "issue_number": issue_number, "reason": reason, "delivery_id": delivery_id},
+            {
+                "repo": repo,
+                "issue_number": issue_number,
+                "reason": reason,
+                "delivery_id": delivery_id,
+            },
         )
         if row is not None:
             log.info("intake.requested repo=%s issue=%s reason=%s", repo, issue_number, reason)
@@ -49,7 +59,9 @@ class IntakeStore:
         rows = await self.db.fetch_all(Q["take_requests"], {"limit": limit})
         return sorted((IntakeRequest.model_validate(r) for r in rows), key=lambda r: r.id)
 
-    async def cancel_queued(self, *, repo_url: str, issue_number: int, reason: str) -> WorkItem | None:
+    async def cancel_queued(
+        self, *, repo_url: str, issue_number: int, reason: str
+    ) -> WorkItem | None:
         """Cancel the issue's item if it is still queued; None when there is none."""
         row = await self.db.fetch_one(
             Q["cancel_queued"], {"repo": repo_url, "source_id": str(issue_number), "reason": reason}
@@ -57,5 +69,11 @@ class IntakeStore:
         if row is None:
             return None
         item = WorkItem.model_validate(row)
-        log.info("work.cancelled id=%s repo=%s issue=%s reason=%s", item.id, repo_url, issue_number, reason)
+        log.info(
+            "work.cancelled id=%s repo=%s issue=%s reason=%s",
+            item.id,
+            repo_url,
+            issue_number,
+            reason,
+        )
         return item

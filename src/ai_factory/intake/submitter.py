@@ -43,7 +43,9 @@ class Submitter(Protocol):
 
     async def retry(self, item_id: UUID) -> WorkItem: ...
 
-    async def cancel_queued(self, *, repo_url: str, issue_number: int, reason: str) -> WorkItem | None: ...
+    async def cancel_queued(
+        self, *, repo_url: str, issue_number: int, reason: str
+    ) -> WorkItem | None: ...
 
     async def take_requests(self, *, limit: int = 50) -> list[IntakeRequest]: ...
 
@@ -66,8 +68,12 @@ class DirectSubmitter:
     async def retry(self, item_id: UUID) -> WorkItem:
         return await self.queue.retry(item_id, reason="intake label added again")
 
-    async def cancel_queued(self, *, repo_url: str, issue_number: int, reason: str) -> WorkItem | None:
-        return await self.store.cancel_queued(repo_url=repo_url, issue_number=issue_number, reason=reason)
+    async def cancel_queued(
+        self, *, repo_url: str, issue_number: int, reason: str
+    ) -> WorkItem | None:
+        return await self.store.cancel_queued(
+            repo_url=repo_url, issue_number=issue_number, reason=reason
+        )
 
     async def take_requests(self, *, limit: int = 50) -> list[IntakeRequest]:
         return await self.store.take(limit=limit)
@@ -87,7 +93,9 @@ _ERRORS: dict[int, type[FactoryError]] = {
 
 
 class ApiSubmitter:
-    def __init__(self, *, base_url: str, token: str | None = None, timeout_s: float = API_TIMEOUT_S) -> None:
+    def __init__(
+        self, *, base_url: str, token: str | None = None, timeout_s: float = API_TIMEOUT_S
+    ) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.base_url = base_url.rstrip("/")
         self._http = httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=timeout_s)
@@ -97,7 +105,12 @@ class ApiSubmitter:
         return WorkItem.model_validate(response.json()), response.status_code == 201
 
     async def items_for(self, *, repo_url: str, issue_number: int) -> list[WorkItem]:
-        params = {"source": "github", "sourceId": str(issue_number), "repo": repo_url, "limit": ITEMS_PER_ISSUE}
+        params = {
+            "source": "github",
+            "sourceId": str(issue_number),
+            "repo": repo_url,
+            "limit": ITEMS_PER_ISSUE,
+        }
         response = await self._request("GET", "/api/work", params=params)
         return [WorkItem.model_validate(each) for each in response.json()]
 
@@ -105,7 +118,9 @@ class ApiSubmitter:
         response = await self._request("POST", f"/api/work/{item_id}/retry")
         return WorkItem.model_validate(response.json()["item"])
 
-    async def cancel_queued(self, *, repo_url: str, issue_number: int, reason: str) -> WorkItem | None:
+    async def cancel_queued(
+        self, *, repo_url: str, issue_number: int, reason: str
+    ) -> WorkItem | None:
         body = {"repo": repo_url, "issueNumber": issue_number, "reason": reason}
         found = (await self._request("POST", "/api/intake/cancel", json=body)).json().get("item")
         return WorkItem.model_validate(found) if found else None
@@ -122,12 +137,15 @@ class ApiSubmitter:
             response = await self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise ApiUnreachableError(
-                f"cannot reach the factory at {self.base_url} ({type(exc).__name__}); is ORCHESTRATOR_URL right?"
+                f"cannot reach the factory at {self.base_url} ({type(exc).__name__});"
+                " is ORCHESTRATOR_URL right?"
             ) from exc
         if response.status_code >= 400:
             try:
                 message = response.json().get("error") or response.text
             except ValueError:
                 message = response.text or response.reason_phrase
-            raise _ERRORS.get(response.status_code, FactoryError)(f"{message} (HTTP {response.status_code})")
+            raise _ERRORS.get(response.status_code, FactoryError)(
+                f"{message} (HTTP {response.status_code})"
+            )
         return response

@@ -48,7 +48,9 @@ def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
     return hmac.compare_digest(expected.encode(), header.strip().encode())
 
 
-def decide(event: str, payload: dict[str, Any], *, labels: IntakeLabels, repos: list[str]) -> WebhookAction:
+def decide(
+    event: str, payload: dict[str, Any], *, labels: IntakeLabels, repos: list[str]
+) -> WebhookAction:
     if event == "ping":
         return WebhookAction(ActionKind.IGNORE, "ping")
     if event != "issues":
@@ -67,7 +69,10 @@ def decide(event: str, payload: dict[str, Any], *, labels: IntakeLabels, repos: 
     target = {"repo": full_name, "clone_url": repository.get("clone_url"), "issue_number": number}
     label = payload.get("label") if isinstance(payload.get("label"), dict) else {}
     label_name = str(label.get("name") or "")
-    current = [str(each.get("name") if isinstance(each, dict) else each) for each in issue.get("labels") or []]
+    current = [
+        str(each.get("name") if isinstance(each, dict) else each)
+        for each in issue.get("labels") or []
+    ]
     match action:
         case "labeled" if labels.is_intake(label_name):
             return WebhookAction(ActionKind.INTAKE, "labeled", **target)

@@ -56,21 +56,38 @@ class Rig:
         return GitHubClient(**values)
 
     def generator(self) -> SpecGenerator:
-        return ClaudeSpecGenerator(env=sim_env(self.sim.url, config_dir=str(self.tmp_path / "claude")))
+        return ClaudeSpecGenerator(
+            env=sim_env(self.sim.url, config_dir=str(self.tmp_path / "claude"))
+        )
 
-    def service(self, *, settings: Settings | None = None, github: GitHubClient | None = None,
-                generator: SpecGenerator | None = None) -> IntakeService:
+    def service(
+        self,
+        *,
+        settings: Settings | None = None,
+        github: GitHubClient | None = None,
+        generator: SpecGenerator | None = None,
+    ) -> IntakeService:
         """Intake as `factory intake` runs it: over the API, with the sim as spec writer."""
         settings = settings or self.settings
         submitter = ApiSubmitter(base_url=self.api.url, token=settings.api_token)
         self.submitters.append(submitter)
-        return IntakeService.build(settings, submitter=submitter, github=github or self.github(),
-                                   generator=generator or self.generator())
+        return IntakeService.build(
+            settings,
+            submitter=submitter,
+            github=github or self.github(),
+            generator=generator or self.generator(),
+        )
 
     # --- GitHub side ---
 
-    def open_issue(self, title: str = "Greeting", body: str = TASKS, *, labels: tuple[str, ...] = ("ai-factory",),
-                   by: str = MAINTAINER) -> int:
+    def open_issue(
+        self,
+        title: str = "Greeting",
+        body: str = TASKS,
+        *,
+        labels: tuple[str, ...] = ("ai-factory",),
+        by: str = MAINTAINER,
+    ) -> int:
         return self.standin.create_issue(REPO, title, body, labels=labels, author=by, labeled_by=by)
 
     def labels(self, number: int) -> list[str]:
@@ -79,15 +96,33 @@ class Rig:
     def comments(self, number: int) -> list[str]:
         return [c.body for c in self.standin.comments(REPO, number)]
 
-    def deliver(self, action: str, number: int, *, label: str | None = None, sender: str = MAINTAINER,
-                delivery_id: str | None = None, secret: str | None = SECRET):
-        payload = self.standin.issues_webhook_payload(REPO, number, action, sender=sender, label=label)
-        return send_webhook(f"{self.api.url}/webhooks/github", "issues", payload, secret, delivery_id)
+    def deliver(
+        self,
+        action: str,
+        number: int,
+        *,
+        label: str | None = None,
+        sender: str = MAINTAINER,
+        delivery_id: str | None = None,
+        secret: str | None = SECRET,
+    ):
+        payload = self.standin.issues_webhook_payload(
+            REPO, number, action, sender=sender, label=label
+        )
+        return send_webhook(
+            f"{self.api.url}/webhooks/github", "issues", payload, secret, delivery_id
+        )
 
     # --- factory side ---
 
+    def http(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """A plain request to the orchestrator (the tests' own thread blocks; servers do not)."""
+        return httpx.request(method, f"{self.api.url}{path}", **kwargs)
+
     def items(self, number: int) -> list[dict[str, Any]]:
-        response = httpx.get(f"{self.api.url}/api/work", params={"source": "github", "sourceId": str(number)})
+        response = httpx.get(
+            f"{self.api.url}/api/work", params={"source": "github", "sourceId": str(number)}
+        )
         response.raise_for_status()
         return response.json()
 
@@ -97,16 +132,23 @@ class Rig:
         return found[0]
 
     def as_worker(self, item_id: str, outcome: str, **body: Any) -> dict[str, Any]:
-        """Register for the item as an external worker and report `outcome` (complete/fail/stuck)."""
-        registered = httpx.post(f"{self.api.url}/api/worker/register", json={"workItemId": item_id}).json()
+        """Register for the item as an external worker, then report `outcome` (complete, ...)."""
+        registered = httpx.post(
+            f"{self.api.url}/api/worker/register", json={"workItemId": item_id}
+        ).json()
         headers = {"Authorization": f"Bearer {registered['token']}"}
-        response = httpx.post(f"{self.api.url}/api/worker/{registered['workerId']}/{outcome}", json=body,
-                              headers=headers)
+        response = httpx.post(
+            f"{self.api.url}/api/worker/{registered['workerId']}/{outcome}",
+            json=body,
+            headers=headers,
+        )
         response.raise_for_status()
         return response.json()
 
 
-def intake_settings(tmp_path: Path, database_url: str, standin: GitHubStandin, **overrides: Any) -> Settings:
+def intake_settings(
+    tmp_path: Path, database_url: str, standin: GitHubStandin, **overrides: Any
+) -> Settings:
     values: dict[str, Any] = {
         "database_url": database_url,
         "github_token": standin.token,
@@ -135,10 +177,14 @@ def sim() -> Iterator[SimServer]:
 
 
 @pytest.fixture
-async def rig(tmp_path: Path, database_url: str, standin: GitHubStandin, sim: SimServer) -> AsyncIterator[Rig]:
+async def rig(
+    tmp_path: Path, database_url: str, standin: GitHubStandin, sim: SimServer
+) -> AsyncIterator[Rig]:
     settings = intake_settings(tmp_path, database_url, standin)
     server = ServerThread(settings).start()
-    built = Rig(standin=standin, api=server, settings=settings, sim=sim, tmp_path=tmp_path, submitters=[])
+    built = Rig(
+        standin=standin, api=server, settings=settings, sim=sim, tmp_path=tmp_path, submitters=[]
+    )
     try:
         yield built
     finally:
