@@ -188,6 +188,14 @@ class OrchestratorClient:
         await self._send("POST", self._path(kind), body, retry_for=remaining, what=kind)
         log.info("worker.reported result=%s", kind)
 
+    async def flush(self, timeout_s: float) -> bool:
+        """Wait up to `timeout_s` for queued reports to be delivered; True when they were."""
+        try:
+            await asyncio.wait_for(self._drained(), timeout=timeout_s)
+        except (TimeoutError, LeaseLostError):
+            return False
+        return True
+
     async def _drained(self) -> None:
         if self._sender is not None and not self._sender.done():
             await self._outbox.join()

@@ -281,6 +281,7 @@ class WorkerProcess:
         item = self.item
         assert item is not None
         new_learnings = collect_new_learnings(workspace.path)
+        await self.client.flush(timeout_s=5)  # the last iteration's report before the phase change
         self.heartbeat.set_phase(WorkerPhase.DELIVERING, f"{result.outcome.value}: delivering")
         if result.outcome is LoopOutcome.DONE:
             try:
