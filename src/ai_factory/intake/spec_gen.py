@@ -67,6 +67,14 @@ Example:
 DEFAULT_ANTHROPIC_MODEL = "claude-sonnet-5-5"
 MAX_TOKENS = 4000
 GENERATION_TIMEOUT_S = 300.0
+MASKED_ENV = (
+    "GITHUB_TOKEN",
+    "FACTORY_API_TOKEN",
+    "GITHUB_WEBHOOK_SECRET",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "WORKER_TOKEN",
+)
 
 _CHECKBOX = re.compile(r"^\s*[-*+]\s+\[[ xX]\]\s+\S", re.MULTILINE)
 _UNCHECKED = re.compile(r"^\s*[-*+]\s+\[ \]\s+\S", re.MULTILINE)
@@ -144,7 +152,9 @@ class ClaudeSpecGenerator:
         timeout_s: float = GENERATION_TIMEOUT_S,
     ) -> None:
         self.model = model
-        self.env = env or {}
+        # The CLI inherits this process's environment; the factory's secrets are masked
+        # (an empty value counts as unset), the model has no tools, and the issue is data.
+        self.env = {**dict.fromkeys(MASKED_ENV, ""), **(env or {})}
         self.cli_path = cli_path
         self.timeout_s = timeout_s
 

@@ -20,7 +20,12 @@ from ai_factory.intake.limits import retry_delay
 from ai_factory.intake.models import Comment
 from ai_factory.intake.sanitize import sanitize
 from ai_factory.intake.service import normalise_repo
-from ai_factory.intake.spec_gen import SYSTEM_PROMPT, count_tasks, extract_markdown
+from ai_factory.intake.spec_gen import (
+    SYSTEM_PROMPT,
+    ClaudeSpecGenerator,
+    count_tasks,
+    extract_markdown,
+)
 from ai_factory.intake.webhook import ActionKind, decide, verify_signature
 from ai_factory.sim.specgen import SPEC_GENERATOR_MARKER
 from tests.github_standin import GitHubStandin
@@ -156,6 +161,12 @@ def test_markdown_comes_out_of_the_outermost_fence() -> None:
 
 def test_the_scripted_model_recognises_intakes_prompt() -> None:
     assert SPEC_GENERATOR_MARKER in SYSTEM_PROMPT.lower()
+
+
+def test_the_spec_writer_never_sees_the_factorys_secrets() -> None:
+    env = ClaudeSpecGenerator(env={"ANTHROPIC_BASE_URL": "http://x"}).env
+    assert env["GITHUB_TOKEN"] == env["FACTORY_API_TOKEN"] == env["DATABASE_URL"] == ""
+    assert env["ANTHROPIC_BASE_URL"] == "http://x"
 
 
 def test_priority_labels_and_label_names() -> None:
