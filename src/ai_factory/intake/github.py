@@ -85,6 +85,7 @@ class GitHubClient:
         self._server_backoff_s = server_backoff_s
         self._sleep = sleep
         self._login: str | None = None
+        self._login_known = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GitHubClient:
@@ -100,14 +101,16 @@ class GitHubClient:
 
     async def login(self) -> str | None:
         """The token's own login (None when the token cannot say, e.g. an App token)."""
-        if self._login is None:
+        if not self._login_known:
             try:
                 response = await self._call(
                     "read the token's user", self._gh.rest.users.async_get_authenticated
                 )
-            except (AuthError, NotFoundError):
-                return None
-            self._login = response.parsed_data.login
+                self._login = response.parsed_data.login
+            except (AuthError, NotFoundError) as exc:
+                log.warning("github.login_unknown error=%s", exc)
+                self._login = None
+            self._login_known = True
         return self._login
 
     async def repo(self, full_name: str) -> RepoInfo:
