@@ -29,6 +29,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import json  # noqa: E402
+import os  # noqa: E402
 import random  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
@@ -242,6 +243,7 @@ async def latency(admin_url: str, embedder: Embedder, labelled: Labelled, rows: 
                 print(
                     f"{where:<9} {mode.value:<7} {percentile(times, 0.5):>8.1f}"
                     f" {percentile(times, 0.95):>8.1f} {scores.row()}"
+                    f"   (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
                 )
     finally:
         await db.close()

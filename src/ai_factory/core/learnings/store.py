@@ -77,6 +77,10 @@ def index_name(embedder_name: str) -> str:
     return f"learnings_vec_{slug}_{digest}"
 
 
+async def _nothing() -> list[tuple[UUID, float]]:
+    return []
+
+
 class LearningStore:
     def __init__(self, *, db: Database, embedder: Embedder | None = None) -> None:
         self.db = db
@@ -249,22 +253,27 @@ class LearningStore:
         """(id, score) best first, up to the candidate depth for `limit`."""
         await self.prepare()
         candidates = min(max(2 * limit, MIN_CANDIDATES), MAX_CANDIDATES)
+        use_text = mode is not SearchMode.VECTOR
         use_vector = mode is not SearchMode.TEXT and self.db.has_vector
-        by_text: list[tuple[UUID, float]] = []
-        by_vector: list[tuple[UUID, float]] = []
-        if mode is not SearchMode.VECTOR:
-            rows = await self.db.fetch_all(
-                Q["rank_text" if repos is None else "rank_text_in"],
-                {"query": query, "repos": repos, "candidates": candidates},
-            )
-            by_text = [(r["id"], float(r["score"])) for r in rows]
-        if use_vector:
-            by_vector = await self._rank_by_vector(query, repos, candidates)
-        if mode is SearchMode.TEXT or not use_vector:
+        # The two rankings run side by side, on two pooled connections.
+        by_text, by_vector = await asyncio.gather(
+            self._rank_by_text(query, repos, candidates) if use_text else _nothing(),
+            self._rank_by_vector(query, repos, candidates) if use_vector else _nothing(),
+        )
+        if not use_vector:
             return by_text
-        if mode is SearchMode.VECTOR:
+        if not use_text:
             return by_vector
         return reciprocal_rank_fusion([[i for i, _ in by_text], [i for i, _ in by_vector]])
+
+    async def _rank_by_text(
+        self, query: str, repos: list[str] | None, candidates: int
+    ) -> list[tuple[UUID, float]]:
+        rows = await self.db.fetch_all(
+            Q["rank_text" if repos is None else "rank_text_in"],
+            {"query": query, "repos": repos, "candidates": candidates},
+        )
+        return [(r["id"], float(r["score"])) for r in rows]
 
     async def _rank_by_vector(
         self, query: str, repos: list[str] | None, candidates: int
