@@ -27,7 +27,9 @@ def sim() -> Iterator[SimServer]:
         yield server
 
 
-def claude_env(sim: SimServer, tmp_path: Path, *, oauth: bool = False, max_retries: int = 0) -> dict[str, str]:
+def claude_env(
+    sim: SimServer, tmp_path: Path, *, oauth: bool = False, max_retries: int = 0
+) -> dict[str, str]:
     """The CLI's environment for the scripted model (offline, isolated config dir)."""
     return sim_env(
         sim.url, oauth=oauth, max_retries=max_retries, config_dir=str(tmp_path / "claude-config")
@@ -35,7 +37,9 @@ def claude_env(sim: SimServer, tmp_path: Path, *, oauth: bool = False, max_retri
 
 
 def git(cwd: Path, *args: str) -> str:
-    done = subprocess.run(["git", "-C", str(cwd), *args], check=True, capture_output=True, text=True)
+    done = subprocess.run(
+        ["git", "-C", str(cwd), *args], check=True, capture_output=True, text=True
+    )
     return done.stdout
 
 
@@ -146,3 +150,21 @@ def reserved_port_server(settings: Settings, port: int) -> ServerThread:
 
 def events_of(detail: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     return [e for e in detail.get("events", []) if e["kind"] == kind]
+
+
+def lock_as_another_worker(api: ServerThread, repo: Path | str, path: str) -> None:
+    """Register a second worker (for another item of `repo`) and take the lock on `path`."""
+    other = submit(api, repo, spec_of(f"Append `x` to `{path}`", title="Other work"))
+    held = httpx.post(f"{api.url}/api/worker/register", json={"workItemId": str(other.id)}).json()
+    locked = httpx.post(
+        f"{api.url}/api/worker/{held['workerId']}/lock",
+        json={"files": [path]},
+        headers={"Authorization": f"Bearer {held['token']}"},
+    ).json()
+    assert locked["acquired"] == [path], locked
+
+
+def api_call(api: ServerThread, method: str, path: str, **kwargs: Any) -> Any:
+    response = httpx.request(method, f"{api.url}{path}", **kwargs)
+    response.raise_for_status()
+    return response.json()

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from ai_factory.core.models import WorkItem
@@ -19,9 +18,11 @@ from ai_factory.worker.limits import LimitPolicy
 from ai_factory.worker.main import LaunchEnv, WorkerOptions, WorkerProcess
 from tests.e2e.conftest import (
     Origin,
+    api_call,
     claude_env,
     events_of,
     item_detail,
+    lock_as_another_worker,
     reserved_port_server,
     spawn_record,
     spec_of,
@@ -167,7 +168,9 @@ async def test_usage_limit_waits_for_the_reset_and_resumes_the_same_iteration(
 ) -> None:
     """OAuth login, so the CLI emits rate-limit events: a warning during iteration 1, then a
     rejection in iteration 2, which is run again after the (short) reset."""
-    item = submit(api, origin.path, spec_of("Create `a.txt` containing `a`", "Create `b.txt` containing `b`"))
+    item = submit(
+        api, origin.path, spec_of("Create `a.txt` containing `a`", "Create `b.txt` containing `b`")
+    )
     sim.set_scenario(Scenario(
         name=ScenarioName.USAGE_LIMIT, limit_after=8, reset_after_s=3, warn_utilization=0.5,
     ))  # fmt: skip
@@ -239,11 +242,7 @@ async def test_edit_of_a_file_locked_by_another_worker_is_denied(
     api: ServerThread, sim: SimServer, tmp_path: Path
 ) -> None:
     origin = Origin.create(tmp_path, {"a.txt": "original\n"})
-    other = submit(api, origin.path, spec_of("Append `x` to `a.txt`", title="Other work"))
-    held = httpx.post(f"{api.url}/api/worker/register", json={"workItemId": str(other.id)}).json()
-    locked = httpx.post(f"{api.url}/api/worker/{held['workerId']}/lock", json={"files": ["a.txt"]},
-                        headers={"Authorization": f"Bearer {held['token']}"}).json()  # fmt: skip
-    assert locked["acquired"] == ["a.txt"]
+    lock_as_another_worker(api, origin.path, "a.txt")
     item = submit(api, origin.path, spec_of("Replace `original` with `changed` in `a.txt`"))
 
     code = await spawned_worker(api, item, tmp_path, sim, stuck_after=2).run()
@@ -268,7 +267,7 @@ async def test_orchestrator_down_mid_run_the_worker_goes_on_and_reports_when_bac
     ))  # fmt: skip
     worker = spawned_worker(api, item, tmp_path, sim)
     running = asyncio.create_task(worker.run())
-    while not events_of(item_detail(api, item.id), "iteration"):
+    while not events_of(await asyncio.to_thread(item_detail, api, item.id), "iteration"):
         assert not running.done(), running
         await asyncio.sleep(0.2)
     api.stop()  # the orchestrator goes away after iteration 1
@@ -293,14 +292,16 @@ async def test_orchestrator_down_mid_run_the_worker_goes_on_and_reports_when_bac
 async def test_cancelled_item_stops_the_worker_without_pushing(
     api: ServerThread, sim: SimServer, origin: Origin, tmp_path: Path
 ) -> None:
-    item = submit(api, origin.path, spec_of("Create `a.txt` containing `a`", "Create `b.txt` containing `b`"))
+    item = submit(
+        api, origin.path, spec_of("Create `a.txt` containing `a`", "Create `b.txt` containing `b`")
+    )
     sim.set_scenario(Scenario(name=ScenarioName.SLOW, delay_s=4))
     running = asyncio.create_task(spawned_worker(api, item, tmp_path, sim).run())
-    while item_detail(api, item.id)["status"] != "running":
+    while (await asyncio.to_thread(item_detail, api, item.id))["status"] != "running":
         await asyncio.sleep(0.1)
     await asyncio.sleep(1)
 
-    httpx.post(f"{api.url}/api/work/{item.id}/cancel").raise_for_status()
+    await asyncio.to_thread(api_call, api, "POST", f"/api/work/{item.id}/cancel")
     code = await asyncio.wait_for(running, timeout=60)
 
     assert code == 3
@@ -344,8 +345,8 @@ async def test_idle_agent_is_cut_and_counted(
 async def test_learnings_go_into_the_workspace_and_new_ones_come_back(
     api: ServerThread, sim: SimServer, origin: Origin, tmp_path: Path
 ) -> None:
-    httpx.post(f"{api.url}/api/learnings", json={
-        "repo": str(origin.path), "content": "Files named hello are greetings"}).raise_for_status()  # fmt: skip
+    api_call(api, "POST", "/api/learnings",
+             json={"repo": str(origin.path), "content": "Files named hello are greetings"})  # fmt: skip
     item = submit(api, origin.path, spec_of(
         "Create `hello.txt` containing `hi`", "Learn `greetings end with a newline`",
     ))  # fmt: skip
@@ -354,5 +355,5 @@ async def test_learnings_go_into_the_workspace_and_new_ones_come_back(
 
     assert code == 0
     assert "Files named hello are greetings" in prompts(sim)[0]
-    found = httpx.get(f"{api.url}/api/learnings", params={"repo": str(origin.path)}).json()
+    found = api_call(api, "GET", "/api/learnings", params={"repo": str(origin.path)})
     assert "greetings end with a newline" in [row["content"] for row in found]

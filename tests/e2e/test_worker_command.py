@@ -7,7 +7,6 @@ import shlex
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 
 from ai_factory.core.models import WorkItem
@@ -16,6 +15,7 @@ from tests.e2e.conftest import (
     Origin,
     events_of,
     item_detail,
+    lock_as_another_worker,
     spawn_record,
     spec_of,
     submit,
@@ -50,7 +50,9 @@ print("all tasks done", flush=True)
 '''
 
 
-def command_worker(api: ServerThread, item: WorkItem, tmp_path: Path, command: str) -> WorkerProcess:
+def command_worker(
+    api: ServerThread, item: WorkItem, tmp_path: Path, command: str
+) -> WorkerProcess:
     spawned = spawn_record(api, item)
     settings = worker_settings(
         tmp_path, api, factory_agent="command", factory_agent_command=command
@@ -65,10 +67,7 @@ async def test_command_driver_runs_the_external_loop_and_reads_its_lines(
     script = tmp_path / "fake_ralph.py"
     script.write_text(FAKE_RALPH)
     spec = spec_of("Create `a.txt` containing `a`", "Create `b.txt` containing `b`")
-    other = submit(api, origin.path, spec_of("Create `b.txt` containing `other`", title="Other"))
-    held = httpx.post(f"{api.url}/api/worker/register", json={"workItemId": str(other.id)}).json()
-    httpx.post(f"{api.url}/api/worker/{held['workerId']}/lock", json={"files": ["b.txt"]},
-               headers={"Authorization": f"Bearer {held['token']}"}).raise_for_status()  # fmt: skip
+    lock_as_another_worker(api, origin.path, "b.txt")
     item = submit(api, origin.path, spec)
     command = shlex.join([sys.executable, str(script), "run", "--headless", "--spec", "SPEC.md"])
 
@@ -79,10 +78,15 @@ async def test_command_driver_runs_the_external_loop_and_reads_its_lines(
     assert detail["status"] == "completed"
     assert detail["iterations"] == 2 and detail["tokens"] == 100 + 200
     iterations = events_of(detail, "iteration")
-    assert [(e["data"]["iteration"], e["data"]["outputTokens"]) for e in iterations] == [(1, 100), (2, 200)]
+    assert [(e["data"]["iteration"], e["data"]["outputTokens"]) for e in iterations] == [
+        (1, 100),
+        (2, 200),
+    ]
     assert [e["data"]["filesEdited"] for e in iterations] == [["a.txt"], ["b.txt"]]
     conflicts = events_of(detail, "lock_conflict")
-    assert [c["data"]["files"] for c in conflicts] == [["b.txt"]], "the edit line asked for the lock"
+    assert [c["data"]["files"] for c in conflicts] == [["b.txt"]], (
+        "the edit line asked for the lock"
+    )
     branch = detail["prUrl"].split("#", 1)[1]
     assert origin.log(branch) == ["feat: create b.txt", "feat: create a.txt"]
 

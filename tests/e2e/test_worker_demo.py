@@ -20,6 +20,9 @@ def test_demo_runs_a_sample_spec_through_the_factory() -> None:
     text = out.getvalue()
     assert code == 0, text
     assert "No Anthropic account is used" in text
-    assert "[status] claimed by the scheduler" in text and "agent.tool tool=Write file=greet.py" in text
+    assert (
+        "[status] claimed by the scheduler" in text
+        and "agent.tool tool=Write file=greet.py" in text
+    )
     assert "Result: completed after 4 iteration(s)" in text
     assert "3 files changed" in text and "greet.py" in text and "test_greet.py" in text

@@ -43,20 +43,26 @@ def test_spawned_worker_process_completes_and_hides_factory_secrets_from_the_age
 
     done = subprocess.run(
         [sys.executable, "-m", "ai_factory", "worker"],
-        env=env, cwd=tmp_path, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=240,
+        env=env, cwd=tmp_path, stdin=subprocess.DEVNULL, check=False, capture_output=True, text=True, timeout=240,
     )  # fmt: skip
 
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     log = done.stdout
-    for line in ("iteration.started number=1", "agent.tool tool=Write file=a.txt",
-                 "iteration.finished number=2 outcome=progress tasks=2/2", "worker.delivered"):
+    for line in (
+        "iteration.started number=1",
+        "agent.tool tool=Write file=a.txt",
+        "iteration.finished number=2 outcome=progress tasks=2/2",
+        "worker.delivered",
+    ):
         assert line in log, line
     assert spawned.token not in log + done.stderr and FAKE_GITHUB_TOKEN not in log + done.stderr
     detail = item_detail(api, item.id)
     assert detail["status"] == "completed" and detail["iterations"] == 2
     branch = detail["prUrl"].split("#", 1)[1]
     agent_env = dict(
-        line.split("=", 1) for line in origin.show(branch, "agent-env.txt").splitlines() if "=" in line
+        line.split("=", 1)
+        for line in origin.show(branch, "agent-env.txt").splitlines()
+        if "=" in line
     )
     assert agent_env["ANTHROPIC_BASE_URL"] == sim.url, "the worker's environment reaches Claude"
     assert agent_env.get("WORKER_TOKEN", "") == "" and agent_env.get("GITHUB_TOKEN", "") == ""

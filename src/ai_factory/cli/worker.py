@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 
@@ -14,7 +15,9 @@ from ai_factory.core.logging import configure_logging
 
 def worker(
     item: str = typer.Option(
-        None, "--item", help="Work item id (instead of WORK_ITEM); registers with FACTORY_API_TOKEN."
+        None,
+        "--item",
+        help="Work item id (instead of WORK_ITEM); registers with FACTORY_API_TOKEN.",
     ),
 ) -> None:
     """Work on one item: WORKER_ID, WORKER_TOKEN, WORK_ITEM, ORCHESTRATOR_URL (set by the spawner)."""
@@ -22,6 +25,7 @@ def worker(
 
     settings = settings_for_command()
     configure_logging(settings.log_level, stream=sys.stdout)  # the orchestrator captures stdout
+    logging.getLogger("claude_agent_sdk").setLevel(logging.WARNING)  # "Using bundled CLI" per run
     environ = dict(os.environ)
     if item:
         environ["WORK_ITEM"] = item

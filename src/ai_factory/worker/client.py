@@ -131,7 +131,11 @@ class OrchestratorClient:
         except ApiUnreachableError:
             log.warning("worker.learnings_unavailable")
             return []
-        return [str(row["content"]) for row in data or [] if isinstance(row, dict) and row.get("content")]
+        return [
+            str(row["content"])
+            for row in data or []
+            if isinstance(row, dict) and row.get("content")
+        ]
 
     # --- reports while working ---
 
@@ -144,7 +148,9 @@ class OrchestratorClient:
         return True
 
     def report_iteration(self, report: IterationReport) -> None:
-        self._enqueue(_Outgoing(self._path("iteration"), _dump(report), f"iteration {report.iteration}"))
+        self._enqueue(
+            _Outgoing(self._path("iteration"), _dump(report), f"iteration {report.iteration}")
+        )
 
     def report_limit(self, report: LimitReport) -> None:
         self._enqueue(_Outgoing(self._path("limited"), _dump(report), f"limit {report.status}"))
@@ -263,7 +269,9 @@ class OrchestratorClient:
                 problem = f"HTTP {response.status_code}"
             self._unreachable(what, problem)
             if time.monotonic() + delay > deadline:
-                raise ApiUnreachableError(f"orchestrator at {self.base_url} unreachable ({what}: {problem})")
+                raise ApiUnreachableError(
+                    f"orchestrator at {self.base_url} unreachable ({what}: {problem})"
+                )
             await asyncio.sleep(delay)
             delay = min(BACKOFF_CAP_S, delay * 2)
 
@@ -282,7 +290,9 @@ class OrchestratorClient:
         except ValueError:
             message = response.text or response.reason_phrase
         status = response.status_code
-        if status == 409 or (status in (401, 404) and what not in ("register", "fetch the work item")):
+        if status == 409 or (
+            status in (401, 404) and what not in ("register", "fetch the work item")
+        ):
             if not self.lease_lost.is_set():
                 self.lease_lost_reason = f"{what}: {message} (HTTP {status})"
                 self.lease_lost.set()

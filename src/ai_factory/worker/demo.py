@@ -46,7 +46,7 @@ GREET = 'def greet(name):\\n    return f"Hello, {name}!"'
 TEST = (
     "import unittest\\n\\nfrom greet import greet\\n\\n\\n"
     "class GreetTest(unittest.TestCase):\\n    def test_greet(self):\\n"
-    "        self.assertEqual(greet(\"Ada\"), \"Hello, Ada!\")"
+    '        self.assertEqual(greet("Ada"), "Hello, Ada!")'
 )
 SPEC = f"""# Add a greeting module
 

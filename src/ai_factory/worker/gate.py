@@ -110,7 +110,9 @@ class QualityGate:
             try:
                 argv = shlex.split(configured)
             except ValueError as exc:
-                raise ConfigError(f"FACTORY_TEST_COMMAND: not a valid command line ({exc})") from None
+                raise ConfigError(
+                    f"FACTORY_TEST_COMMAND: not a valid command line ({exc})"
+                ) from None
             return cls(argv=argv, timeout_s=timeout_s, env=env, source="FACTORY_TEST_COMMAND")
         return None
 
@@ -128,7 +130,9 @@ class QualityGate:
                 start_new_session=True,
             )
         except OSError as exc:
-            result = GateResult(False, self.command, None, f"cannot run {self.argv[0]!r}: {exc.strerror or exc}")
+            result = GateResult(
+                False, self.command, None, f"cannot run {self.argv[0]!r}: {exc.strerror or exc}"
+            )
             log.warning("gate.failed command=%s error=%s", self.command, result.output_tail)
             return result
         timed_out = False
@@ -178,7 +182,9 @@ def _from_config_file(path: Path) -> list[str] | None:
         try:
             argv = shlex.split(test)
         except ValueError as exc:
-            raise ConfigError(f"{CONFIG_FILE}: [gates] test is not a valid command line ({exc})") from None
+            raise ConfigError(
+                f"{CONFIG_FILE}: [gates] test is not a valid command line ({exc})"
+            ) from None
     elif isinstance(test, list) and all(isinstance(part, str) for part in test):
         argv = list(test)
     else:

@@ -29,6 +29,7 @@ from typing import Any
 
 from claude_agent_sdk import HookMatcher
 
+from ai_factory.core.errors import FactoryError
 from ai_factory.worker.agent.stream import EDIT_TOOLS, edited_path, repo_relative
 from ai_factory.worker.client import LeaseLostError, OrchestratorClient
 
@@ -74,6 +75,9 @@ class FileLocks:
             result = await self.client.lock([path])
         except LeaseLostError:
             return LockVerdict(False, "this worker has been stopped by the factory; stop working.")
+        except FactoryError as exc:  # the orchestrator refused the request itself (e.g. 422)
+            log.warning("lock.refused file=%s error=%s (edit allowed)", path, exc)
+            return LockVerdict(True)
         if result is None:
             log.warning("lock.unavailable file=%s (orchestrator unreachable; edit allowed)", path)
             return LockVerdict(True)

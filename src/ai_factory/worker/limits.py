@@ -151,7 +151,8 @@ def decide(
         return _backoff(policy, transient_failures, _first_line(text))
     if status is not None and 400 <= status < 500:
         return LimitDecision(
-            LimitAction.FAIL, f"the Claude API refused the request (HTTP {status}): {_first_line(text)}"
+            LimitAction.FAIL,
+            f"the Claude API refused the request (HTTP {status}): {_first_line(text)}",
         )
     if set(result.assistant_errors) & _TRANSIENT_ERRORS:
         return _backoff(policy, transient_failures, _first_line(text))
@@ -194,7 +195,9 @@ def _backoff(policy: LimitPolicy, failures: int, detail: str) -> LimitDecision:
         )
     delay = min(policy.backoff_cap_s, policy.backoff_base_s * 2**failures)
     return LimitDecision(
-        LimitAction.BACKOFF, f"transient API error, retrying in {delay:.0f} s: {detail}", delay_s=delay
+        LimitAction.BACKOFF,
+        f"transient API error, retrying in {delay:.0f} s: {detail}",
+        delay_s=delay,
     )
 
 

@@ -242,7 +242,9 @@ class RalphLoop:
                 tasks=read_tasks(self.root),
                 learnings=self.learnings,
                 notes=notes,
-                gate_failure=self._last_gate if self._last_gate and not self._last_gate.passed else None,
+                gate_failure=self._last_gate
+                if self._last_gate and not self._last_gate.passed
+                else None,
             )
         )
         return AgentRequest(
@@ -283,7 +285,9 @@ class RalphLoop:
         gate = self._last_gate
         if gate is None:
             return ""
-        return "; quality gate passed" if gate.passed else f"; quality gate failing: {gate.describe()}"
+        return (
+            "; quality gate passed" if gate.passed else f"; quality gate failing: {gate.describe()}"
+        )
 
     # --- limits ---
 
@@ -384,7 +388,9 @@ class RalphLoop:
     def _notes(self, result: IterationResult) -> list[str]:
         notes = []
         if result.stop is StopReason.IDLE_TIMEOUT:
-            notes.append("it was stopped because it produced no output for too long; keep steps short")
+            notes.append(
+                "it was stopped because it produced no output for too long; keep steps short"
+            )
         elif result.stop is StopReason.WALL_TIMEOUT:
             notes.append("it was stopped for running too long; do one small task per iteration")
         if self.locks is not None:
@@ -420,7 +426,9 @@ class RalphLoop:
         )
 
 
-def _outcome(result: IterationResult, gate: GateResult | None, *, progress: bool) -> IterationOutcome:
+def _outcome(
+    result: IterationResult, gate: GateResult | None, *, progress: bool
+) -> IterationOutcome:
     if gate is not None and not gate.passed:
         return IterationOutcome.GATE_FAILED
     if result.stop in (StopReason.IDLE_TIMEOUT, StopReason.WALL_TIMEOUT) or result.failed:

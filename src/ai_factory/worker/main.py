@@ -37,7 +37,7 @@ from uuid import UUID
 
 from pydantic import ValidationError
 
-from ai_factory.core.errors import ConfigError, FactoryError
+from ai_factory.core.errors import ApiUnreachableError, ConfigError, FactoryError
 from ai_factory.core.logging import register_secret
 from ai_factory.core.models import (
     WorkerCompleteRequest,
@@ -97,7 +97,9 @@ class LaunchEnv:
             try:
                 item = WorkItem.model_validate_json(raw_item)
             except ValidationError as exc:
-                raise ConfigError(f"WORK_ITEM: not a work item ({exc.errors()[0]['msg']})") from None
+                raise ConfigError(
+                    f"WORK_ITEM: not a work item ({exc.errors()[0]['msg']})"
+                ) from None
         else:
             item_id = raw_item
         worker_id = None
@@ -125,7 +127,11 @@ class WorkerOptions:
 
 
 def build_driver(
-    settings: Settings, *, locks: FileLocks, base_env: Mapping[str, str], extra_env: Mapping[str, str]
+    settings: Settings,
+    *,
+    locks: FileLocks,
+    base_env: Mapping[str, str],
+    extra_env: Mapping[str, str],
 ) -> AgentDriver:
     if settings.factory_agent == "command":
         try:
@@ -180,6 +186,7 @@ class WorkerProcess:
 
     async def run(self) -> int:
         register_secret(self.launch.token)
+        register_secret(self.github_token)
         try:
             if not await self._register():
                 return EXIT_UNREGISTERED
@@ -187,6 +194,15 @@ class WorkerProcess:
             self.heartbeat.start()
             try:
                 return await self._work()
+            except LeaseLostError:
+                log.warning("worker.stopped reason=lease_lost")
+                return EXIT_STOPPED
+            except ApiUnreachableError as exc:
+                log.error("worker.report_undelivered error=%s", exc)
+                return EXIT_FAILED
+            except Exception as exc:  # a bug or an OS error: say so rather than vanish
+                log.exception("worker.crashed")
+                return await self._report_fail(f"worker error: {type(exc).__name__}: {exc}", 0)
             finally:
                 watcher.cancel()
                 await self.heartbeat.stop()
@@ -222,7 +238,10 @@ class WorkerProcess:
         assert item is not None
         try:
             workspace = await asyncio.to_thread(
-                Workspace.prepare, item, home=self.settings.factory_home, github_token=self.github_token
+                Workspace.prepare,
+                item,
+                home=self.settings.factory_home,
+                github_token=self.github_token,
             )
         except WorkspaceError as exc:
             return await self._report_fail(f"could not prepare the workspace: {exc}", 0)
@@ -240,7 +259,9 @@ class WorkerProcess:
             return await self._report_fail(f"quality gate configuration: {exc}", 0, workspace)
         if gate is not None:
             log.info("gate.configured command=%s source=%s", gate.command, gate.source)
-        learnings = await load_learnings(self.client, repo=item.repo, spec=item.spec, root=workspace.path)
+        learnings = await load_learnings(
+            self.client, repo=item.repo, spec=item.spec, root=workspace.path
+        )
         locks = FileLocks(client=self.client, root=workspace.path)
         try:
             driver = build_driver(self.settings, locks=locks, base_env=base_env,
@@ -269,9 +290,6 @@ class WorkerProcess:
                             result.iterations)  # fmt: skip
                 return EXIT_STOPPED
             return await self._finish(workspace, result)
-        except LeaseLostError:
-            log.warning("worker.stopped reason=lease_lost")
-            return EXIT_STOPPED
         finally:
             await locks.release_all()
 
@@ -288,7 +306,9 @@ class WorkerProcess:
                 pr_url = await asyncio.to_thread(self._deliver, workspace, result)
                 files = await asyncio.to_thread(workspace.changed_files)
             except FactoryError as exc:
-                return await self._report_fail(f"delivery failed: {exc}", result.iterations, workspace)
+                return await self._report_fail(
+                    f"delivery failed: {exc}", result.iterations, workspace
+                )
             await self._remove(workspace)
             log.info("worker.delivered location=%s iterations=%s tokens=%s cost_usd=%.4f",
                      pr_url, result.iterations, result.tokens, result.cost_usd)  # fmt: skip
@@ -308,7 +328,9 @@ class WorkerProcess:
         await self._remove(workspace)
         if result.outcome is LoopOutcome.STUCK:
             self.heartbeat.set_phase(WorkerPhase.STUCK, result.reason[:500])
-            await self.client.stuck(WorkerStuckRequest(reason=reason[:20000], attempts=result.iterations))
+            await self.client.stuck(
+                WorkerStuckRequest(reason=reason[:20000], attempts=result.iterations)
+            )
             return EXIT_STUCK
         await self.client.fail(WorkerFailRequest(error=reason[:20000], iteration=result.iterations))
         return EXIT_FAILED
@@ -316,7 +338,9 @@ class WorkerProcess:
     def _deliver(self, workspace: Workspace, result: LoopResult) -> str:
         assert self.item is not None
         if workspace.has_uncommitted_changes():
-            workspace.commit_wip("chore: changes the agent left uncommitted\n\nCommitted by AI Factory.")
+            workspace.commit_wip(
+                "chore: changes the agent left uncommitted\n\nCommitted by AI Factory."
+            )
         spec = (workspace.path / SPEC_FILE).read_text(errors="replace")
         gate = result.gate.describe() if result.gate is not None else "no quality gate configured"
         summary = DeliverySummary(
@@ -361,11 +385,13 @@ class WorkerProcess:
         except FactoryError as exc:
             log.warning("workspace.not_removed path=%s error=%s", workspace.path, exc)
 
-    async def _report_fail(self, error: str, iteration: int, workspace: Workspace | None = None) -> int:
+    async def _report_fail(
+        self, error: str, iteration: int, workspace: Workspace | None = None
+    ) -> int:
         log.error("worker.failed error=%s", error)
         if workspace is not None:
             await self._remove(workspace)
-        with contextlib.suppress(LeaseLostError):
+        with contextlib.suppress(LeaseLostError, ApiUnreachableError):
             await self.client.fail(WorkerFailRequest(error=error[:20000], iteration=iteration))
         return EXIT_FAILED
 
@@ -377,7 +403,9 @@ def _set_aside_stale_stuck_note(workspace: Workspace) -> None:
         note.replace(note.with_name("stuck.previous.md"))
 
 
-async def run_worker(settings: Settings, launch: LaunchEnv, *, options: WorkerOptions | None = None) -> int:
+async def run_worker(
+    settings: Settings, launch: LaunchEnv, *, options: WorkerOptions | None = None
+) -> int:
     """Run one worker in this event loop; SIGTERM / SIGINT stop it without reporting."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -28,7 +28,9 @@ STUCK_FILE = ".ai/stuck.md"
 _CHECKBOX = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+\[(?P<mark>[ xX])\]\s+(?P<text>\S.*?)\s*$")
 _HEADING = re.compile(r"^(?P<level>#{1,6})\s+(?P<title>.*?)\s*#*\s*$")
 _FENCE = re.compile(r"^\s*(```|~~~)")
-_OPTIONAL = re.compile(r"\b(optional|future|nice[ -]to[ -]have|stretch|out of scope)\b", re.IGNORECASE)
+_OPTIONAL = re.compile(
+    r"\b(optional|future|nice[ -]to[ -]have|stretch|out of scope)\b", re.IGNORECASE
+)
 
 
 @dataclass(frozen=True)
@@ -135,9 +137,7 @@ class ProgressTracker:
             stuck_note=read_stuck_note(root),
         )
 
-    def observe(
-        self, *, head: str, tasks: SpecTasks, gate_fingerprint: str | None
-    ) -> Observation:
+    def observe(self, *, head: str, tasks: SpecTasks, gate_fingerprint: str | None) -> Observation:
         """Compare with the previous iteration; `gate_fingerprint` is None when the gate passed."""
         new_commit = head != self.head
         newly = tuple(t for t in tasks.done if t not in self.done)

@@ -42,8 +42,11 @@ class PromptContext:
 
 def iteration_prompt(ctx: PromptContext) -> str:
     parts = [
-        f"This is iteration {ctx.iteration} of at most {ctx.max_iterations} of the factory loop "
-        f"working through SPEC.md ({len(ctx.tasks.done)} of {ctx.tasks.total} tasks done so far).",
+        (
+            f"This is iteration {ctx.iteration} of at most {ctx.max_iterations} of the factory "
+            f"loop working through SPEC.md ({len(ctx.tasks.done)} of {ctx.tasks.total} tasks "
+            "done so far)."
+        ),
     ]
     if ctx.gate_failure is not None and ctx.tasks.all_done:
         parts.append(

@@ -9,7 +9,9 @@ from ai_factory.worker.learnings import collect_new_learnings, render, search_te
 
 
 def test_search_text_is_the_title_and_tasks_trimmed() -> None:
-    spec = "# Add login\n\nLong prose " + "blah " * 500 + "\n- [ ] Create `login.py`\n- [x] Done one\n"
+    spec = (
+        "# Add login\n\nLong prose " + "blah " * 500 + "\n- [ ] Create `login.py`\n- [x] Done one\n"
+    )
 
     text = search_text(spec)
 

@@ -55,7 +55,9 @@ USAGE_LIMITS = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("text", "reset", "window"), USAGE_LIMITS, ids=[u[0][:40] for u in USAGE_LIMITS])
+@pytest.mark.parametrize(
+    ("text", "reset", "window"), USAGE_LIMITS, ids=[u[0][:40] for u in USAGE_LIMITS]
+)
 def test_usage_limit_wordings_wait_until_the_reset_they_announce(
     text: str, reset: datetime, window: str | None
 ) -> None:
@@ -91,7 +93,9 @@ def test_weekly_limit_is_named_seven_day() -> None:
 
 def test_rejected_rate_limit_event_wins_over_the_text_and_uses_resets_at() -> None:
     resets = int((NOW + timedelta(minutes=42)).timestamp())
-    result = errored("You've hit your 5-hour limit · resets 1:19pm (UTC)", api_error="usage_limit_reached")
+    result = errored(
+        "You've hit your 5-hour limit · resets 1:19pm (UTC)", api_error="usage_limit_reached"
+    )
     result.rate_limits = [
         RateLimitSignal(status="allowed", resets_at=resets, rate_limit_type="five_hour"),
         RateLimitSignal(status="rejected", resets_at=resets, rate_limit_type="five_hour"),
@@ -153,15 +157,15 @@ def test_limits_only_a_human_can_lift_fail(text: str) -> None:
 
 TRANSIENT = [
     ("Server is temporarily limiting requests (not your usage limit) · Rate limited", 429),
-    ("API Error: 529 Overloaded. This is a server-side issue, usually temporary — try again in a "
-     "moment. If it persists, check your inference gateway (127.0.0.1:8123).", 529),
+    (("API Error: 529 Overloaded. This is a server-side issue, usually temporary — try again in a "
+      "moment. If it persists, check your inference gateway (127.0.0.1:8123)."), 529),
     ("API Error: 502 Bad Gateway", 502),
     ("API Error: 503 Service Unavailable", 503),
     ("API Error: 504 Gateway Timeout", 504),
-    ("Request timed out. If the API is slow to answer, or a proxy or gateway holds responses, "
-     "set API_TIMEOUT_MS above 1500.", None),
-    ("API Error: Request rejected (429) · This request would exceed your account's rate limit. "
-     "Please try again later.", 429),  # an API key's rate limit: no subscription wording
+    (("Request timed out. If the API is slow to answer, or a proxy or gateway holds responses, "
+      "set API_TIMEOUT_MS above 1500."), None),
+    (("API Error: Request rejected (429) · This request would exceed your account's rate limit. "
+      "Please try again later."), 429),  # an API key's rate limit: no subscription wording
 ]  # fmt: skip
 
 
@@ -233,7 +237,9 @@ def test_other_client_errors_fail() -> None:
         IterationResult(stop=StopReason.WALL_TIMEOUT),
         IterationResult(got_result=True, is_error=True, subtype="error_max_turns"),
         # Echoed file text mentioning a limit is not an error (frankbria #183).
-        IterationResult(got_result=True, result_text="Documented the 5-hour limit reached message."),
+        IterationResult(
+            got_result=True, result_text="Documented the 5-hour limit reached message."
+        ),
     ],
     ids=["normal", "idle", "wall", "max-turns", "echo"],
 )
@@ -257,15 +263,26 @@ def test_a_failed_command_whose_output_says_limit_waits() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("resets 4:50pm (America/Denver)", datetime(2026, 7, 10, 16, 50, tzinfo=ZoneInfo("America/Denver"))),
-        ("resets 1pm (America/Denver)", datetime(2026, 7, 11, 13, 0, tzinfo=ZoneInfo("America/Denver"))),
+        (
+            "resets 4:50pm (America/Denver)",
+            datetime(2026, 7, 10, 16, 50, tzinfo=ZoneInfo("America/Denver")),
+        ),
+        (
+            "resets 1pm (America/Denver)",
+            datetime(2026, 7, 11, 13, 0, tzinfo=ZoneInfo("America/Denver")),
+        ),
         ("resets 12am (UTC)", datetime(2026, 7, 11, 0, 0, tzinfo=UTC)),
         ("resets 12pm (UTC)", datetime(2026, 7, 11, 12, 0, tzinfo=UTC)),
         ("resets 21:30 (UTC)", datetime(2026, 7, 10, 21, 30, tzinfo=UTC)),
         ("resets Jul 10 at 11pm (UTC)", datetime(2026, 7, 10, 23, 0, tzinfo=UTC)),
-        ("resets Jan 2 at 9am (Asia/Tokyo)", datetime(2027, 1, 2, 9, 0, tzinfo=ZoneInfo("Asia/Tokyo"))),
-        ("resets May 5 at 9pm (America/New_York)",  # already past this year: next year's
-         datetime(2027, 5, 5, 21, 0, tzinfo=ZoneInfo("America/New_York"))),
+        (
+            "resets Jan 2 at 9am (Asia/Tokyo)",
+            datetime(2027, 1, 2, 9, 0, tzinfo=ZoneInfo("Asia/Tokyo")),
+        ),
+        (
+            "resets May 5 at 9pm (America/New_York)",  # already past this year: next year's
+            datetime(2027, 5, 5, 21, 0, tzinfo=ZoneInfo("America/New_York")),
+        ),
         ("resets in 2h 30m", NOW + timedelta(hours=2, minutes=30)),
         ("resets 5pm (Not/AZone)", datetime(2026, 7, 11, 17, 0, tzinfo=UTC)),  # unknown zone: local
     ],

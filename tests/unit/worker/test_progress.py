@@ -53,7 +53,9 @@ def tracker(tmp_path: Path, spec: str, *, stuck_after: int = 2) -> ProgressTrack
 def test_progress_is_a_new_commit_or_a_newly_checked_task(tmp_path: Path) -> None:
     t = tracker(tmp_path, "- [ ] a\n- [ ] b\n")
 
-    assert t.observe(head="h1", tasks=parse_tasks("- [ ] a\n- [ ] b\n"), gate_fingerprint=None).progress
+    assert t.observe(
+        head="h1", tasks=parse_tasks("- [ ] a\n- [ ] b\n"), gate_fingerprint=None
+    ).progress
     checked = t.observe(head="h1", tasks=parse_tasks("- [x] a\n- [ ] b\n"), gate_fingerprint=None)
     assert checked.progress and checked.newly_checked == ("a",)
     # unchecking and checking the same box again is not progress
@@ -66,7 +68,9 @@ def test_stuck_after_n_iterations_without_progress(tmp_path: Path) -> None:
     t = tracker(tmp_path, "- [ ] a\n", stuck_after=3)
     tasks = parse_tasks("- [ ] a\n")
 
-    reasons = [t.observe(head="h0", tasks=tasks, gate_fingerprint=None).stuck_reason for _ in range(3)]
+    reasons = [
+        t.observe(head="h0", tasks=tasks, gate_fingerprint=None).stuck_reason for _ in range(3)
+    ]
 
     assert reasons[:2] == [None, None]
     assert reasons[2] is not None and "in 3 iterations (STUCK_AFTER=3)" in reasons[2]
@@ -75,7 +79,11 @@ def test_stuck_after_n_iterations_without_progress(tmp_path: Path) -> None:
 
 def test_stuck_when_the_same_gate_failure_repeats(tmp_path: Path) -> None:
     t = tracker(tmp_path, "- [ ] a\n- [ ] b\n- [ ] c\n")
-    specs = ["- [x] a\n- [ ] b\n- [ ] c\n", "- [x] a\n- [x] b\n- [ ] c\n", "- [x] a\n- [x] b\n- [x] c\n"]
+    specs = [
+        "- [x] a\n- [ ] b\n- [ ] c\n",
+        "- [x] a\n- [x] b\n- [ ] c\n",
+        "- [x] a\n- [x] b\n- [x] c\n",
+    ]
 
     first = t.observe(head="h1", tasks=parse_tasks(specs[0]), gate_fingerprint="f1")
     other = t.observe(head="h2", tasks=parse_tasks(specs[1]), gate_fingerprint="f2")

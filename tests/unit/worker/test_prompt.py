@@ -29,7 +29,7 @@ def test_prompt_carries_the_spec_and_progress_but_no_gate_section_when_it_passed
 def test_gate_failure_comes_last_with_its_output() -> None:
     prompt = iteration_prompt(context(gate_failure=FAILED, notes=["a.txt was locked"]))
 
-    section = prompt[prompt.index("## Quality gate failed"):]
+    section = prompt[prompt.index("## Quality gate failed") :]
     assert "`pytest -q` exited with code 1" in section and "NameError" in section
     assert prompt.index("<spec>") < prompt.index("## Quality gate failed")
     assert "- a.txt was locked" in prompt
@@ -50,6 +50,12 @@ def test_a_huge_spec_is_cut_and_points_at_the_file() -> None:
 def test_protocol_is_the_reference_protocol() -> None:
     protocol = system_append()
 
-    for part in (".ai/stuck.md", ".ai/new-learnings.md", ".ai/learnings.md", "Never push",
-                 "one task = one commit", "another worker"):
+    for part in (
+        ".ai/stuck.md",
+        ".ai/new-learnings.md",
+        ".ai/learnings.md",
+        "Never push",
+        "one task = one commit",
+        "another worker",
+    ):
         assert part in protocol

@@ -80,7 +80,9 @@ class ClaudeDriver:
         async def consume() -> None:
             try:
                 # aclosing: leaving the loop early must close the session (and the CLI) here.
-                async with contextlib.aclosing(query(prompt=request.prompt, options=options)) as stream:
+                async with contextlib.aclosing(
+                    query(prompt=request.prompt, options=options)
+                ) as stream:
                     async for message in stream:
                         recorder.add(message)
                         if recorder.result.rejected is not None:

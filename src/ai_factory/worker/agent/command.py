@@ -150,7 +150,9 @@ class CommandDriver:
                 verdict = await self.locks.acquire(path)
                 if not verdict.allowed:
                     run.current.denied_edits.append(path)
-                    log.warning("lock.conflict_after_edit file=%s (the external agent edited it)", path)
+                    log.warning(
+                        "lock.conflict_after_edit file=%s (the external agent edited it)", path
+                    )
         if match := _TOKENS.search(line):
             run.current.output_tokens += int(match.group(1))
 

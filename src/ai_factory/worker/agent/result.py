@@ -101,8 +101,10 @@ class IterationResult:
     @property
     def failed(self) -> bool:
         """The run ended in an error the limits decision has to look at."""
-        return self.is_error or self.process_error is not None or bool(
-            self.exit_code and self.stop is StopReason.FINISHED
+        return (
+            self.is_error
+            or self.process_error is not None
+            or bool(self.exit_code and self.stop is StopReason.FINISHED)
         )
 
     def add_usage(self, other: IterationResult) -> None:
