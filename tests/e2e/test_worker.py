@@ -74,8 +74,9 @@ def prompts(sim: SimServer) -> list[str]:
 
 
 async def test_three_tasks_end_on_a_branch_of_three_commits(
-    api: ServerThread, sim: SimServer, origin: Origin, tmp_path: Path
+    api: ServerThread, sim: SimServer, tmp_path: Path
 ) -> None:
+    origin = Origin.create(tmp_path, {"CLAUDE.md": "# Repo rules\n\nrepo-rule-marker-7f3a\n"})
     item = submit(api, origin.path, spec_of(
         "Create `hello.txt` containing `hello`",
         "Create `src/app.py` containing `print(1)`",
@@ -103,6 +104,9 @@ async def test_three_tasks_end_on_a_branch_of_three_commits(
     assert [e["data"]["tasksDone"] for e in iterations] == [1, 2, 3]
     assert all(e["data"]["outcome"] == "progress" for e in iterations)
     assert iterations[0]["data"]["filesEdited"] == ["hello.txt", "SPEC.md"]
+    first = str(sim.main_requests[0].body)
+    assert "# AI Factory worker" in first, "the protocol is appended to the system prompt"
+    assert "repo-rule-marker-7f3a" in first, "the repository's own CLAUDE.md still applies"
 
 
 async def test_stuck_agent_is_reported_stuck_after_stuck_after_iterations(
