@@ -1,8 +1,9 @@
 """Whether to go on, wait for a usage limit, back off, or give up after an agent run.
 
 Owns: `decide`, the one function that turns an `IterationResult` into a
-`LimitAction` (and when to resume), the wordings it recognises, and
-`parse_reset_time` for the human reset times Claude Code prints.
+`LimitAction` (and when to resume), the wordings it recognises,
+`parse_reset_time` for the human reset times Claude Code prints, and the
+``limited`` reports the orchestrator's rate limiter reads.
 
 Signals, strongest first (docs/claude-cli-notes.md, research/ralph.md §10):
 
@@ -29,7 +30,8 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ai_factory.worker.agent.result import IterationResult
+from ai_factory.core.models import LimitReport, LimitStatus
+from ai_factory.worker.agent.result import IterationResult, RateLimitSignal
 
 LOGIN_HELP = (
     "Claude Code is not logged in (or its credentials were rejected). On the worker's machine "
@@ -244,6 +246,32 @@ def _limit_type_from_text(text: str) -> str | None:
     if "spend limit" in lowered or "monthly" in lowered or "extra usage" in lowered:
         return "overage"
     return None
+
+
+# --- reports to the orchestrator ---
+
+
+def rejection_report(decision: LimitDecision) -> LimitReport:
+    """POST .../limited for a usage limit the worker now waits out."""
+    return LimitReport(
+        status=LimitStatus.REJECTED,
+        resets_at=decision.resets_at or decision.resume_at,
+        rate_limit_type=decision.rate_limit_type,
+        utilization=1.0,
+        message=decision.reason[:2000],
+    )
+
+
+def warning_report(signal: RateLimitSignal) -> LimitReport:
+    """POST .../limited for a window close to its limit (utilization only; nothing waits)."""
+    resets = signal.window_resets_at
+    return LimitReport(
+        status=LimitStatus.ALLOWED_WARNING,
+        resets_at=datetime.fromtimestamp(resets, UTC) if resets else None,
+        rate_limit_type=signal.rate_limit_type,
+        utilization=signal.window_utilization,
+        message=f"approaching the {signal.rate_limit_type or 'usage'} limit",
+    )
 
 
 # --- reset times ---------------------------------------------------------------

@@ -34,13 +34,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
-from ai_factory.core.models import (
-    IterationOutcome,
-    IterationReport,
-    LimitReport,
-    LimitStatus,
-    WorkerPhase,
-)
+from ai_factory.core.models import IterationOutcome, WorkerPhase
 from ai_factory.worker.agent import (
     AgentDriver,
     AgentRequest,
@@ -51,8 +45,22 @@ from ai_factory.worker.agent import (
 from ai_factory.worker.client import Heartbeat, OrchestratorClient
 from ai_factory.worker.gate import GateResult, QualityGate
 from ai_factory.worker.hooks import FileLocks
-from ai_factory.worker.limits import LimitAction, LimitDecision, LimitPolicy, decide
-from ai_factory.worker.progress import SPEC_FILE, ProgressTracker, SpecTasks, read_tasks
+from ai_factory.worker.limits import (
+    LimitAction,
+    LimitDecision,
+    LimitPolicy,
+    decide,
+    rejection_report,
+    warning_report,
+)
+from ai_factory.worker.progress import (
+    SPEC_FILE,
+    ProgressTracker,
+    SpecTasks,
+    iteration_outcome,
+    iteration_report,
+    read_tasks,
+)
 from ai_factory.worker.prompt import PromptContext, iteration_prompt, system_append
 
 log = logging.getLogger(__name__)
@@ -175,7 +183,7 @@ class RalphLoop:
                 tasks=tasks,
                 gate_fingerprint=None if gate is None or gate.passed else gate.fingerprint,
             )
-            outcome = _outcome(result, gate, progress=seen.progress)
+            outcome = iteration_outcome(result, gate, progress=seen.progress)
             self._report(number, result, outcome, tasks)
             log.info(
                 "iteration.finished number=%s outcome=%s tasks=%s/%s new_commit=%s checked=%s",
@@ -293,16 +301,7 @@ class RalphLoop:
 
     async def _wait_for_reset(self, decision: LimitDecision) -> None:
         assert decision.resume_at is not None
-        resets_at = decision.resets_at or decision.resume_at
-        self.client.report_limit(
-            LimitReport(
-                status=LimitStatus.REJECTED,
-                resets_at=resets_at,
-                rate_limit_type=decision.rate_limit_type,
-                utilization=1.0,
-                message=decision.reason[:2000],
-            )
-        )
+        self.client.report_limit(rejection_report(decision))
         log.warning(
             "limit.waiting until=%s source=%s window=%s reason=%s",
             decision.resume_at.isoformat(timespec="seconds"), decision.reset_source,
@@ -323,16 +322,7 @@ class RalphLoop:
         if key == self._warned:
             return
         self._warned = key
-        resets = warning.window_resets_at
-        self.client.report_limit(
-            LimitReport(
-                status=LimitStatus.ALLOWED_WARNING,
-                resets_at=datetime.fromtimestamp(resets, UTC) if resets else None,
-                rate_limit_type=warning.rate_limit_type,
-                utilization=warning.window_utilization,
-                message=f"approaching the {warning.rate_limit_type or 'usage'} limit",
-            )
-        )
+        self.client.report_limit(warning_report(warning))
 
     # --- helpers ---
 
@@ -364,24 +354,7 @@ class RalphLoop:
         self, number: int, result: IterationResult, outcome: IterationOutcome, tasks: SpecTasks
     ) -> None:
         self.iterations = number
-        self.client.report_iteration(
-            IterationReport(
-                iteration=number,
-                input_tokens=result.input_tokens,
-                output_tokens=result.output_tokens,
-                cache_read_tokens=result.cache_read_tokens,
-                cache_creation_tokens=result.cache_creation_tokens,
-                cost_usd=round(result.cost_usd, 6),
-                duration_ms=result.duration_ms,
-                num_turns=result.num_turns,
-                session_id=result.session_id,
-                outcome=outcome,
-                files_edited=result.files_edited,
-                tasks_done=len(tasks.done),
-                tasks_total=tasks.total,
-                message=_iteration_message(number, outcome, result, tasks),
-            )
-        )
+        self.client.report_iteration(iteration_report(number, result, outcome, tasks))
         self.heartbeat.progress.iteration = number
         self.heartbeat.beat_now()
 
@@ -424,24 +397,3 @@ class RalphLoop:
             files_edited=list(self.files_edited),
             gate=self._last_gate,
         )
-
-
-def _outcome(
-    result: IterationResult, gate: GateResult | None, *, progress: bool
-) -> IterationOutcome:
-    if gate is not None and not gate.passed:
-        return IterationOutcome.GATE_FAILED
-    if result.stop in (StopReason.IDLE_TIMEOUT, StopReason.WALL_TIMEOUT) or result.failed:
-        return IterationOutcome.ERROR
-    return IterationOutcome.PROGRESS if progress else IterationOutcome.NO_PROGRESS
-
-
-def _iteration_message(
-    number: int, outcome: IterationOutcome, result: IterationResult, tasks: SpecTasks
-) -> str:
-    text = f"iteration {number}: {outcome.value}, {len(tasks.done)}/{tasks.total} tasks done"
-    if result.stop is not StopReason.FINISHED:
-        text += f" (stopped: {result.stop.value})"
-    if result.denied_edits:
-        text += f"; lock conflicts: {', '.join(result.denied_edits)}"
-    return text

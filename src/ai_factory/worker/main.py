@@ -28,7 +28,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import shlex
 import signal
 import socket
 from collections.abc import Mapping
@@ -47,10 +46,8 @@ from ai_factory.core.models import (
     WorkItem,
 )
 from ai_factory.core.settings import Settings
-from ai_factory.worker.agent import AgentDriver
-from ai_factory.worker.agent.claude import ClaudeDriver
-from ai_factory.worker.agent.command import CommandDriver
-from ai_factory.worker.agent.env import agent_env, sdk_env_overrides
+from ai_factory.worker.agent.drivers import build_driver
+from ai_factory.worker.agent.env import agent_env
 from ai_factory.worker.client import (
     FINAL_RETRY_S,
     Heartbeat,
@@ -124,34 +121,6 @@ class WorkerOptions:
     final_retry_s: float = FINAL_RETRY_S
     base_env: Mapping[str, str] | None = None  # the agent's environment base (os.environ)
     agent_env: Mapping[str, str] = field(default_factory=dict)  # added on top (the sim, in tests)
-
-
-def build_driver(
-    settings: Settings,
-    *,
-    locks: FileLocks,
-    base_env: Mapping[str, str],
-    extra_env: Mapping[str, str],
-) -> AgentDriver:
-    if settings.factory_agent == "command":
-        try:
-            argv = shlex.split(settings.factory_agent_command)
-        except ValueError as exc:
-            raise ConfigError(f"FACTORY_AGENT_COMMAND: not a valid command line ({exc})") from None
-        return CommandDriver(
-            argv=argv,
-            env={**agent_env(base_env), **extra_env},
-            idle_timeout_s=settings.iteration_idle_timeout,
-            wall_timeout_s=settings.iteration_timeout,
-            locks=locks,
-        )
-    return ClaudeDriver(
-        env={**sdk_env_overrides(base_env), **extra_env},
-        idle_timeout_s=settings.iteration_idle_timeout,
-        wall_timeout_s=settings.iteration_timeout,
-        model=settings.factory_model,
-        hooks=locks.claude_hooks(),
-    )
 
 
 class WorkerProcess:

@@ -22,6 +22,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ai_factory.core.models import IterationOutcome, IterationReport
+from ai_factory.worker.agent.result import IterationResult, StopReason
+from ai_factory.worker.gate import GateResult
+
 SPEC_FILE = "SPEC.md"
 STUCK_FILE = ".ai/stuck.md"
 
@@ -168,3 +172,40 @@ class ProgressTracker:
                 f"(STUCK_AFTER={self.stuck_after}); {tasks.summary()}"
             )
         return None
+
+
+def iteration_outcome(
+    result: IterationResult, gate: GateResult | None, *, progress: bool
+) -> IterationOutcome:
+    if gate is not None and not gate.passed:
+        return IterationOutcome.GATE_FAILED
+    if result.stop in (StopReason.IDLE_TIMEOUT, StopReason.WALL_TIMEOUT) or result.failed:
+        return IterationOutcome.ERROR
+    return IterationOutcome.PROGRESS if progress else IterationOutcome.NO_PROGRESS
+
+
+def iteration_report(
+    number: int, result: IterationResult, outcome: IterationOutcome, tasks: SpecTasks
+) -> IterationReport:
+    """POST .../iteration for one counted iteration (the daily budget counts these)."""
+    message = f"iteration {number}: {outcome.value}, {len(tasks.done)}/{tasks.total} tasks done"
+    if result.stop is not StopReason.FINISHED:
+        message += f" (stopped: {result.stop.value})"
+    if result.denied_edits:
+        message += f"; lock conflicts: {', '.join(result.denied_edits)}"
+    return IterationReport(
+        iteration=number,
+        input_tokens=result.input_tokens,
+        output_tokens=result.output_tokens,
+        cache_read_tokens=result.cache_read_tokens,
+        cache_creation_tokens=result.cache_creation_tokens,
+        cost_usd=round(result.cost_usd, 6),
+        duration_ms=result.duration_ms,
+        num_turns=result.num_turns,
+        session_id=result.session_id,
+        outcome=outcome,
+        files_edited=result.files_edited,
+        tasks_done=len(tasks.done),
+        tasks_total=tasks.total,
+        message=message,
+    )

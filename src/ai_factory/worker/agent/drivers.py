@@ -1,0 +1,49 @@
+"""Which agent driver FACTORY_AGENT names, built from the settings.
+
+Owns: `build_driver`. ``claude`` (the default): the Claude Code driver, whose
+environment is the worker's with the factory's secrets blanked (`env`) and whose
+edits pass the lock hook. ``command``: FACTORY_AGENT_COMMAND split with shlex into
+argv (a configuration error when it does not split), run with the worker's
+environment minus the factory's secrets; its ``edit:`` lines ask for locks.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+
+from ai_factory.core.errors import ConfigError
+from ai_factory.core.settings import Settings
+from ai_factory.worker.agent import AgentDriver
+from ai_factory.worker.agent.claude import ClaudeDriver
+from ai_factory.worker.agent.command import CommandDriver
+from ai_factory.worker.agent.env import agent_env, sdk_env_overrides
+from ai_factory.worker.hooks import FileLocks
+
+
+def build_driver(
+    settings: Settings,
+    *,
+    locks: FileLocks,
+    base_env: Mapping[str, str],
+    extra_env: Mapping[str, str],
+) -> AgentDriver:
+    if settings.factory_agent == "command":
+        try:
+            argv = shlex.split(settings.factory_agent_command)
+        except ValueError as exc:
+            raise ConfigError(f"FACTORY_AGENT_COMMAND: not a valid command line ({exc})") from None
+        return CommandDriver(
+            argv=argv,
+            env={**agent_env(base_env), **extra_env},
+            idle_timeout_s=settings.iteration_idle_timeout,
+            wall_timeout_s=settings.iteration_timeout,
+            locks=locks,
+        )
+    return ClaudeDriver(
+        env={**sdk_env_overrides(base_env), **extra_env},
+        idle_timeout_s=settings.iteration_idle_timeout,
+        wall_timeout_s=settings.iteration_timeout,
+        model=settings.factory_model,
+        hooks=locks.claude_hooks(),
+    )
