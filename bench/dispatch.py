@@ -26,31 +26,32 @@ from pathlib import Path
 # bench/queue.py is named like the stdlib's `queue`; keep this folder off the import path.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import os  # noqa: E402
-import random  # noqa: E402
-import socket  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import uuid  # noqa: E402
+import argparse
+import asyncio
+import os
+import random
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+import uuid
 
-import httpx  # noqa: E402
-import psycopg  # noqa: E402
-import uvicorn  # noqa: E402
+import httpx
+import psycopg
+import uvicorn
 
-from ai_factory.core.db.database import Database  # noqa: E402
-from ai_factory.core.db.migrations import apply_migrations  # noqa: E402
-from ai_factory.core.settings import load_settings  # noqa: E402
-from ai_factory.orchestrator.api.app import create_app  # noqa: E402
-from ai_factory.orchestrator.scheduler import Scheduler  # noqa: E402
-from ai_factory.orchestrator.services import Services  # noqa: E402
+from ai_factory.core.db.database import Database
+from ai_factory.core.db.migrations import apply_migrations
+from ai_factory.core.settings import load_settings
+from ai_factory.orchestrator.api.app import create_app
+from ai_factory.orchestrator.scheduler import Scheduler
+from ai_factory.orchestrator.services import Services
 
 ADMIN_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 FAKE_WORKER = Path(__file__).resolve().parents[1] / "tests" / "support" / "fake_worker.py"
 SPEC = "# bench\nfake-mode: complete\nfake-seconds: 0\n"
+ITEM_TIMEOUT_S = 60
 
 LATENCY_SQL = """
 SELECT extract(epoch FROM r.created_at - i.created_at)::float AS total,
@@ -93,10 +94,13 @@ async def measure(
     for _ in range(n):
         await asyncio.sleep(random.uniform(0, jitter_s))
         item = (await http.post("/api/work", json={"repo": "/srv/bench", "spec": SPEC})).json()
+        deadline = time.monotonic() + ITEM_TIMEOUT_S
         while True:
             row = await db.fetch_one(LATENCY_SQL, {"id": uuid.UUID(item["id"])})
             if row is not None:
                 break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"item {item['id']} was not started within {ITEM_TIMEOUT_S}s")
             await asyncio.sleep(0.005)
         results.append(row)
         while (await db.fetch_one(
@@ -149,6 +153,7 @@ async def run(items: int, baseline_items: int) -> None:
             orchestrator_url=f"http://127.0.0.1:{port}",
             cooldown_seconds=0,
             max_workers=4,
+            daily_budget=1_000_000,  # every fake worker records an iteration
             heartbeat_interval=30,
             factory_worker_command=f"{sys.executable} {FAKE_WORKER}",
         )

@@ -65,7 +65,7 @@ class Client:
                     raise LeaseLost(exc.read().decode(errors="replace")) from None
                 if exc.code < 500 or not retry or time.monotonic() > deadline:
                     raise
-            except (urllib.error.URLError, ConnectionError, TimeoutError, socket.timeout):
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
                 if not retry or time.monotonic() > deadline:
                     raise
             time.sleep(0.2)

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Self
 from uuid import UUID
 
 import psycopg
@@ -78,7 +79,7 @@ class Subscription:
     async def __anext__(self) -> FactoryEvent:
         return await self.get()
 
-    async def __aenter__(self) -> Subscription:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -14,7 +14,7 @@ import codecs
 import logging
 import os
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
 
@@ -49,7 +49,7 @@ class WorkerLogs:
         """An O_APPEND descriptor for a new worker's output, after a header line."""
         self.root.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path(item_id), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
         os.write(fd, f"--- {stamp} {header} ---\n".encode())
         return fd
 

@@ -85,7 +85,7 @@ class WorkerRuntime:
         adopted = requeued = 0
         for state in await self.lifecycle.active():
             if not state.holds_item:
-                await self.lifecycle.settle(state)
+                self.lifecycle.in_background(self.lifecycle.settle(state))
             elif self.lifecycle.owns(state):
                 if await self.lifecycle.spawner.watch(state.handle):
                     adopted += 1
@@ -156,11 +156,13 @@ class WorkerRuntime:
                 break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._hurry.wait(), POLL_S)
-        handed_back = 0
         states = [s for s in await self.lifecycle.active() if self.lifecycle.owns(s)]
-        for state in states:
-            await self.lifecycle.retire(state, reason="orchestrator shutting down", refund_attempt=True)
-            handed_back += 1
+        await asyncio.gather(
+            *(
+                self.lifecycle.retire(s, reason="orchestrator shutting down", refund_attempt=True)
+                for s in states
+            )
+        )
         await self.lifecycle.drain()
-        log.info("runtime.stopped handed_back=%s", handed_back)
-        return handed_back
+        log.info("runtime.stopped handed_back=%s", len(states))
+        return len(states)

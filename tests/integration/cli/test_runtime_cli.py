@@ -7,19 +7,17 @@ import os
 import subprocess
 import sys
 
-from tests.integration.orchestrator.test_scheduler import (  # noqa: F401 - fixture
-    pid_alive,
-    spec,
-    start_factory,
-    wait_for,
-)
+from tests.integration.orchestrator import test_scheduler as harness
+from tests.integration.orchestrator.test_scheduler import pid_alive, spec, wait_for
+
+start_factory = harness.start_factory  # the shared fixture
 
 
 def factory_cli(url: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     env = {**os.environ, "COLUMNS": "250", "ORCHESTRATOR_URL": url}
     return subprocess.run(
         [sys.executable, "-m", "ai_factory", *args],
-        capture_output=True, text=True, env=env, timeout=timeout, stdin=subprocess.DEVNULL,
+        capture_output=True, text=True, env=env, timeout=timeout, stdin=subprocess.DEVNULL, check=False,
     )  # fmt: skip
 
 

@@ -13,9 +13,18 @@ import redis.asyncio as aioredis
 
 from ai_factory.core.db.database import Database
 from ai_factory.core.models import CreateWorkItemInput
-from ai_factory.orchestrator.events import RECONNECTED, RELAY_LOCK_KEY, EventHub, FactoryEvent, Subscription
+from ai_factory.orchestrator.events import (
+    RECONNECTED,
+    RELAY_LOCK_KEY,
+    EventHub,
+    FactoryEvent,
+    Subscription,
+)
 from ai_factory.orchestrator.queue import QueueManager
-from tests.integration.orchestrator.test_scheduler import spec, start_factory, wait_for  # noqa: F401
+from tests.integration.orchestrator import test_scheduler as harness
+from tests.integration.orchestrator.test_scheduler import spec, wait_for
+
+start_factory = harness.start_factory  # the shared fixture
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 

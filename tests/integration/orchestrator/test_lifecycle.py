@@ -17,13 +17,10 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from tests.integration.orchestrator.test_scheduler import (  # noqa: F401 - fixture
-    FAKE_WORKER,
-    pid_alive,
-    spec,
-    start_factory,
-    wait_for,
-)
+from tests.integration.orchestrator import test_scheduler as harness
+from tests.integration.orchestrator.test_scheduler import FAKE_WORKER, pid_alive, spec, wait_for
+
+start_factory = harness.start_factory  # the shared fixture
 
 
 def worker_token(pid: int) -> str:
@@ -180,6 +177,13 @@ def test_orchestrator_killed_mid_run_loses_nothing_and_runs_nothing_twice(
     first.send_signal(signal.SIGKILL)
     first.wait(30)
     http.close()
+    # One worker dies too while no orchestrator runs: its item must be requeued, not lost.
+    with psycopg.connect(database_url) as conn:
+        victim_pid, victim = conn.execute(
+            "SELECT w.pid, w.work_item_id::text FROM workers w JOIN work_items i ON i.id = w.work_item_id"
+            " WHERE i.status = 'running' AND w.pid IS NOT NULL ORDER BY w.created_at LIMIT 1"
+        ).fetchone()
+    os.kill(victim_pid, signal.SIGKILL)
 
     second = start(2)
     http = httpx.Client(base_url=url, timeout=30)
@@ -203,8 +207,9 @@ def test_orchestrator_killed_mid_run_loses_nothing_and_runs_nothing_twice(
         )
     assert completions == {i: 1 for i in ids}
     for item_id in ids:
-        events = [line for line in (markers / f"{item_id}.jsonl").read_text().splitlines()]
-        assert sum('"start"' in e for e in events) == 1, events  # run once, not twice
+        events = (markers / f"{item_id}.jsonl").read_text().splitlines()
+        starts = 2 if item_id == victim else 1  # adopted workers are not started again
+        assert sum('"start"' in e for e in events) == starts, events
         assert sum('"completed"' in e for e in events) == 1, events
     log2 = (tmp_path / "orchestrator-2.log").read_text()
-    assert "runtime.recovered adopted=" in log2
+    assert "runtime.recovered adopted=" in log2 and "requeued=1" in log2

@@ -173,7 +173,7 @@ def test_submitted_items_are_run_to_completion(start_factory) -> None:
         done = factory.wait_status(item["id"], "completed", "failed")
         assert done["status"] == "completed", done
         assert done["prUrl"] == f"https://example.invalid/pr/{item['id']}"
-        wait_for(lambda: len(factory.markers(item["id"])) == 2, what="the worker's completion marker")
+        wait_for(lambda i=item: len(factory.markers(i["id"])) == 2, what="the worker's completion marker")
         assert [m["event"] for m in factory.markers(item["id"])] == ["start", "completed"]
     kinds = [(e["fromStatus"], e["toStatus"]) for e in factory.events(items[0]["id"]) if e["kind"] == "status"]
     assert kinds == [(None, "queued"), ("queued", "assigned"), ("assigned", "running"), ("running", "completed")]
@@ -195,7 +195,7 @@ def test_never_more_workers_than_max_workers(start_factory) -> None:
     # The workers' own record: at no moment were more than two between start and end.
     spans = []
     for item in items:
-        wait_for(lambda: len(factory.markers(item["id"])) == 2, what="the worker's completion marker")
+        wait_for(lambda i=item: len(factory.markers(i["id"])) == 2, what="the worker's completion marker")
         marks = {m["event"]: m["t"] for m in factory.markers(item["id"])}
         spans.append((marks["start"], marks["completed"]))
     for start, _ in spans:
@@ -248,5 +248,5 @@ def test_max_workers_zero_accepts_work_and_starts_nothing(start_factory) -> None
     assert factory.workers() == []
 
 
-__all__ = ["RunningFactory", "pid_alive", "spec", "start_factory", "wait_for", "FAKE_WORKER"]
+__all__ = ["FAKE_WORKER", "RunningFactory", "pid_alive", "spec", "start_factory", "wait_for"]
 _ = (asyncio, os, signal)

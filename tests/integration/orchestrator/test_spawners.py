@@ -25,13 +25,10 @@ from ai_factory.core.errors import ConfigError
 from ai_factory.orchestrator.logs import WorkerLogs
 from ai_factory.orchestrator.spawners import BwrapSpawner
 from tests.conftest import make_settings
-from tests.integration.orchestrator.test_scheduler import (  # noqa: F401 - fixture
-    FAKE_WORKER,
-    pid_alive,
-    spec,
-    start_factory,
-    wait_for,
-)
+from tests.integration.orchestrator import test_scheduler as harness
+from tests.integration.orchestrator.test_scheduler import FAKE_WORKER, spec, wait_for
+
+start_factory = harness.start_factory  # the shared fixture
 
 
 def test_process_worker_gets_its_identity_no_secrets_its_own_session_and_no_stdin(
@@ -111,7 +108,7 @@ def test_factory_orchestrator_refuses_to_start_without_bwrap(tmp_path: Path, dat
     }
     done = subprocess.run(
         [sys.executable, "-m", "ai_factory", "orchestrator"],
-        env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+        env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, check=False,
     )  # fmt: skip
     assert done.returncode == 1
     assert "error: FACTORY_SPAWNER: bwrap needs bubblewrap" in done.stderr
@@ -173,7 +170,7 @@ class Podman:
         subprocess.run(
             ["podman", "--root", str(self.base / "root"), "--runroot", str(self.base / "run"),
              "--storage-driver", "vfs", "rm", "-af"],
-            env=self.env, capture_output=True, timeout=120,
+            env=self.env, capture_output=True, timeout=120, check=False,
         )  # fmt: skip
 
 
@@ -195,7 +192,7 @@ def podman() -> Iterator[Podman]:
 def docker_factory(start_factory, podman: Podman, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("DOCKER_HOST", podman.docker_host)
     python = os.path.realpath(sys.executable)
-    mounts = [f"/usr:/usr:ro", f"{sys.base_prefix}:{sys.base_prefix}:ro", f"{FAKE_WORKER.parent}:/fake:ro"]
+    mounts = ["/usr:/usr:ro", f"{sys.base_prefix}:{sys.base_prefix}:ro", f"{FAKE_WORKER.parent}:/fake:ro"]
 
     def start(**overrides):
         return start_factory(

@@ -11,8 +11,8 @@ from __future__ import annotations
 from ai_factory.core.settings import Settings
 from ai_factory.orchestrator.logs import WorkerLogs
 from ai_factory.orchestrator.spawners.base import (
-    SpawnError,
     Spawner,
+    SpawnError,
     WorkerExit,
     WorkerHandle,
     WorkerLaunch,

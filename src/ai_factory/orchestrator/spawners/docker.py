@@ -171,7 +171,10 @@ class DockerSpawner:
         except DRIVER_ERRORS as exc:
             log.warning("worker.wait_failed worker=%s error=%s", handle.worker_id, exc)
         copier.join(LOG_JOIN_S)
-        loop.call_soon_threadsafe(self._report, handle, code)
+        try:
+            loop.call_soon_threadsafe(self._report, handle, code)
+        except RuntimeError:
+            pass  # the orchestrator's loop is gone; the next one finds the end by itself
 
     def _copy_logs(self, handle: WorkerHandle, since: int | None) -> None:
         if handle.work_item_id is None:

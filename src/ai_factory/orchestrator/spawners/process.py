@@ -166,7 +166,7 @@ class ProcessSpawner:
 
     # --- helpers ---
 
-    def _track(self, handle: WorkerHandle, watcher) -> None:  # noqa: ANN001 - a coroutine
+    def _track(self, handle: WorkerHandle, watcher) -> None:
         self._handles[handle.worker_id] = handle
         self._watchers[handle.worker_id] = asyncio.create_task(
             watcher, name=f"watch-worker-{handle.worker_id}"
