@@ -253,3 +253,30 @@ def test_docker_spawner_reports_a_missing_image_at_start_up(
     with pytest.raises(ConfigError, match="FACTORY_WORKER_IMAGE"):
         asyncio.run(spawner.check())
     _ = time
+
+
+def test_log_reads_never_split_a_character_and_restart_after_rotation(tmp_path: Path) -> None:
+    logs = WorkerLogs(root=tmp_path / "logs", max_bytes=4096)
+    item_id = uuid.uuid4()
+    fd = logs.open_append(item_id, "worker w attempt 1 (process)")
+    os.write(fd, "héllo wörld\n".encode())
+    os.close(fd)
+    text, offset = "", 0
+    while True:  # three bytes at a time: the two-byte characters straddle chunk edges
+        chunk = logs.read(item_id, offset=offset, limit=3)
+        text += chunk.text
+        if chunk.next_offset == offset:
+            chunk = logs.read(item_id, offset=offset, limit=4)
+            text += chunk.text
+        offset = chunk.next_offset
+        if offset >= chunk.size:
+            break
+    assert text.endswith("héllo wörld\n") and "\ufffd" not in text
+
+    fd = logs.open_append(item_id, "worker w attempt 2 (process)")
+    os.write(fd, b"y" * 5000)
+    os.close(fd)
+    assert logs.enforce_cap(item_id)
+    after = logs.read(item_id, offset=offset + 5000)
+    assert after.reset and after.offset == 0 and "[log rotated" in after.text
+    assert logs.read(uuid.uuid4()).size == 0
