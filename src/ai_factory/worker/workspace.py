@@ -4,6 +4,8 @@ Layout under FACTORY_HOME:
 
     mirrors/<key>.git     one bare mirror per repository; created once, `git fetch`ed after
     mirrors/<key>.lock    file lock: one process at a time creates, fetches or attaches
+    mirrors/<key>.spares  finished worktrees kept to be recycled (switching branches in
+                          a checked-out tree is far cheaper than writing every file again)
     worktrees/<item id>   one worktree per item, on branch `factory/<first 8 of the id>`
 
 The mirror fetches `refs/heads/*` into `refs/remotes/origin/*`, so the items'
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -52,6 +55,7 @@ LEARNINGS_FILE = f"{AI_DIR}/learnings.md"
 EXCLUDES_FILE = "factory-exclude"  # in the worktree's private git dir
 ALWAYS_EXCLUDED = (f"/{SPEC_FILE}", f"/{AI_DIR}/")
 MIRROR_LOCK_TIMEOUT_S = 1800.0
+MAX_SPARES_PER_MIRROR = 2
 DEFAULT_IDENTITY = {"user.name": "AI Factory", "user.email": "factory@localhost"}
 LEARNINGS_PLACEHOLDER = (
     "# Learnings\n\n"
@@ -203,11 +207,18 @@ class Workspace:
                                                has_token=self._token is not None)) from exc
         log.info("workspace.pushed branch=%s remote=%s", self.branch, self.remote.display)
 
-    def remove(self) -> None:
-        """Remove the worktree; the mirror and the branch stay for a later attempt."""
+    def remove(self, *, keep_spare: bool = True) -> None:
+        """Remove the worktree; the mirror and the branch stay for a later attempt.
+
+        With `keep_spare` the files may be kept as a spare checkout that the next
+        item on this repository recycles (see `_Mirror.park`).
+        """
         mirror = _Mirror(path=self.mirror, remote=self.remote, credentials=None)
         with _locked(self.mirror.with_suffix(".lock")):
-            mirror.detach(self.path)
+            if keep_spare:
+                mirror.park(self.path)
+            else:
+                mirror.detach(self.path)
         log.info("workspace.removed path=%s", self.path)
 
     def _run(self, *args: str, input_text: str | None = None) -> GitResult:
@@ -304,10 +315,62 @@ class _Mirror:
         start = self._branch_start(branch, base_ref)
         git.run("update-ref", "--no-deref", f"refs/heads/{branch}", start)
         path.parent.mkdir(parents=True, exist_ok=True)
+        if self._recycle(path, branch):
+            return False
         try:
             git.run("worktree", "add", "--quiet", "--", str(path), branch)
         except GitError as exc:
             raise WorkspaceError(f"cannot create the worktree {path}: {exc}") from exc
+        return False
+
+    @property
+    def spares(self) -> Path:
+        return self.path.with_suffix(".spares")
+
+    def park(self, path: Path) -> None:
+        """Keep a finished worktree as a spare for the next item, else remove it.
+
+        Checking out a big tree means writing every file; a spare only has to
+        switch branches, so the next item on this repository starts in a second.
+        """
+        spares = sorted(self.spares.glob("*")) if self.spares.is_dir() else []
+        tree = Git(cwd=path)
+        if len(spares) < MAX_SPARES_PER_MIRROR and path.is_dir():
+            target = self.spares / uuid.uuid4().hex
+            self.spares.mkdir(exist_ok=True)
+            # Detach HEAD (no file is touched) so the item's branch is free for a retry.
+            head = tree.run("rev-parse", "--verify", "--quiet", "HEAD", check=False)
+            if head.ok and tree.succeeds("update-ref", "--no-deref", "HEAD", head.stdout.strip()) \
+                    and self.git.succeeds("worktree", "move", "--", str(path), str(target)):
+                log.info("workspace.worktree_parked spare=%s", target.name)
+                return
+        self.detach(path)
+
+    def _recycle(self, path: Path, branch: str) -> bool:
+        """Move a spare worktree to `path` and reset it to `branch`, pristine."""
+        spares = sorted(self.spares.glob("*")) if self.spares.is_dir() else []
+        for spare in spares:
+            if not self.git.succeeds("worktree", "move", "--", str(spare), str(path)):
+                log.warning("workspace.spare_unusable spare=%s", spare.name)
+                self.detach(spare)
+                continue
+            tree = Git(cwd=path)
+            try:
+                admin = Path(tree.output("rev-parse", "--absolute-git-dir"))
+                for stale in ("config.worktree", EXCLUDES_FILE):  # the last item's settings
+                    (admin / stale).unlink(missing_ok=True)
+                skipped = [line[2:] for line in tree.run("ls-files", "-v", "-z").stdout.split("\0")
+                           if line.startswith("S ")]
+                if skipped:
+                    tree.run("update-index", "--no-skip-worktree", "--", *skipped)
+                tree.run("checkout", "--force", "--quiet", branch, "--")
+                tree.run("clean", "-ffdxq")
+            except GitError as exc:
+                log.warning("workspace.spare_unusable spare=%s error=%s", spare.name, exc)
+                self.detach(path)
+                continue
+            log.info("workspace.worktree_recycled path=%s", path)
+            return True
         return False
 
     def _is_our_worktree(self, path: Path, branch: str) -> bool:

@@ -372,3 +372,39 @@ def test_remove_keeps_the_mirror(local_repo: Path, home: Path) -> None:
     assert not workspace.path.exists()
     [mirror] = mirrors(home)
     assert workspace.branch not in git(mirror, "worktree", "list")
+
+
+def test_a_recycled_worktree_starts_pristine(tmp_path: Path, home: Path,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    """The next item may reuse a finished item's files, but sees nothing of its work."""
+    caplog.set_level(logging.INFO, logger="ai_factory.worker")
+    upstream = make_local_repo(tmp_path / "upstream", {
+        ".gitignore": "build/\n", "SPEC.md": "tracked spec\n", "src/app.py": "print('hi')\n"})
+    first_item = make_item(str(upstream), spec="# First\n")
+    first = Workspace.prepare(first_item, home=home)
+    (first.path / "src" / "app.py").write_text("print('first')\n")
+    assert first.commit_wip("first item's work")
+    (first.path / "src" / "app.py").write_text("uncommitted\n")
+    (first.path / "stray.txt").write_text("untracked\n")
+    (first.path / "build").mkdir()
+    (first.path / "build" / "out.bin").write_text("ignored\n")
+    first.write_file("CLAUDE.md", "first item's instructions\n")
+    first.remove()
+
+    second = Workspace.prepare(make_item(str(upstream)), home=home)
+
+    assert any("workspace.worktree_recycled" in r.getMessage() for r in caplog.records)
+    assert second.head_sha() == second.base_sha == git(upstream, "rev-parse", "main").strip()
+    assert git(second.path, "symbolic-ref", "HEAD").strip() == f"refs/heads/{second.branch}"
+    assert (second.path / "src" / "app.py").read_text() == "print('hi')\n"
+    for leftover in ("stray.txt", "build", "CLAUDE.md"):
+        assert not (second.path / leftover).exists()
+    assert (second.path / "SPEC.md").read_text() == SPEC
+    assert not second.has_uncommitted_changes()
+    (second.path / "CLAUDE.md").write_text("a real file this time\n")
+    assert second.commit_wip("second item's work")
+    assert second.changed_files() == ["CLAUDE.md"]
+
+    retry = Workspace.prepare(first_item, home=home)  # the first item's branch is free again
+    assert (retry.path / "src" / "app.py").read_text() == "print('first')\n"
+    assert (retry.path / "SPEC.md").read_text() == "# First\n"
