@@ -73,14 +73,18 @@ def prompts(sim: SimServer) -> list[str]:
     return found
 
 
-async def test_three_tasks_end_on_a_branch_of_three_commits(
+async def test_three_file_tasks_end_on_a_branch_of_three_commits(
     api: ServerThread, sim: SimServer, tmp_path: Path
 ) -> None:
+    """Also: stored learnings reach the prompt, and a Learn task's line comes back."""
     origin = Origin.create(tmp_path, {"CLAUDE.md": "# Repo rules\n\nrepo-rule-marker-7f3a\n"})
+    learning = {"repo": str(origin.path), "content": "Files named hello are greetings"}
+    api_call(api, "POST", "/api/learnings", json=learning)
     item = submit(api, origin.path, spec_of(
         "Create `hello.txt` containing `hello`",
         "Create `src/app.py` containing `print(1)`",
         "Append `world` to `hello.txt`",
+        "Learn `greetings end with a newline`",
     ))  # fmt: skip
 
     code = await spawned_worker(api, item, tmp_path, sim).run()
@@ -98,15 +102,18 @@ async def test_three_tasks_end_on_a_branch_of_three_commits(
     assert origin.show(branch, "hello.txt") == "hello\nworld\n"
     tree = origin.tree(branch)
     assert "SPEC.md" not in tree and not any(p.startswith(".ai/") for p in tree)
-    assert detail["iterations"] == 3 and detail["tokens"] > 0 and detail["costUsd"] > 0
+    assert detail["iterations"] == 4 and detail["tokens"] > 0 and detail["costUsd"] > 0
     iterations = events_of(detail, "iteration")
-    assert [e["data"]["iteration"] for e in iterations] == [1, 2, 3]
-    assert [e["data"]["tasksDone"] for e in iterations] == [1, 2, 3]
+    assert [e["data"]["iteration"] for e in iterations] == [1, 2, 3, 4]
+    assert [e["data"]["tasksDone"] for e in iterations] == [1, 2, 3, 4]
     assert all(e["data"]["outcome"] == "progress" for e in iterations)
     assert iterations[0]["data"]["filesEdited"] == ["hello.txt", "SPEC.md"]
     first = str(sim.main_requests[0].body)
     assert "# AI Factory worker" in first, "the protocol is appended to the system prompt"
     assert "repo-rule-marker-7f3a" in first, "the repository's own CLAUDE.md still applies"
+    assert "Files named hello are greetings" in prompts(sim)[0]
+    found = api_call(api, "GET", "/api/learnings", params={"repo": str(origin.path)})
+    assert "greetings end with a newline" in [row["content"] for row in found]
 
 
 async def test_stuck_agent_is_reported_stuck_after_stuck_after_iterations(
@@ -267,7 +274,6 @@ async def test_orchestrator_down_mid_run_the_worker_goes_on_and_reports_when_bac
 ) -> None:
     item = submit(api, origin.path, spec_of(
         "Create `notes.txt` containing `one`", "Append `two` to `notes.txt`",
-        "Append `three` to `notes.txt`",
     ))  # fmt: skip
     worker = spawned_worker(api, item, tmp_path, sim)
     running = asyncio.create_task(worker.run())
@@ -288,9 +294,9 @@ async def test_orchestrator_down_mid_run_the_worker_goes_on_and_reports_when_bac
         back.stop()
 
     assert code == 0
-    assert detail["status"] == "completed" and detail["iterations"] == 3
-    assert [e["data"]["iteration"] for e in events_of(detail, "iteration")] == [1, 2, 3]
-    assert origin.show(branch_of(detail), "notes.txt") == "one\ntwo\nthree\n"
+    assert detail["status"] == "completed" and detail["iterations"] == 2
+    assert [e["data"]["iteration"] for e in events_of(detail, "iteration")] == [1, 2]
+    assert origin.show(branch_of(detail), "notes.txt") == "one\ntwo\n"
 
 
 async def test_cancelled_item_stops_the_worker_without_pushing(
@@ -344,20 +350,3 @@ async def test_idle_agent_is_cut_and_counted(
     (iteration,) = events_of(detail, "iteration")
     assert iteration["data"]["outcome"] == "error"
     assert "stopped: idle_timeout" in iteration["reason"]
-
-
-async def test_learnings_go_into_the_workspace_and_new_ones_come_back(
-    api: ServerThread, sim: SimServer, origin: Origin, tmp_path: Path
-) -> None:
-    api_call(api, "POST", "/api/learnings",
-             json={"repo": str(origin.path), "content": "Files named hello are greetings"})  # fmt: skip
-    item = submit(api, origin.path, spec_of(
-        "Create `hello.txt` containing `hi`", "Learn `greetings end with a newline`",
-    ))  # fmt: skip
-
-    code = await spawned_worker(api, item, tmp_path, sim).run()
-
-    assert code == 0
-    assert "Files named hello are greetings" in prompts(sim)[0]
-    found = api_call(api, "GET", "/api/learnings", params={"repo": str(origin.path)})
-    assert "greetings end with a newline" in [row["content"] for row in found]
