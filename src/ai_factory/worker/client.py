@@ -55,6 +55,7 @@ REGISTER_RETRY_S = 120.0
 LOCK_RETRY_S = 5.0
 LEARNINGS_RETRY_S = 15.0
 FINAL_RETRY_S = 4 * 3600.0
+REPORT_SERVER_ERROR_RETRY_S = 600.0
 BACKOFF_FIRST_S = 0.25
 BACKOFF_CAP_S = 10.0
 
@@ -227,8 +228,9 @@ class OrchestratorClient:
             outgoing = await self._outbox.get()
             try:
                 if not self.lease_lost.is_set():
-                    await self._send("POST", outgoing.path, outgoing.body,
-                                     retry_for=float("inf"), what=outgoing.what)  # fmt: skip
+                    await self._send("POST", outgoing.path, outgoing.body, retry_for=float("inf"),
+                                     server_error_retry_s=REPORT_SERVER_ERROR_RETRY_S,
+                                     what=outgoing.what)  # fmt: skip
             except LeaseLostError:
                 pass
             except FactoryError as exc:  # a report the orchestrator refused: drop it, go on
@@ -246,12 +248,19 @@ class OrchestratorClient:
         what: str,
         token: str | None = None,
         params: dict[str, str] | None = None,
+        server_error_retry_s: float | None = None,
     ) -> Any:
+        """Send one call, retrying connection errors and 5xx for `retry_for` seconds.
+
+        `server_error_retry_s` caps how long an orchestrator that answers, but with 5xx,
+        is retried (a report it keeps failing on must not block the ones after it).
+        """
         if self.lease_lost.is_set() and path.startswith("/api/worker/") and "register" not in path:
             raise LeaseLostError(self.lease_lost_reason)
         payload = _dump(body) if isinstance(body, BaseModel) else body
         headers = self._headers(token)
-        deadline = time.monotonic() + retry_for
+        started = time.monotonic()
+        deadline = started + retry_for
         delay = BACKOFF_FIRST_S
         while True:
             try:
@@ -267,6 +276,8 @@ class OrchestratorClient:
                     self._reachable()
                     raise self._refused(response, what)
                 problem = f"HTTP {response.status_code}"
+                if server_error_retry_s is not None:
+                    deadline = min(deadline, started + server_error_retry_s)
             self._unreachable(what, problem)
             if time.monotonic() + delay > deadline:
                 raise ApiUnreachableError(
