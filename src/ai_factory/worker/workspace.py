@@ -56,6 +56,7 @@ EXCLUDES_FILE = "factory-exclude"  # in the worktree's private git dir
 ALWAYS_EXCLUDED = (f"/{SPEC_FILE}", f"/{AI_DIR}/")
 MIRROR_LOCK_TIMEOUT_S = 1800.0
 MAX_SPARES_PER_MIRROR = 2
+FETCH_REFSPEC = "+refs/heads/*:refs/remotes/origin/*"
 DEFAULT_IDENTITY = {"user.name": "AI Factory", "user.email": "factory@localhost"}
 LEARNINGS_PLACEHOLDER = (
     "# Learnings\n\n"
@@ -121,18 +122,13 @@ class Workspace:
         return workspace
 
     def _configure(self) -> None:
-        try:
-            git_dir = Path(self._git.output("rev-parse", "--absolute-git-dir"))
-            excludes = git_dir / EXCLUDES_FILE
-            if not excludes.exists():
-                excludes.write_text("".join(f"{p}\n" for p in ALWAYS_EXCLUDED))
-            self._git.run("config", "--worktree", "core.excludesFile", str(excludes))
-            for key, value in DEFAULT_IDENTITY.items():
-                if not self._git.run("config", "--get", key, check=False).stdout.strip():
-                    self._git.run("config", "--worktree", key, value)
-        except GitError as exc:
-            raise WorkspaceError(f"cannot configure the worktree {self.path}: {exc}") from exc
-        self._excludes = excludes
+        excludes = self._excludes_file()
+        if not excludes.exists():
+            excludes.write_text("".join(f"{p}\n" for p in ALWAYS_EXCLUDED))
+        self._run("config", "--worktree", "core.excludesFile", str(excludes))
+        for key, value in DEFAULT_IDENTITY.items():
+            if not self._git.run("config", "--get", key, check=False).stdout.strip():
+                self._run("config", "--worktree", key, value)
         for pattern in ALWAYS_EXCLUDED:
             self._skip_if_tracked(pattern.strip("/"))
 
@@ -149,13 +145,19 @@ class Workspace:
 
     def _exclude(self, rel: PurePosixPath) -> None:
         pattern = f"/{rel}"
-        lines = self._excludes.read_text().splitlines()
-        covered = any(pattern == line or pattern.startswith(line) for line in lines
-                      if line.endswith("/") or line == pattern)
+        excludes = self._excludes_file()
+        lines = excludes.read_text().splitlines() if excludes.exists() else []
+        covered = pattern in lines or any(
+            line.endswith("/") and pattern.startswith(line) for line in lines)
         if not covered:
-            with self._excludes.open("a") as handle:
+            with excludes.open("a") as handle:
                 handle.write(f"{pattern}\n")
         self._skip_if_tracked(str(rel))
+
+    def _excludes_file(self) -> Path:
+        """The per-worktree excludes file, in the worktree's private git dir."""
+        git_dir = Path(self._run("rev-parse", "--absolute-git-dir").stdout.strip())
+        return git_dir / EXCLUDES_FILE
 
     def _skip_if_tracked(self, rel: str) -> None:
         tracked = self._run("ls-files", "-z", "--", rel).stdout.split("\0")
@@ -259,7 +261,7 @@ class _Mirror:
             git.run("config", "--unset", "core.bare")
             git.run("config", "--worktree", "core.bare", "true")
             git.run("config", "remote.origin.url", self.remote.url)
-            git.run("config", "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*")
+            git.run("config", "remote.origin.fetch", FETCH_REFSPEC)
             for key, value in MIRROR_CONFIG.items():
                 git.run("config", key, value)
             self._fetch(git)
@@ -281,9 +283,10 @@ class _Mirror:
         The mirror's config is ours, but an agent working in a worktree can write it.
         """
         git = Git(git_dir=self.path)
-        if git.run("config", "--get", "remote.origin.url", check=False).stdout.strip() \
-                != self.remote.url:
-            git.run("config", "remote.origin.url", self.remote.url)
+        for key, value in (("remote.origin.url", self.remote.url),
+                           ("remote.origin.fetch", FETCH_REFSPEC)):
+            if git.run("config", "--get-all", key, check=False).stdout.strip() != value:
+                git.run("config", "--replace-all", key, value)
         listing = git.run("config", "--list", "--show-scope", check=False).stdout
         for line in listing.splitlines():
             scope, _, entry = line.partition("\t")
@@ -408,9 +411,9 @@ def _sha(git: Git, ref: str) -> str | None:
 
 
 _DANGEROUS_PREFIXES = ("credential.", "include.", "includeif.")
-_DANGEROUS_KEYS = {"core.sshcommand", "core.askpass", "core.gitproxy", "core.hookspath",
-                   "core.fsmonitor", "http.proxy", "remote.origin.pushurl",
-                   "remote.origin.proxy"}
+# Hooks are off for our commands anyway (-c core.hooksPath), so husky & co. may set it.
+_DANGEROUS_KEYS = {"core.sshcommand", "core.askpass", "core.gitproxy", "http.proxy",
+                   "remote.origin.pushurl", "remote.origin.proxy"}
 
 
 def _dangerous_key(key: str) -> bool:

@@ -361,9 +361,16 @@ def test_push_refuses_credential_config_written_into_the_repository(
     assert not leak.exists()
 
     git(workspace.path, "config", "--unset", f"credential.{host}.helper")
-    git(workspace.path, "config", "remote.origin.url", "http://127.0.0.1:9/evil.git")
-    workspace.push()  # origin is reset to the item's repository
+    git(workspace.path, "config", "--add", "remote.origin.url", "http://127.0.0.1:9/evil.git")
+    hooks = workspace.path / ".husky"  # what `npm install` with husky sets up
+    hooks.mkdir()
+    (hooks / "pre-push").write_text(f"#!/bin/sh\nenv > {leak}\n")
+    (hooks / "pre-push").chmod(0o755)
+    git(workspace.path, "config", "core.hooksPath", ".husky")
+
+    workspace.push()  # origin is reset to the item's repository; our pushes run no hooks
     assert standin.branches(REPO)[workspace.branch] == workspace.head_sha()
+    assert not leak.exists()
 
 
 def test_remove_keeps_the_mirror(local_repo: Path, home: Path) -> None:
