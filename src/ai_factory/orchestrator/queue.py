@@ -183,12 +183,47 @@ class QueueManager:
         }
         return WorkItem.model_validate(await self._transition("complete", params, "complete"))
 
-    async def fail(self, item_id: UUID, lease_token: UUID, *, error: str, reason: str = "worker failed") -> WorkItem:
-        params = {"id": item_id, "lease_token": lease_token, "error": error, "reason": reason}
+    async def fail(
+        self,
+        item_id: UUID,
+        lease_token: UUID,
+        *,
+        error: str,
+        reason: str = "worker failed",
+        iterations: int = 0,
+        tokens: int = 0,
+        cost_usd: float = 0.0,
+    ) -> WorkItem:
+        params = {
+            "id": item_id,
+            "lease_token": lease_token,
+            "error": error,
+            "reason": reason,
+            "iterations": iterations,
+            "tokens": tokens,
+            "cost_usd": cost_usd,
+        }
         return WorkItem.model_validate(await self._transition("fail", params, "fail"))
 
-    async def mark_stuck(self, item_id: UUID, lease_token: UUID, *, reason: str) -> WorkItem:
-        params = {"id": item_id, "lease_token": lease_token, "error": reason, "reason": "worker stuck"}
+    async def mark_stuck(
+        self,
+        item_id: UUID,
+        lease_token: UUID,
+        *,
+        reason: str,
+        iterations: int = 0,
+        tokens: int = 0,
+        cost_usd: float = 0.0,
+    ) -> WorkItem:
+        params = {
+            "id": item_id,
+            "lease_token": lease_token,
+            "error": reason,
+            "reason": "worker stuck",
+            "iterations": iterations,
+            "tokens": tokens,
+            "cost_usd": cost_usd,
+        }
         return WorkItem.model_validate(await self._transition("mark_stuck", params, "mark stuck"))
 
     async def requeue(

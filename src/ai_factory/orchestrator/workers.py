@@ -265,7 +265,14 @@ class WorkerManager:
 
     async def fail(self, record: WorkerRecord, report: WorkerFailRequest) -> WorkItem:
         item = await self.current_item(record, "fail")
-        failed = await self.queue.fail(item.id, self._lease(record), error=report.error)
+        failed = await self.queue.fail(
+            item.id,
+            self._lease(record),
+            error=report.error,
+            iterations=max(report.iteration, record.worker.current_iteration),
+            tokens=record.worker.total_tokens,
+            cost_usd=record.worker.cost_usd,
+        )
         await self._finish(
             record,
             WorkerStatus.DONE,
@@ -278,7 +285,14 @@ class WorkerManager:
 
     async def stuck(self, record: WorkerRecord, report: WorkerStuckRequest) -> WorkItem:
         item = await self.current_item(record, "report stuck")
-        stuck = await self.queue.mark_stuck(item.id, self._lease(record), reason=report.reason)
+        stuck = await self.queue.mark_stuck(
+            item.id,
+            self._lease(record),
+            reason=report.reason,
+            iterations=record.worker.current_iteration,
+            tokens=record.worker.total_tokens,
+            cost_usd=record.worker.cost_usd,
+        )
         await self._finish(
             record,
             WorkerStatus.STUCK,

@@ -246,9 +246,12 @@ def test_lock_conflicts_between_workers(http: httpx.Client) -> None:
 def test_fail_stuck_and_kill(http: httpx.Client) -> None:
     item, reg = register_external(http)
     auth = {"Authorization": f"Bearer {reg['token']}"}
+    http.post(f"/api/worker/{reg['workerId']}/heartbeat", json={"iteration": 3, "tokens": 1234, "phase": "running", "costUsd": 0.5}, headers=auth)
     stuck = http.post(f"/api/worker/{reg['workerId']}/stuck", json={"reason": "tests never pass", "attempts": 3}, headers=auth)
     assert stuck.status_code == 200
-    assert http.get(f"/api/work/{item['id']}").json()["status"] == "stuck"
+    stuck_item = http.get(f"/api/work/{item['id']}").json()
+    assert stuck_item["status"] == "stuck" and stuck_item["error"] == "tests never pass"
+    assert (stuck_item["iterations"], stuck_item["tokens"], stuck_item["costUsd"]) == (3, 1234, 0.5)
 
     item2, reg2 = register_external(http)
     kill = http.post(f"/api/workers/{reg2['workerId']}/kill", json={"reason": "runaway"})

@@ -63,13 +63,17 @@ RETURNING *;
 -- name: fail
 UPDATE work_items
    SET status = 'failed', error = %(error)s, completed_at = now(),
+       iterations = greatest(iterations, %(iterations)s), tokens = greatest(tokens, %(tokens)s),
+       cost_usd = greatest(cost_usd, %(cost_usd)s),
        status_reason = %(reason)s, updated_at = now()
  WHERE id = %(id)s AND status IN ('assigned', 'running') AND lease_token = %(lease_token)s
 RETURNING *;
 
 -- name: mark_stuck
 UPDATE work_items
-   SET status = 'stuck', error = %(error)s, status_reason = %(reason)s, updated_at = now()
+   SET status = 'stuck', error = %(error)s, status_reason = %(reason)s, updated_at = now(),
+       iterations = greatest(iterations, %(iterations)s), tokens = greatest(tokens, %(tokens)s),
+       cost_usd = greatest(cost_usd, %(cost_usd)s)
  WHERE id = %(id)s AND status = 'running' AND lease_token = %(lease_token)s
 RETURNING *;
 
