@@ -48,7 +48,7 @@ class DeliverySummary(BaseModel):
     files_changed: list[str] = Field(default_factory=list)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class GitHubRepo:
     api_url: str
     owner: str

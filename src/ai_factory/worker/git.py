@@ -83,7 +83,7 @@ class GitError(WorkspaceError):
         return _tail(self.stderr) if self.stderr.strip() else str(self)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Remote:
     """A repository address as a work item gave it, checked and classified."""
 
@@ -184,7 +184,7 @@ def check_branch_name(name: str, *, what: str = "branch") -> str:
     return name
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class GitCredentials:
     """A token git may send as HTTP Basic auth (user `x-access-token`) to one host."""
 
@@ -247,10 +247,6 @@ class Git:
         self.git_dir = git_dir
         self.credentials = credentials
         self.timeout_s = timeout_s
-
-    def with_credentials(self, credentials: GitCredentials | None) -> Git:
-        return Git(cwd=self.cwd, git_dir=self.git_dir, credentials=credentials,
-                   timeout_s=self.timeout_s)
 
     def run(self, *args: str, input_text: str | None = None, check: bool = True,
             timeout_s: float | None = None) -> GitResult:

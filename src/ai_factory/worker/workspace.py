@@ -231,7 +231,7 @@ class Workspace:
 
 
 
-@dataclass
+@dataclass(kw_only=True)
 class _Mirror:
     """The bare mirror of one repository. Callers hold its file lock."""
 
