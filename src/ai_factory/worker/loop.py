@@ -166,6 +166,8 @@ class RalphLoop:
     async def _iterate(self, tracker: ProgressTracker) -> None:
         notes: list[str] = []
         while True:
+            if not (self.root / SPEC_FILE).is_file():
+                raise _End(LoopOutcome.STUCK, f"{SPEC_FILE} disappeared from the workspace")
             tasks = read_tasks(self.root)
             if self.iterations >= self.config.max_iterations:
                 raise _End(
