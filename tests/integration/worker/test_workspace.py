@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
+import shlex
+import subprocess
 import threading
 from pathlib import Path
 
 import pytest
 
+from ai_factory.worker.git import credential_helper
 from ai_factory.worker.workspace import Workspace, WorkspaceError
 from tests.github_standin import GitHubStandin
 from tests.github_standin.fixtures import github_standin  # noqa: F401 - fixture
@@ -415,3 +419,21 @@ def test_a_recycled_worktree_starts_pristine(tmp_path: Path, home: Path,
     retry = Workspace.prepare(first_item, home=home)  # the first item's branch is free again
     assert (retry.path / "src" / "app.py").read_text() == "print('first')\n"
     assert (retry.path / "SPEC.md").read_text() == "# First\n"
+
+
+@pytest.mark.parametrize(("request_text", "answered"), [
+    ("protocol=https\nhost=github.com\npath=acme/widgets.git\n\n", True),
+    ("protocol=https\nhost=evil.example\n\n", False),  # a redirect elsewhere
+    ("protocol=ssh\nhost=github.com\n\n", False),
+])
+def test_credential_helper_answers_only_for_its_host(request_text: str, answered: bool) -> None:
+    env = {"PATH": os.environ["PATH"], "FACTORY_GIT_TOKEN": "ghp_helpertoken123456",
+           "FACTORY_GIT_CREDENTIAL_HOST": "github.com"}
+    argv = shlex.split(credential_helper().removeprefix("!")) + ["get"]
+    out = subprocess.run(argv, input=request_text, env=env, capture_output=True, text=True,
+                         check=True).stdout
+    expected = "username=x-access-token\npassword=ghp_helpertoken123456\n" if answered else ""
+    assert out == expected
+    store = subprocess.run(argv[:-1] + ["store"], input=request_text, env=env,
+                           capture_output=True, text=True, check=True)
+    assert store.stdout == ""
