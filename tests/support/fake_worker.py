@@ -24,6 +24,7 @@ orchestrator is unreachable (it may be restarting); 409 (lease lost) exits with 
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -65,7 +66,8 @@ class Client:
                     raise LeaseLost(exc.read().decode(errors="replace")) from None
                 if exc.code < 500 or not retry or time.monotonic() > deadline:
                     raise
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
+            except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError):
+                # HTTPException: the orchestrator died in the middle of its answer.
                 if not retry or time.monotonic() > deadline:
                     raise
             time.sleep(0.2)
@@ -127,7 +129,7 @@ def heartbeat_forever(client: Client, interval: float, stop: threading.Event) ->
                 return  # the result is being reported: the item has moved on
             print("fake worker: lease lost on heartbeat, exiting", flush=True)
             os._exit(3)
-        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+        except (urllib.error.URLError, http.client.HTTPException, OSError):
             pass  # the orchestrator may be restarting; keep trying
 
 

@@ -123,49 +123,87 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_orchestrator_killed_mid_run_loses_nothing_and_runs_nothing_twice(
-    tmp_path: Path, database_url: str
-) -> None:
-    port = free_port()
-    markers = tmp_path / "markers"
-    markers.mkdir()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "FACTORY_HOME": str(tmp_path / "home"),
-        "FACTORY_WORKER_COMMAND": f"{sys.executable} {FAKE_WORKER}",
-        "FAKE_WORKER_MARKERS": str(markers),
-        "COOLDOWN_SECONDS": "0",
-        "MAX_WORKERS": "3",
-        "HEARTBEAT_INTERVAL": "0.5",
-        "HEARTBEAT_TIMEOUT_SECONDS": "60",
-        "HEALTH_CHECK_INTERVAL": "0.5",
-        "SHUTDOWN_GRACE_SECONDS": "0",
-    }
-    env.pop("ORCHESTRATOR_URL", None)
-    env.pop("REDIS_URL", None)
-    url = f"http://127.0.0.1:{port}"
+class OrchestratorProcess:
+    """`factory orchestrator` as a subprocess on a fixed port, started as often as needed."""
 
-    def start(n: int) -> subprocess.Popen:
-        log = (tmp_path / f"orchestrator-{n}.log").open("w")
+    def __init__(self, tmp_path: Path, database_url: str, **env: str) -> None:
+        self.tmp_path = tmp_path
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.markers = tmp_path / "markers"
+        self.markers.mkdir(exist_ok=True)
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
+            "FACTORY_HOME": str(tmp_path / "home"),
+            "FACTORY_WORKER_COMMAND": f"{sys.executable} {FAKE_WORKER}",
+            "FAKE_WORKER_MARKERS": str(self.markers),
+            "COOLDOWN_SECONDS": "0",
+            "MAX_WORKERS": "3",
+            "HEARTBEAT_INTERVAL": "0.5",
+            "HEARTBEAT_TIMEOUT_SECONDS": "60",
+            "HEALTH_CHECK_INTERVAL": "0.5",
+            "SHUTDOWN_GRACE_SECONDS": "0",
+            **env,
+        }
+        self.env.pop("ORCHESTRATOR_URL", None)
+        self.env.pop("REDIS_URL", None)
+        self.runs = 0
+
+    def log(self, n: int) -> str:
+        return (self.tmp_path / f"orchestrator-{n}.log").read_text()
+
+    def start(self) -> subprocess.Popen:
+        self.runs += 1
+        n = self.runs
+        log = (self.tmp_path / f"orchestrator-{n}.log").open("w")
         proc = subprocess.Popen(
             [sys.executable, "-m", "ai_factory", "orchestrator"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=tmp_path,
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.tmp_path,
         )  # fmt: skip
 
         def up() -> bool:
-            assert proc.poll() is None, (tmp_path / f"orchestrator-{n}.log").read_text()
+            assert proc.poll() is None, self.log(n)
             try:
-                return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+                return httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200
             except httpx.TransportError:
                 return False
 
         wait_for(up, what="the orchestrator to serve")
         return proc
 
-    first = start(1)
+
+def test_sigterm_to_the_orchestrator_hands_running_items_back(tmp_path: Path, database_url: str) -> None:
+    orchestrator = OrchestratorProcess(tmp_path, database_url)
+    proc = orchestrator.start()
+    with httpx.Client(base_url=orchestrator.url, timeout=30) as http:
+        item = http.post("/api/work", json={"repo": "/srv/w", "spec": spec(mode="forever")}).json()
+        running = wait_for(
+            lambda: (i := http.get(f"/api/work/{item['id']}").json())["status"] == "running" and i,
+            what="the item to run",
+        )
+    with psycopg.connect(database_url) as conn:
+        (pid,) = conn.execute("SELECT pid FROM workers WHERE id = %s", (running["workerId"],)).fetchone()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == 0, orchestrator.log(1)
+    assert not pid_alive(pid)
+    with psycopg.connect(database_url) as conn:
+        status, attempts = conn.execute(
+            "SELECT status, attempts FROM work_items WHERE id = %s", (item["id"],)
+        ).fetchone()
+    assert (status, attempts) == ("queued", 0)
+    assert "runtime.stopped handed_back=1" in orchestrator.log(1)
+
+
+def test_orchestrator_killed_mid_run_loses_nothing_and_runs_nothing_twice(
+    tmp_path: Path, database_url: str
+) -> None:
+    orchestrator = OrchestratorProcess(tmp_path, database_url)
+    markers, url = orchestrator.markers, orchestrator.url
+    start = orchestrator.start
+    first = start()
     http = httpx.Client(base_url=url, timeout=30)
     ids = [
         http.post("/api/work", json={"repo": "/srv/w", "spec": spec(seconds=2.5, title=f"T{n}")}).json()["id"]
@@ -185,7 +223,7 @@ def test_orchestrator_killed_mid_run_loses_nothing_and_runs_nothing_twice(
         ).fetchone()
     os.kill(victim_pid, signal.SIGKILL)
 
-    second = start(2)
+    second = start()
     http = httpx.Client(base_url=url, timeout=30)
     try:
         wait_for(
@@ -211,5 +249,5 @@ def test_orchestrator_killed_mid_run_loses_nothing_and_runs_nothing_twice(
         starts = 2 if item_id == victim else 1  # adopted workers are not started again
         assert sum('"start"' in e for e in events) == starts, events
         assert sum('"completed"' in e for e in events) == 1, events
-    log2 = (tmp_path / "orchestrator-2.log").read_text()
+    log2 = orchestrator.log(2)
     assert "runtime.recovered adopted=" in log2 and "requeued=1" in log2
