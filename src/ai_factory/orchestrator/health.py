@@ -25,7 +25,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from ai_factory.core.db.queries import load_queries
-from ai_factory.core.errors import ConflictError, StoreError
+from ai_factory.core.errors import ConflictError
 from ai_factory.orchestrator.lifecycle import WorkerLifecycle, WorkerState
 from ai_factory.orchestrator.logs import WorkerLogs
 
@@ -49,18 +49,21 @@ class RedisLeases:
         return f"{self.prefix}:heartbeat:{worker_id}"
 
     async def beat(self, worker_id: UUID) -> None:
+        # A hint only: with Redis down the heartbeat still lands in workers.last_heartbeat.
         try:
             await self.redis.set(self.key(worker_id), "1", px=self.ttl_ms)
         except (RedisError, OSError) as exc:
-            raise StoreError(f"cannot record the heartbeat in Redis: {exc}") from exc
+            log.warning("health.lease_write_failed worker=%s error=%s", worker_id, type(exc).__name__)
 
     async def expired(self, worker_ids: list[UUID]) -> set[UUID]:
+        """Workers whose lease key is gone; none when Redis cannot be read (the column decides)."""
         if not worker_ids:
             return set()
         try:
             values = await self.redis.mget([self.key(w) for w in worker_ids])
         except (RedisError, OSError) as exc:
-            raise StoreError(f"cannot read heartbeats from Redis: {exc}") from exc
+            log.warning("health.lease_read_failed error=%s", type(exc).__name__)
+            return set()
         return {w for w, v in zip(worker_ids, values, strict=True) if v is None}
 
 
