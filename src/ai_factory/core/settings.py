@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     iteration_timeout: float = Field(default=3600, gt=0)
     gate_timeout: float = Field(default=600, gt=0)
 
+    # learnings: auto (WordLlama when installed, else hashing) | wordllama | hashing
+    # | sentence-transformers:<local model>
+    factory_embedder: str = "auto"
+
     # intake
     github_api_url: str = "https://api.github.com"
     github_webhook_secret: SecretStr | None = None

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
 import re
 from collections.abc import Sequence
 from functools import cache
@@ -104,8 +103,7 @@ class LearningStore:
     @classmethod
     def from_settings(cls, settings: Settings, *, db: Database) -> LearningStore:
         """The store with the embedder FACTORY_EMBEDDER names (default: auto)."""
-        name = getattr(settings, "factory_embedder", None) or os.environ.get("FACTORY_EMBEDDER")
-        embedder = embedder_from_name(name)
+        embedder = embedder_from_name(settings.factory_embedder)
         log.info("learnings.embedder name=%s", embedder.name)
         return cls(db=db, embedder=embedder)
 
