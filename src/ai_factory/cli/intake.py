@@ -7,12 +7,13 @@ import asyncio
 import typer
 
 from ai_factory.cli.context import settings_for_command
-from ai_factory.intake.runner import run_standalone
 
 
 def intake() -> None:
     """Watch REPOS for issues labelled INTAKE_LABEL and send them to the factory at
     ORCHESTRATOR_URL; report results back on the issues (needs GITHUB_TOKEN and REPOS)."""
+    from ai_factory.intake.runner import run_standalone  # the intake stack, only when asked for
+
     settings = settings_for_command(log=True)
     asyncio.run(run_standalone(settings))
 

@@ -1,4 +1,8 @@
-"""Long-running commands: `factory up`, `factory orchestrator`, `factory migrate`."""
+"""Long-running commands: `factory up`, `factory orchestrator`, `factory migrate`.
+
+The server stack is imported inside each command: every `factory` process
+(including each worker) imports this module, and should not pay for it.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +12,13 @@ import typer
 
 from ai_factory.cli.context import settings_for_command
 from ai_factory.cli.output import out
-from ai_factory.core.db.connect import open_database
-from ai_factory.core.db.migrations import available_migrations
-from ai_factory.intake.runner import component as intake_component
-from ai_factory.orchestrator.runtime import Orchestrator
 
 
 def up() -> None:
     """Run the whole factory in one process: API, queue, workers, dashboard (and intake)."""
+    from ai_factory.intake.runner import component as intake_component
+    from ai_factory.orchestrator.runtime import Orchestrator
+
     settings = settings_for_command(log=True)
     intake = intake_component(settings)  # None unless GITHUB_TOKEN and REPOS are set
     asyncio.run(Orchestrator(settings, components=[intake] if intake else []).run())
@@ -23,12 +26,17 @@ def up() -> None:
 
 def orchestrator() -> None:
     """Run the orchestrator alone (API, scheduler, workers), e.g. as a compose service."""
+    from ai_factory.orchestrator.runtime import Orchestrator
+
     settings = settings_for_command(log=True)
     asyncio.run(Orchestrator(settings).run())
 
 
 def migrate() -> None:
     """Apply database migrations (also done at start-up) and exit."""
+    from ai_factory.core.db.connect import open_database
+    from ai_factory.core.db.migrations import available_migrations
+
     settings = settings_for_command(log=True)
 
     async def run() -> int:

@@ -25,13 +25,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from claude_agent_sdk import HookMatcher
+from typing import TYPE_CHECKING, Any
 
 from ai_factory.core.errors import FactoryError
-from ai_factory.worker.agent.stream import EDIT_TOOLS, edited_path, repo_relative
+from ai_factory.worker.agent.tools import EDIT_TOOLS, edited_path, repo_relative
 from ai_factory.worker.client import LeaseLostError, OrchestratorClient
+
+if TYPE_CHECKING:
+    from claude_agent_sdk import HookMatcher
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,8 @@ class FileLocks:
 
     def claude_hooks(self) -> dict[str, list[HookMatcher]]:
         """`ClaudeAgentOptions.hooks` value: the PreToolUse lock check on edit tools."""
+        from claude_agent_sdk import HookMatcher  # the SDK loads only with the Claude driver
+
         matcher = "|".join(sorted(EDIT_TOOLS))
         return {"PreToolUse": [HookMatcher(matcher=matcher, hooks=[self._pre_tool_use])]}
 

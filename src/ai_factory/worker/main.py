@@ -46,7 +46,6 @@ from ai_factory.core.models import (
     WorkItem,
 )
 from ai_factory.core.settings import Settings
-from ai_factory.worker.agent.drivers import build_driver
 from ai_factory.worker.agent.env import agent_env
 from ai_factory.worker.client import (
     FINAL_RETRY_S,
@@ -55,7 +54,6 @@ from ai_factory.worker.client import (
     OrchestratorClient,
     Progress,
 )
-from ai_factory.worker.delivery import DeliverySummary, deliver
 from ai_factory.worker.gate import QualityGate
 from ai_factory.worker.hooks import FileLocks
 from ai_factory.worker.learnings import collect_new_learnings, load_learnings
@@ -233,6 +231,9 @@ class WorkerProcess:
         )
         locks = FileLocks(client=self.client, root=workspace.path)
         try:
+            # Imported here, after registering: the SDK takes most of a second to import.
+            from ai_factory.worker.agent.drivers import build_driver
+
             driver = build_driver(self.settings, locks=locks, base_env=base_env,
                                   extra_env=self.options.agent_env)  # fmt: skip
         except FactoryError as exc:
@@ -305,6 +306,8 @@ class WorkerProcess:
         return EXIT_FAILED
 
     def _deliver(self, workspace: Workspace, result: LoopResult) -> str:
+        from ai_factory.worker.delivery import DeliverySummary, deliver  # githubkit: import on use
+
         assert self.item is not None
         if workspace.has_uncommitted_changes():
             workspace.commit_wip(

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from ai_factory.worker.agent import AgentRequest, AgentUnavailableError
 from ai_factory.worker.agent.result import IterationResult, StopReason
-from ai_factory.worker.agent.stream import repo_relative
+from ai_factory.worker.agent.tools import repo_relative
 from ai_factory.worker.hooks import FileLocks
 
 log = logging.getLogger(__name__)

@@ -32,28 +32,12 @@ from claude_agent_sdk import (
 )
 
 from ai_factory.worker.agent.result import IterationResult, RateLimitSignal
+from ai_factory.worker.agent.tools import EDIT_TOOLS, edited_path, repo_relative
 
 log = logging.getLogger(__name__)
 
-EDIT_TOOLS = frozenset({"Edit", "Write", "MultiEdit", "NotebookEdit"})
 _SAY_CHARS = 300
 _COMMAND_CHARS = 200
-
-
-def edited_path(tool_input: dict[str, Any]) -> str | None:
-    """The file an edit tool call names (``file_path``, or ``notebook_path``)."""
-    value = tool_input.get("file_path") or tool_input.get("notebook_path")
-    return value if isinstance(value, str) and value else None
-
-
-def repo_relative(path: str, root: Path) -> str:
-    """`path` relative to the workspace root when inside it, else as given."""
-    candidate = Path(path) if os.path.isabs(path) else root / path
-    try:
-        resolved = Path(os.path.realpath(candidate))
-        return resolved.relative_to(Path(os.path.realpath(root))).as_posix()
-    except ValueError:
-        return path
 
 
 class StreamRecorder:
