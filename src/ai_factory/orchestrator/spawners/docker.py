@@ -65,7 +65,7 @@ class DockerSpawner:
         except docker.errors.ImageNotFound:
             raise ConfigError(
                 f"FACTORY_WORKER_IMAGE: image {self.image!r} not found"
-                " (build it: docker build -f docker/worker.Dockerfile -t factory-worker .)"
+                " (build it: docker build -f docker/Dockerfile -t factory-worker:latest .)"
             ) from None
         except DRIVER_ERRORS as exc:
             raise ConfigError(f"FACTORY_SPAWNER: docker engine error: {exc}") from exc
