@@ -6,22 +6,8 @@ from typing import Any
 
 import httpx
 
-from ai_factory.core.errors import (
-    ApiUnreachableError,
-    AuthError,
-    ConflictError,
-    FactoryError,
-    InvalidInputError,
-    NotFoundError,
-)
-
-_ERRORS: dict[int, type[FactoryError]] = {
-    401: AuthError,
-    404: NotFoundError,
-    409: ConflictError,
-    413: InvalidInputError,
-    422: InvalidInputError,
-}
+from ai_factory.core.api_errors import error_from_response
+from ai_factory.core.errors import ApiUnreachableError
 
 
 class FactoryClient:
@@ -42,12 +28,7 @@ class FactoryClient:
                 " is `factory up` running, and is ORCHESTRATOR_URL right?"
             ) from None
         if response.status_code >= 400:
-            try:
-                message = response.json().get("error") or response.text
-            except ValueError:
-                message = response.text or response.reason_phrase
-            error = _ERRORS.get(response.status_code, FactoryError)
-            raise error(f"{message} (HTTP {response.status_code})")
+            raise error_from_response(response)
         return response.json() if response.content else None
 
     def get(self, path: str, **params: Any) -> Any:

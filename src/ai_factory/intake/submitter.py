@@ -16,15 +16,8 @@ from uuid import UUID
 
 import httpx
 
-from ai_factory.core.errors import (
-    ApiUnreachableError,
-    AuthError,
-    ConflictError,
-    FactoryError,
-    InvalidInputError,
-    NotFoundError,
-    StoreError,
-)
+from ai_factory.core.api_errors import error_from_response
+from ai_factory.core.errors import ApiUnreachableError
 from ai_factory.core.models import CreateWorkItemInput, Source, WorkItem
 from ai_factory.intake.models import IntakeRequest
 from ai_factory.intake.store import IntakeStore
@@ -82,16 +75,6 @@ class DirectSubmitter:
         return None
 
 
-_ERRORS: dict[int, type[FactoryError]] = {
-    401: AuthError,
-    404: NotFoundError,
-    409: ConflictError,
-    413: InvalidInputError,
-    422: InvalidInputError,
-    503: StoreError,
-}
-
-
 class ApiSubmitter:
     def __init__(
         self, *, base_url: str, token: str | None = None, timeout_s: float = API_TIMEOUT_S
@@ -141,11 +124,5 @@ class ApiSubmitter:
                 " is ORCHESTRATOR_URL right?"
             ) from exc
         if response.status_code >= 400:
-            try:
-                message = response.json().get("error") or response.text
-            except ValueError:
-                message = response.text or response.reason_phrase
-            raise _ERRORS.get(response.status_code, FactoryError)(
-                f"{message} (HTTP {response.status_code})"
-            )
+            raise error_from_response(response)
         return response

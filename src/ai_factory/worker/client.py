@@ -33,6 +33,7 @@ from uuid import UUID
 import httpx
 from pydantic import BaseModel
 
+from ai_factory.core.api_errors import error_message
 from ai_factory.core.errors import ApiUnreachableError, FactoryError, InvalidInputError
 from ai_factory.core.models import (
     IterationReport,
@@ -296,10 +297,7 @@ class OrchestratorClient:
         return headers
 
     def _refused(self, response: httpx.Response, what: str) -> FactoryError:
-        try:
-            message = str(response.json().get("error") or response.text)
-        except ValueError:
-            message = response.text or response.reason_phrase
+        message = error_message(response)
         status = response.status_code
         if status == 409 or (
             status in (401, 404) and what not in ("register", "fetch the work item")
