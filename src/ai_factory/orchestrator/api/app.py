@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from ai_factory import __version__
+from ai_factory import __version__, dashboard
 from ai_factory.intake import api as intake_api
 from ai_factory.orchestrator.api import learnings, status, work, workers
 from ai_factory.orchestrator.api import logs as worker_logs
@@ -25,6 +25,7 @@ def create_app(services: Services) -> FastAPI:
     for router in (work.router, workers.router, workers.admin, status.router, status.health, learnings.router):
         app.include_router(router)
     app.include_router(worker_logs.router)
+    dashboard.install(app, services)  # pages at /, live updates at /live, assets at /static
     intake_api.install(app, services.settings)  # GitHub webhook, when intake is configured
     app.add_middleware(BodySizeLimit)
     return app

@@ -8,10 +8,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from ai_factory.core.errors import AuthError
+from ai_factory.dashboard.session import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE, SessionCodec
 from ai_factory.orchestrator.services import Services
 from ai_factory.orchestrator.workers import WorkerRecord
-
-SESSION_COOKIE = "factory_session"
 
 
 def get_services(request: Request) -> Services:
@@ -30,13 +29,22 @@ def bearer_token(request: Request) -> str | None:
 
 
 def is_admin(request: Request, services: Services) -> bool:
+    """The API token as a Bearer header, or a dashboard session cookie.
+
+    The cookie (signed, see `ai_factory.dashboard.session`) counts for safe methods
+    only, unless the request also carries the session's CSRF token in X-CSRF-Token:
+    a cross-site page can make the browser send the cookie but cannot read the token.
+    """
     expected = services.settings.api_token
     if expected is None:
         return True
-    for candidate in (bearer_token(request), request.cookies.get(SESSION_COOKIE)):
-        if candidate and hmac.compare_digest(candidate.encode(), expected.encode()):
-            return True
-    return False
+    candidate = bearer_token(request)
+    if candidate and hmac.compare_digest(candidate.encode(), expected.encode()):
+        return True
+    session = SessionCodec.for_token(expected).read(request.cookies.get(SESSION_COOKIE))
+    if session is None:
+        return False
+    return request.method in SAFE_METHODS or session.csrf_matches(request.headers.get(CSRF_HEADER))
 
 
 async def require_admin(request: Request, services: ServicesDep) -> None:

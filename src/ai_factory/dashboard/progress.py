@@ -1,0 +1,86 @@
+"""Which SPEC.md to show for an item, with its boxes checked as far as anyone knows.
+
+The worker checks boxes in its worktree's SPEC.md; the queue keeps the spec as it
+was submitted. In order of preference the dashboard shows:
+
+1. ``worktree``: FACTORY_HOME/worktrees/<id>/SPEC.md while a local worker runs the
+   item (process and bwrap spawners share FACTORY_HOME with the orchestrator);
+2. ``report``: the SPEC.md (``spec``) or the done task texts (``doneTasks``) of the
+   latest iteration report, for workers on other hosts that send them;
+3. ``final``: a completed item has every blocking task done, by definition of done;
+4. ``submitted``: the spec as submitted, with the last iteration report's count
+   (``tasksDone``/``tasksTotal``) beside it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from ai_factory.core.models import WorkItem, WorkItemEvent, WorkItemStatus
+from ai_factory.worker.progress import SPEC_FILE, parse_tasks
+
+log = logging.getLogger(__name__)
+
+MAX_SPEC_BYTES = 1_000_000
+_LIVE = (WorkItemStatus.ASSIGNED, WorkItemStatus.RUNNING)
+
+
+class SpecSource(StrEnum):
+    WORKTREE = "worktree"
+    REPORT = "report"
+    FINAL = "final"
+    SUBMITTED = "submitted"
+
+
+@dataclass(frozen=True, slots=True)
+class SpecProgress:
+    text: str
+    source: SpecSource
+    done: int
+    total: int
+
+
+def worktree_spec(home: Path, item: WorkItem) -> str | None:
+    path = home / "worktrees" / str(item.id) / SPEC_FILE
+    try:
+        with path.open("rb") as handle:
+            return handle.read(MAX_SPEC_BYTES).decode("utf-8", errors="replace")
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError):
+        return None
+
+
+def check_tasks(spec: str, texts: set[str]) -> str:
+    """`spec` with the task lines whose text is in `texts` checked."""
+    lines = []
+    for line in spec.splitlines(keepends=True):
+        stripped = line.strip()
+        for bullet in ("- [ ] ", "* [ ] ", "+ [ ] "):
+            if stripped.startswith(bullet) and stripped[len(bullet) :].strip() in texts:
+                line = line.replace("[ ]", "[x]", 1)
+                break
+        lines.append(line)
+    return "".join(lines)
+
+
+def spec_progress(item: WorkItem, events: list[WorkItemEvent], *, home: Path) -> SpecProgress:
+    last_report = next((e.data for e in reversed(events) if e.kind == "iteration"), None)
+    text, source = item.spec, SpecSource.SUBMITTED
+    live = worktree_spec(home, item) if item.status in _LIVE else None
+    if live is not None and live.strip():
+        text, source = live, SpecSource.WORKTREE
+    elif last_report and isinstance(last_report.get("spec"), str) and last_report["spec"].strip():
+        text, source = last_report["spec"], SpecSource.REPORT
+    elif last_report and isinstance(last_report.get("doneTasks"), list):
+        done = {str(t).strip() for t in last_report["doneTasks"]}
+        text, source = check_tasks(item.spec, done), SpecSource.REPORT
+    elif item.status is WorkItemStatus.COMPLETED:
+        text, source = check_tasks(item.spec, set(parse_tasks(item.spec).open)), SpecSource.FINAL
+    tasks = parse_tasks(text)
+    done_count, total = len(tasks.done), tasks.total
+    if source is SpecSource.SUBMITTED and last_report:
+        done_count = int(last_report.get("tasksDone") or 0)
+        total = int(last_report.get("tasksTotal") or total)
+    return SpecProgress(text=text, source=source, done=done_count, total=total)
