@@ -3,7 +3,8 @@
 A chart is a `Chart` (x labels and one or more named series of numbers) rendered to
 an inline ``<svg>``. Every data point is an element with class ``point`` and a
 ``data-value``, and carries a ``<title>`` the browser shows as a tooltip. All text is
-escaped; the SVG scales to its container's width (viewBox).
+escaped; the SVG scales to its container's width (viewBox). A value of None is a gap
+(no data that day), drawn as nothing rather than as zero.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ PAD_RIGHT = 12
 PAD_TOP = 14
 PAD_BOTTOM = 42
 GRID_LINES = 4
+MAX_BAR_W = 44.0
 
 
 @dataclass(frozen=True, slots=True)
 class Series:
     name: str
-    values: list[float]
+    values: list[float | None]
     css: str = "s0"
 
 
@@ -37,10 +39,13 @@ class Chart:
     unit: str = ""
     kind: str = "bar"  # "bar" or "line"
     y_max: float | None = None  # fixed scale (e.g. 100 for percentages)
+    whole: bool = False  # counts: no fractional grid lines
 
     @property
     def empty(self) -> bool:
-        return not self.labels or not any(v for s in self.series for v in s.values)
+        """Nothing to draw: no value at all, or (bars) only zeros."""
+        values = [v for s in self.series for v in s.values if v is not None]
+        return not self.labels or not (values if self.kind == "line" else any(values))
 
     def svg(self) -> Markup:
         return render(self)
@@ -72,7 +77,11 @@ def format_number(value: float) -> str:
 def render(chart: Chart) -> Markup:
     plot_w = WIDTH - PAD_LEFT - PAD_RIGHT
     plot_h = HEIGHT - PAD_TOP - PAD_BOTTOM
-    top = chart.y_max or nice_max(max((v for s in chart.series for v in s.values), default=0))
+    top = chart.y_max or nice_max(
+        max((v for s in chart.series for v in s.values if v is not None), default=0)
+    )
+    if chart.whole and not chart.y_max:
+        top = max(top, float(GRID_LINES))
     n = max(1, len(chart.labels))
     slot = plot_w / n
     parts = [
@@ -121,11 +130,14 @@ def _tip(chart: Chart, series: Series, label: str, value: float) -> str:
 def _bars(chart: Chart, slot: float, y_of, plot_h: float) -> list[str]:
     parts = []
     groups = max(1, len(chart.series))
-    bar_w = max(1.0, slot * 0.8 / groups)
+    bar_w = max(1.0, min(slot * 0.8 / groups, MAX_BAR_W))
+    inset = (slot - bar_w * groups) / 2  # the group sits in the middle of its slot
     base = PAD_TOP + plot_h
     for g, series in enumerate(chart.series):
         for i, value in enumerate(series.values):
-            x = PAD_LEFT + slot * i + slot * 0.1 + g * bar_w
+            if value is None:
+                continue
+            x = PAD_LEFT + slot * i + inset + g * bar_w
             y = y_of(value)
             tip = escape(_tip(chart, series, chart.labels[i], value))
             parts.append(
@@ -139,10 +151,14 @@ def _bars(chart: Chart, slot: float, y_of, plot_h: float) -> list[str]:
 def _lines(chart: Chart, slot: float, y_of) -> list[str]:
     parts = []
     for series in chart.series:
-        points = [(PAD_LEFT + slot * (i + 0.5), y_of(v)) for i, v in enumerate(series.values)]
-        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+        points = [
+            (PAD_LEFT + slot * (i + 0.5), y_of(v), v, chart.labels[i])
+            for i, v in enumerate(series.values)
+            if v is not None
+        ]
+        path = " ".join(f"{x:.1f},{y:.1f}" for x, y, _, _ in points)
         parts.append(f'<polyline class="line {escape(series.css)}" points="{path}"/>')
-        for (x, y), value, label in zip(points, series.values, chart.labels, strict=False):
+        for x, y, value, label in points:
             tip = escape(_tip(chart, series, label, value))
             parts.append(
                 f'<circle class="point dot {escape(series.css)}" cx="{x:.1f}" cy="{y:.1f}" r="3.5" '

@@ -57,11 +57,12 @@ async def build_metrics(store: DashboardStore, clock: Clock, *, days: int = DAYS
             Series("failed", [counts[d]["failed"] for d in day_list], "bad"),
             Series("stuck", [counts[d]["stuck"] for d in day_list], "warn"),
         ],
+        whole=True,
     )
-    rate = []
+    rate: list[float | None] = []
     for d in day_list:
         ended = sum(counts[d].values())
-        rate.append(round(100 * counts[d]["completed"] / ended, 1) if ended else 0.0)
+        rate.append(round(100 * counts[d]["completed"] / ended, 1) if ended else None)
     success = Chart(
         "Success rate per day",
         labels,
