@@ -15,6 +15,7 @@ was submitted. In order of preference the dashboard shows:
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 
 MAX_SPEC_BYTES = 1_000_000
 _LIVE = (WorkItemStatus.ASSIGNED, WorkItemStatus.RUNNING)
+# An unchecked task line, with the bullets the worker accepts (-, *, +, 1. and 1)).
+_OPEN_TASK = re.compile(r"^(?P<head>\s*(?:[-*+]|\d+[.)])\s+\[) (?P<tail>\]\s+(?P<text>\S.*?)\s*)$")
 
 
 class SpecSource(StrEnum):
@@ -56,11 +59,10 @@ def check_tasks(spec: str, texts: set[str]) -> str:
     """`spec` with the task lines whose text is in `texts` checked."""
     lines = []
     for line in spec.splitlines(keepends=True):
-        stripped = line.strip()
-        for bullet in ("- [ ] ", "* [ ] ", "+ [ ] "):
-            if stripped.startswith(bullet) and stripped[len(bullet) :].strip() in texts:
-                line = line.replace("[ ]", "[x]", 1)
-                break
+        body = line.rstrip("\r\n")
+        match = _OPEN_TASK.match(body)
+        if match and match.group("text") in texts:
+            line = f"{match.group('head')}x{match.group('tail')}{line[len(body) :]}"
         lines.append(line)
     return "".join(lines)
 
