@@ -187,6 +187,7 @@ async def render_item(
         request,
         "item.html",
         status_code=status_code,
+        page_url=f"/work/{work.id}",
         item=work,
         spec=spec_progress(work, events, home=services.settings.factory_home),
         events=list(reversed(events)),

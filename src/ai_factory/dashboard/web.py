@@ -100,6 +100,9 @@ class Dashboard:
     ) -> HTMLResponse:
         session: Session | None = getattr(request.state, "dashboard_session", None)
         context.setdefault("page", template.removesuffix(".html"))
+        if "page_url" not in context and request.method == "GET":
+            query = request.url.query
+            context["page_url"] = request.url.path + (f"?{query}" if query else "")
         html = self.env.get_template(template).render(
             request=request,
             csrf_token=session.csrf_token if session else "",

@@ -35,7 +35,9 @@
   function refresh() {
     if (running) { again = true; return; }
     running = true;
-    fetch(window.location.href, { credentials: "same-origin", headers: { "X-Dashboard-Refresh": "1" } })
+    // A page rendered by a refused action (POST) names the page it shows in data-url.
+    var url = document.body.dataset.url || window.location.href;
+    fetch(url, { credentials: "same-origin", headers: { "X-Dashboard-Refresh": "1" } })
       .then(function (response) {
         if (!response.ok || response.redirected) throw new Error("refresh " + response.status);
         return response.text();
@@ -62,6 +64,7 @@
     timer = window.setTimeout(function () { timer = null; refresh(); }, delay);
   }
 
+  if (!document.body.dataset.url) regions = [];  // nothing to re-fetch
   if (regions.length && window.EventSource) {
     var opened = false;
     var events = new EventSource("/live/events");
