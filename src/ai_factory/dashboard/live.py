@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from collections.abc import AsyncIterator
 from typing import Annotated
 from uuid import UUID
@@ -28,8 +27,6 @@ from ai_factory.dashboard.web import DashboardDep
 from ai_factory.orchestrator.events import RECONNECTED, EventHub
 from ai_factory.orchestrator.logs import WorkerLogs
 from ai_factory.orchestrator.queue import parse_id
-
-log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/live", include_in_schema=False)
 

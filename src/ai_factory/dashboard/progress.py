@@ -14,7 +14,6 @@ was submitted. In order of preference the dashboard shows:
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -22,8 +21,6 @@ from pathlib import Path
 
 from ai_factory.core.models import WorkItem, WorkItemEvent, WorkItemStatus
 from ai_factory.worker.progress import SPEC_FILE, parse_tasks
-
-log = logging.getLogger(__name__)
 
 MAX_SPEC_BYTES = 1_000_000
 _LIVE = (WorkItemStatus.ASSIGNED, WorkItemStatus.RUNNING)
