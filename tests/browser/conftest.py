@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -220,5 +221,12 @@ def page(browser: Any, factory: Factory, signed_in: dict[str, Any]) -> Iterator[
 
 
 def screenshot(page: Any, name: str, *, full_page: bool = True) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
+    """Save a screenshot: to docs/screenshots with UPDATE_SCREENSHOTS=1, else to a temp folder
+    (so an ordinary test run leaves the work tree clean)."""
+    folder = SCREENSHOTS if os.environ.get("UPDATE_SCREENSHOTS") == "1" else _scratch()
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=full_page)
+
+
+def _scratch() -> Path:
+    return Path(tempfile.gettempdir()) / "factory-dashboard-screenshots"
