@@ -352,3 +352,13 @@ def test_only_phase_changes_become_events(http: httpx.Client) -> None:
     assert phases == ["running", "gate", "running"]
     worker = http.get(f"/api/workers/{reg['workerId']}").json()
     assert worker["phase"] == "running" and worker["totalTokens"] == 10 and worker["currentIteration"] == 1
+
+
+def test_cross_site_browser_posts_are_refused(http: httpx.Client, api: ServerThread) -> None:
+    item = submit(http).json()
+    forged = http.post(f"/api/work/{item['id']}/cancel", headers={"Origin": "https://evil.example"})
+    assert forged.status_code == 403 and forged.json() == {"error": "cross-site request refused"}
+    assert http.post(f"/api/work/{item['id']}/cancel", headers={"Origin": "null"}).status_code == 403
+    assert http.get(f"/api/work/{item['id']}").json()["status"] == "queued"
+    same_site = http.post(f"/api/work/{item['id']}/cancel", headers={"Origin": api.url})
+    assert same_site.status_code == 200  # the dashboard's own requests

@@ -1,4 +1,4 @@
-"""The orchestrator's FastAPI application: routes, error mapping, body limit."""
+"""The orchestrator's FastAPI application: routes, error mapping, body limit, origin check."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from ai_factory.orchestrator.api import learnings, status, work, workers
 from ai_factory.orchestrator.api import logs as worker_logs
 from ai_factory.orchestrator.api.errors import install_error_handlers
 from ai_factory.orchestrator.api.limits import BodySizeLimit
+from ai_factory.orchestrator.api.origin import CrossSiteGuard
 from ai_factory.orchestrator.services import Services
 
 
@@ -28,4 +29,5 @@ def create_app(services: Services) -> FastAPI:
     dashboard.install(app, services)  # pages at /, live updates at /live, assets at /static
     intake_api.install(app, services.settings)  # GitHub webhook, when intake is configured
     app.add_middleware(BodySizeLimit)
+    app.add_middleware(CrossSiteGuard)
     return app
