@@ -207,5 +207,6 @@ def iteration_report(
         files_edited=result.files_edited,
         tasks_done=len(tasks.done),
         tasks_total=tasks.total,
+        done_tasks=[task[:2000] for task in tasks.done[:1000]],
         message=message,
     )

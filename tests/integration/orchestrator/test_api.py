@@ -175,7 +175,7 @@ def test_worker_lifecycle_complete(http: httpx.Client) -> None:
     assert beat.status_code == 200 and beat.json() == {"success": True}
     it = http.post(
         f"/api/worker/{wid}/iteration",
-        json={"iteration": 1, "inputTokens": 300, "outputTokens": 200, "costUsd": 0.01, "outcome": "progress", "filesEdited": ["src/a.py"]},
+        json={"iteration": 1, "inputTokens": 300, "outputTokens": 200, "costUsd": 0.01, "outcome": "progress", "filesEdited": ["src/a.py"], "doneTasks": ["Create `hello.py`"]},
         headers=auth,
     )
     assert it.status_code == 200
@@ -189,8 +189,10 @@ def test_worker_lifecycle_complete(http: httpx.Client) -> None:
     limits = http.get("/api/status").json()["rateLimits"]
     assert limits["canSpawn"] is False and "usage_limit" in limits["blockedBy"]
     assert limits["pausedUntil"].startswith("2030-01-01") and limits["pauseReason"] == "five_hour usage limit"
-    kinds = [e["kind"] for e in http.get(f"/api/work/{item['id']}/events").json()]
-    assert "iteration" in kinds and "limit" in kinds
+    trail = http.get(f"/api/work/{item['id']}/events").json()
+    assert {"iteration", "limit"} <= {e["kind"] for e in trail}
+    reported = next(e for e in trail if e["kind"] == "iteration")
+    assert reported["data"]["doneTasks"] == ["Create `hello.py`"] and reported["data"]["inputTokens"] == 300
     lock = http.post(f"/api/worker/{wid}/lock", json={"files": ["src/a.py"]}, headers=auth).json()
     assert lock == {"acquired": ["src/a.py"], "conflicts": []}
     done = http.post(

@@ -103,3 +103,18 @@ def test_a_stuck_note_stops_with_its_text_but_an_old_one_does_not(tmp_path: Path
     (tmp_path / ".ai" / "stuck.md").write_text("I need a database password")
     reason = t.observe(head="h2", tasks=tasks, gate_fingerprint=None).stuck_reason
     assert reason == "the agent wrote .ai/stuck.md: I need a database password"
+
+
+def test_iteration_report_carries_the_checked_tasks_for_remote_dashboards() -> None:
+    from ai_factory.core.models import IterationOutcome
+    from ai_factory.worker.agent.result import IterationResult
+    from ai_factory.worker.progress import iteration_report
+
+    tasks = parse_tasks("# T\n- [x] Create `a.py`\n- [ ] Create `b.py`\n- [x] Run `make`\n")
+    report = iteration_report(
+        2, IterationResult(input_tokens=10, output_tokens=5), IterationOutcome.PROGRESS, tasks
+    )
+    wire = report.to_wire()
+    assert wire["doneTasks"] == ["Create `a.py`", "Run `make`"]
+    assert (wire["tasksDone"], wire["tasksTotal"]) == (2, 3)
+    assert wire["message"] == "iteration 2: progress, 2/3 tasks done"

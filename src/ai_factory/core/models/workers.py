@@ -129,6 +129,10 @@ class IterationReport(WireModel):
     files_edited: list[str] = Field(default_factory=list, max_length=10000)
     tasks_done: int = Field(default=0, ge=0)
     tasks_total: int = Field(default=0, ge=0)
+    # The checked SPEC.md tasks, so a dashboard can tick them for workers on other hosts.
+    done_tasks: list[Annotated[str, StringConstraints(max_length=2000)]] = Field(
+        default_factory=list, max_length=1000
+    )
     message: str | None = Field(default=None, max_length=20000)
 
 
