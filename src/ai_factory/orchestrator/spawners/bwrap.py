@@ -12,13 +12,24 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
+import ai_factory
 from ai_factory.core.errors import ConfigError
 from ai_factory.orchestrator.spawners.base import WorkerLaunch
 from ai_factory.orchestrator.spawners.process import ProcessSpawner
 
 CHECK_TIMEOUT_S = 20
+PRIVATE_TMP = Path("/tmp")
+
+
+def runtime_paths() -> list[Path]:
+    """Where this Python and the factory's code live; they must stay visible (read-only)
+    in the sandbox even when they sit under /tmp, which the sandbox replaces."""
+    package_root = Path(ai_factory.__file__).resolve().parents[1]  # site-packages, or src/
+    found = {Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(), package_root}
+    return sorted(p for p in found if p.is_relative_to(PRIVATE_TMP))
 
 
 class BwrapSpawner(ProcessSpawner):
@@ -26,14 +37,20 @@ class BwrapSpawner(ProcessSpawner):
 
     def bwrap_argv(self) -> list[str]:
         home = str(self.settings.factory_home)
+        # Files the worker command names (e.g. FACTORY_WORKER_COMMAND's script) stay visible.
+        named = [Path(a) for a in self.argv if Path(a).is_absolute() and Path(a).exists()]
+        visible = {*runtime_paths(), *(p for p in named if p.is_relative_to(PRIVATE_TMP))}
         argv = [
             "bwrap",
             "--ro-bind", "/", "/",
             "--dev", "/dev",
             "--proc", "/proc",
-            "--tmpfs", "/tmp",
-            "--bind", home, home,
+            "--tmpfs", str(PRIVATE_TMP),
         ]  # fmt: skip
+        for path in sorted(visible):
+            if not any(path != other and path.is_relative_to(other) for other in visible):
+                argv += ["--ro-bind", str(path), str(path)]
+        argv += ["--bind", home, home]
         for state in (Path.home() / ".claude", Path.home() / ".claude.json"):
             if state.exists():
                 argv += ["--bind", str(state), str(state)]
