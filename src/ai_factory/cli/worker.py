@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import os
 import sys
 
 import typer
-
-from ai_factory.cli.context import settings_for_command
-from ai_factory.core.logging import configure_logging
 
 
 def worker(
@@ -21,16 +15,9 @@ def worker(
     ),
 ) -> None:
     """Work on one item: WORKER_ID, WORKER_TOKEN, WORK_ITEM, ORCHESTRATOR_URL (set by the spawner)."""
-    from ai_factory.worker.main import LaunchEnv, run_worker
+    from ai_factory.worker.main import main
 
-    settings = settings_for_command()
-    configure_logging(settings.log_level, stream=sys.stdout)  # the orchestrator captures stdout
-    logging.getLogger("claude_agent_sdk").setLevel(logging.WARNING)  # "Using bundled CLI" per run
-    environ = dict(os.environ)
-    if item:
-        environ["WORK_ITEM"] = item
-    launch = LaunchEnv.from_environ(environ, settings=settings)
-    sys.exit(asyncio.run(run_worker(settings, launch)))
+    sys.exit(main(item=item))
 
 
 def demo(

@@ -30,6 +30,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from uuid import UUID
@@ -37,7 +38,7 @@ from uuid import UUID
 from pydantic import ValidationError
 
 from ai_factory.core.errors import ApiUnreachableError, ConfigError, FactoryError
-from ai_factory.core.logging import register_secret
+from ai_factory.core.logging import configure_logging, register_secret
 from ai_factory.core.models import (
     WorkerCompleteRequest,
     WorkerFailRequest,
@@ -45,7 +46,7 @@ from ai_factory.core.models import (
     WorkerStuckRequest,
     WorkItem,
 )
-from ai_factory.core.settings import Settings
+from ai_factory.core.settings import Settings, load_settings
 from ai_factory.worker.agent.env import agent_env
 from ai_factory.worker.client import (
     FINAL_RETRY_S,
@@ -386,3 +387,21 @@ async def run_worker(
             loop.add_signal_handler(sig, stop.set)
     worker = WorkerProcess(settings=settings, launch=launch, options=options, stop=stop)
     return await worker.run()
+
+
+def main(*, item: str | None = None) -> int:
+    """The worker process: settings and logging once, then `run_worker`; the exit code.
+
+    `item` (``factory worker --item ID``) stands in for WORK_ITEM.
+    """
+    settings = load_settings()
+    register_secret(settings.api_token)
+    if settings.github_token:
+        register_secret(settings.github_token.get_secret_value())
+    configure_logging(settings.log_level, stream=sys.stdout)  # the orchestrator captures stdout
+    logging.getLogger("claude_agent_sdk").setLevel(logging.WARNING)  # "Using bundled CLI" per run
+    environ = dict(os.environ)
+    if item:
+        environ["WORK_ITEM"] = item
+    launch = LaunchEnv.from_environ(environ, settings=settings)
+    return asyncio.run(run_worker(settings, launch))

@@ -39,8 +39,9 @@ POLL_S = 0.05
 
 
 def default_worker_argv() -> list[str]:
-    """`factory worker`, with this interpreter (works inside a venv without PATH)."""
-    return [sys.executable, "-m", "ai_factory", "worker"]
+    """`factory worker` with this interpreter (works in a venv without PATH), entered
+    as `python -m ai_factory.worker` to skip the CLI's imports."""
+    return [sys.executable, "-m", "ai_factory.worker"]
 
 
 def process_start_ticks(pid: int) -> int | None:
