@@ -29,6 +29,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import json  # noqa: E402
+import logging  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
 import statistics  # noqa: E402
@@ -269,4 +270,6 @@ if __name__ == "__main__":
     parser.add_argument("--latency-embedder", default="auto")
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
+    # Something imported turns on INFO logging for the root logger; the figures are the output.
+    logging.basicConfig(level=logging.WARNING, force=True)
     asyncio.run(main(parser.parse_args()))
