@@ -107,12 +107,13 @@ async def logs(
     request: Request,
     item_id: str,
     dashboard: DashboardDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
 ) -> Response:
     if dashboard.protected and dashboard.session_of(request) is None:
         return Response("login required", status_code=401, media_type="text/plain")
     item = await dashboard.services.queue.get(parse_id(item_id))
     resume = request.headers.get("last-event-id", "")
-    start = int(resume) if resume.isdigit() else offset
+    # isdigit() alone admits "²" and friends, which int() refuses.
+    start = int(resume) if resume.isascii() and resume.isdigit() and len(resume) < 19 else offset
     stream = log_lines(dashboard.services.logs, item.id, start)
     return StreamingResponse(stream, media_type="text/event-stream", headers=SSE_HEADERS)

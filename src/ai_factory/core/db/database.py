@@ -1,8 +1,9 @@
 """The PostgreSQL connection pool every store module shares.
 
 `Database` owns one psycopg async pool (autocommit, dict rows) and knows what the
-server can do (`has_vector`). Connection failures surface as `StoreError` so the
-API can answer 503 without leaking driver types.
+server can do (`has_vector`). Connection failures surface as `StoreError` (the API
+answers 503) and values the database cannot hold as `InvalidInputError` (422),
+without leaking driver types.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from ai_factory.core.errors import StoreError
+from ai_factory.core.errors import InvalidInputError, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +44,7 @@ class Database:
         )
         try:
             await pool.open(wait=True, timeout=15)
-        except psycopg.Error as exc:
-            await pool.close()
-            raise StoreError(f"cannot connect to the database: {exc}") from exc
-        except Exception as exc:  # psycopg_pool.PoolTimeout is not a psycopg.Error
+        except psycopg.Error as exc:  # PoolTimeout included
             await pool.close()
             raise StoreError(f"cannot connect to the database: {exc}") from exc
         db = cls(pool=pool, url=url)
@@ -69,6 +67,10 @@ class Database:
                 yield conn
         except psycopg.OperationalError as exc:
             raise StoreError(f"database unavailable: {exc}") from exc
+        except psycopg.DataError as exc:
+            # A value the database cannot hold (a NUL byte in text, a number out of range):
+            # the caller's input, not a server fault.
+            raise InvalidInputError(f"invalid value: {exc}") from exc
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[psycopg.AsyncConnection[dict[str, Any]]]:

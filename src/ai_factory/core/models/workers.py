@@ -11,6 +11,11 @@ from pydantic import Field, StringConstraints
 
 from ai_factory.core.models.base import WireModel
 
+# What the database columns hold: INT counts, BIGINT token totals, NUMERIC(14, 6) dollars.
+MAX_COUNT = 2**31 - 1
+MAX_TOKENS = 2**63 - 1
+MAX_COST_USD = 99_999_999.0
+
 
 class WorkerStatus(StrEnum):
     IDLE = "idle"  # registered, not yet working
@@ -64,10 +69,10 @@ class WorkerRegisterResponse(WireModel):
 
 
 class WorkerHeartbeatRequest(WireModel):
-    iteration: int = Field(ge=0)
-    tokens: int = Field(ge=0, description="Total tokens used by this worker so far.")
+    iteration: int = Field(ge=0, le=MAX_COUNT)
+    tokens: int = Field(ge=0, le=MAX_TOKENS, description="Tokens this worker used so far.")
     phase: WorkerPhase
-    cost_usd: float = Field(default=0.0, ge=0)
+    cost_usd: float = Field(default=0.0, ge=0, le=MAX_COST_USD)
     message: str | None = Field(default=None, max_length=2000)
 
 
@@ -82,23 +87,23 @@ class LockResult(WireModel):
 
 class WorkerCompleteRequest(WireModel):
     pr_url: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
-    iterations: int = Field(ge=0)
-    tokens: int = Field(ge=0)
+    iterations: int = Field(ge=0, le=MAX_COUNT)
+    tokens: int = Field(ge=0, le=MAX_TOKENS)
     files_changed: list[str] = Field(default_factory=list)
     new_learnings: list[Annotated[str, StringConstraints(min_length=1, max_length=4096)]] = Field(
         default_factory=list
     )
-    cost_usd: float = Field(default=0.0, ge=0)
+    cost_usd: float = Field(default=0.0, ge=0, le=MAX_COST_USD)
 
 
 class WorkerFailRequest(WireModel):
     error: Annotated[str, StringConstraints(min_length=1, max_length=20000)]
-    iteration: int = Field(default=0, ge=0)
+    iteration: int = Field(default=0, ge=0, le=MAX_COUNT)
 
 
 class WorkerStuckRequest(WireModel):
     reason: Annotated[str, StringConstraints(min_length=1, max_length=20000)]
-    attempts: int = Field(default=0, ge=0)
+    attempts: int = Field(default=0, ge=0, le=MAX_COUNT)
 
 
 class WorkerStats(WireModel):
@@ -116,19 +121,19 @@ class IterationOutcome(StrEnum):
 class IterationReport(WireModel):
     """POST /api/worker/{id}/iteration: one finished agent iteration (counts toward budgets)."""
 
-    iteration: int = Field(ge=1)
-    input_tokens: int = Field(default=0, ge=0)
-    output_tokens: int = Field(default=0, ge=0)
-    cache_read_tokens: int = Field(default=0, ge=0)
-    cache_creation_tokens: int = Field(default=0, ge=0)
-    cost_usd: float = Field(default=0.0, ge=0)
-    duration_ms: int = Field(default=0, ge=0)
-    num_turns: int = Field(default=0, ge=0)
+    iteration: int = Field(ge=1, le=MAX_COUNT)
+    input_tokens: int = Field(default=0, ge=0, le=MAX_TOKENS)
+    output_tokens: int = Field(default=0, ge=0, le=MAX_TOKENS)
+    cache_read_tokens: int = Field(default=0, ge=0, le=MAX_TOKENS)
+    cache_creation_tokens: int = Field(default=0, ge=0, le=MAX_TOKENS)
+    cost_usd: float = Field(default=0.0, ge=0, le=MAX_COST_USD)
+    duration_ms: int = Field(default=0, ge=0, le=MAX_TOKENS)
+    num_turns: int = Field(default=0, ge=0, le=MAX_COUNT)
     session_id: str | None = Field(default=None, max_length=200)
     outcome: IterationOutcome = IterationOutcome.PROGRESS
     files_edited: list[str] = Field(default_factory=list, max_length=10000)
-    tasks_done: int = Field(default=0, ge=0)
-    tasks_total: int = Field(default=0, ge=0)
+    tasks_done: int = Field(default=0, ge=0, le=MAX_COUNT)
+    tasks_total: int = Field(default=0, ge=0, le=MAX_COUNT)
     # The checked SPEC.md tasks, so a dashboard can tick them for workers on other hosts.
     done_tasks: list[Annotated[str, StringConstraints(max_length=2000)]] = Field(
         default_factory=list, max_length=1000

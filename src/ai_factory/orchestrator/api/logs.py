@@ -16,7 +16,7 @@ router = APIRouter(prefix="/api", tags=["work"], dependencies=[AdminDep])
 async def logs(
     item_id: str,
     services: ServicesDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
     limit: Annotated[int, Query(ge=1, le=READ_LIMIT_BYTES)] = READ_LIMIT_BYTES,
 ) -> LogChunk:
     item = await services.queue.get(item_id)

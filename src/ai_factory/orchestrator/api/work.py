@@ -54,7 +54,7 @@ async def list_work(
     source: Source | None = None,
     source_id: Annotated[str | None, Query(alias="sourceId")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> list[WorkItem]:
     return await services.queue.list(
         statuses=parse_statuses(status),
@@ -77,7 +77,7 @@ async def show(item_id: str, services: ServicesDep, events: bool = False) -> Wor
 async def events(
     item_id: str,
     services: ServicesDep,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
 ) -> list[WorkItemEvent]:
     return await services.queue.events(item_id, after=after, limit=limit)
