@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from ai_factory.core.db.database import Database
 from ai_factory.core.db.queries import load_queries
 from ai_factory.core.models import Priority, Worker, WorkItem, WorkItemStatus
+from ai_factory.orchestrator.workers import LIVE_STATUSES
 
 Q = load_queries("dashboard")
 
@@ -56,10 +57,7 @@ class WorkerRow(BaseModel):
 
     @property
     def active(self) -> bool:
-        return (
-            self.worker.status.value in ("idle", "busy", "stuck")
-            and self.worker.finished_at is None
-        )
+        return self.worker.status in LIVE_STATUSES and self.worker.finished_at is None
 
 
 class RepoCount(BaseModel):

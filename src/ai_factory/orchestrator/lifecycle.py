@@ -26,18 +26,17 @@ from pydantic import SecretStr
 
 from ai_factory.core.db.database import Database
 from ai_factory.core.db.queries import load_queries
-from ai_factory.core.errors import ConflictError, FactoryError
+from ai_factory.core.errors import ConflictError
 from ai_factory.core.models import WorkAssignment
 from ai_factory.orchestrator.events import RECONNECTED, EventHub
 from ai_factory.orchestrator.queue import QueueManager
 from ai_factory.orchestrator.spawners import Spawner, WorkerExit, WorkerHandle, WorkerLaunch
-from ai_factory.orchestrator.workers import HeartbeatLeases, WorkerManager
+from ai_factory.orchestrator.workers import LIVE_STATUSES, HeartbeatLeases, WorkerManager
 
 log = logging.getLogger(__name__)
 
 Q = load_queries("lifecycle")
 
-ACTIVE_WORKER = ("idle", "busy", "stuck")
 HELD_ITEM = ("assigned", "running")
 STOP_GRACE_S = 5.0  # SIGTERM (docker stop) before SIGKILL
 EXIT_GRACE_S = 10.0  # a worker that reported its result gets this long to exit by itself
@@ -56,7 +55,7 @@ class WorkerState:
 
     @property
     def active(self) -> bool:
-        return self.row["status"] in ACTIVE_WORKER and self.row["finished_at"] is None
+        return self.row["status"] in LIVE_STATUSES and self.row["finished_at"] is None
 
     @property
     def holds_item(self) -> bool:
@@ -98,8 +97,10 @@ class WorkerLifecycle:
         spawner: Spawner,
         orchestrator_url: str,
         leases: HeartbeatLeases | None = None,
+        spawn_retry_s: float = 30.0,
     ) -> None:
         self.db = db
+        self.spawn_retry_s = spawn_retry_s
         self.queue = queue
         self.workers = workers
         self.spawner = spawner
@@ -145,9 +146,16 @@ class WorkerLifecycle:
         )
         try:
             handle = await self.spawner.spawn(launch)
-        except FactoryError as exc:
+        except Exception as exc:  # FactoryError, or an OSError around the spawn (log file ...)
             log.error("worker.spawn_failed worker=%s item=%s error=%s", worker.id, item.id, exc)
-            await self._give_up(worker.id, f"could not start the worker: {exc}")
+            # Not the item's fault (engine down, image gone, disk full): its attempt is given
+            # back and it waits a while, so an outage does not fail the whole queue.
+            await self._give_up(
+                worker.id,
+                f"could not start the worker: {exc}",
+                refund_attempt=True,
+                retry_in_s=self.spawn_retry_s,
+            )
             return False
         await self.db.execute(
             Q["set_handle"],
@@ -282,10 +290,16 @@ class WorkerLifecycle:
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
 
-    async def _give_up(self, worker_id: UUID, reason: str, *, refund_attempt: bool = False) -> None:
+    async def _give_up(
+        self, worker_id: UUID, reason: str, *, refund_attempt: bool = False, retry_in_s: float = 0.0
+    ) -> None:
         try:
             await self.workers.kill(
-                worker_id, reason=reason, requeue=True, refund_attempt=refund_attempt
+                worker_id,
+                reason=reason,
+                requeue=True,
+                refund_attempt=refund_attempt,
+                retry_in_s=retry_in_s,
             )
         except ConflictError:
             pass  # already finished: it reported, or someone else got there first

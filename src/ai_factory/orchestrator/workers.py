@@ -17,7 +17,7 @@ from uuid import UUID
 
 from ai_factory.core.db.database import Database
 from ai_factory.core.db.queries import load_queries
-from ai_factory.core.errors import AuthError, ConflictError, NotFoundError
+from ai_factory.core.errors import AuthError, ConflictError, NotFoundError, StoreError
 from ai_factory.core.models import (
     IterationReport,
     LimitReport,
@@ -40,6 +40,9 @@ from ai_factory.orchestrator.tokens import hash_token, new_worker_token, token_m
 log = logging.getLogger(__name__)
 
 Q = load_queries("workers")
+
+# A worker is live in these states until finished_at is set (workers.sql says the same).
+LIVE_STATUSES = frozenset({WorkerStatus.IDLE, WorkerStatus.BUSY, WorkerStatus.STUCK})
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,9 +121,6 @@ class WorkerManager:
         )
         assert row is not None
         return Worker.model_validate(row), token
-
-    async def set_container(self, worker_id: UUID, container_id: str) -> None:
-        await self.db.execute(Q["set_container"], {"id": worker_id, "container_id": container_id})
 
     async def register(
         self, request: WorkerRegisterRequest, *, token: str | None
@@ -258,9 +258,12 @@ class WorkerManager:
             files_changed=len(result.files_changed),
         )
         if self.learnings and result.new_learnings:
-            await self.learnings.save_many(
-                done.repo, result.new_learnings, worker_id=record.id, work_item_id=done.id
-            )
+            try:
+                await self.learnings.save_many(
+                    done.repo, result.new_learnings, worker_id=record.id, work_item_id=done.id
+                )
+            except Exception:  # the item is done; losing a note must not fail the report
+                log.exception("worker.learnings_not_saved worker=%s item=%s", record.id, done.id)
         return done
 
     async def fail(self, record: WorkerRecord, report: WorkerFailRequest) -> WorkItem:
@@ -312,16 +315,17 @@ class WorkerManager:
         reason: str,
         requeue: bool = False,
         refund_attempt: bool = False,
+        retry_in_s: float = 0.0,
     ) -> Worker:
         """Mark a worker dead, free its locks, and fail (or requeue) its item.
 
-        With ``refund_attempt`` (graceful shutdown) a requeued item keeps its attempts.
+        With ``refund_attempt`` (graceful shutdown, a worker that could not start) a
+        requeued item keeps its attempts; ``retry_in_s`` holds it back that long.
         """
         record = await self.get_record(worker_id)
-        row = await self.db.fetch_one(Q["finish"], {"id": record.id, "status": "dead"})
-        if row is None:
+        if record.worker.finished_at is not None or record.worker.status not in LIVE_STATUSES:
             raise ConflictError(f"worker {record.id} is {record.worker.status}; nothing to kill")
-        await self.conflicts.release_all(record.id)
+        # The item first: once its lease moves on, the worker's reports are refused.
         item_id = record.worker.work_item_id
         if item_id is not None and record.lease_token is not None:
             try:
@@ -331,6 +335,7 @@ class WorkerManager:
                         record.lease_token,
                         reason=f"killed: {reason}",
                         refund_attempt=refund_attempt,
+                        delay_s=retry_in_s,
                     )
                 else:
                     await self.queue.fail(
@@ -338,8 +343,10 @@ class WorkerManager:
                     )
             except ConflictError:
                 pass  # the item moved on (cancelled, finished, re-claimed); leave it be
+        row = await self.db.fetch_one(Q["finish"], {"id": record.id, "status": "dead"})
+        await self._release_locks(record.id)
         log.warning("worker.killed worker=%s reason=%s", record.id, reason)
-        return Worker.model_validate(row)
+        return Worker.model_validate(row) if row else await self.get(record.id)
 
     async def get(self, worker_id: str | UUID) -> Worker:
         return (await self.get_record(worker_id)).worker
@@ -357,12 +364,24 @@ class WorkerManager:
     # --- helpers ---
 
     async def current_item(self, record: WorkerRecord, action: str) -> WorkItem:
+        """The item this worker still holds the lease of; `ConflictError` otherwise.
+
+        A worker that was finished (killed, timed out) or whose item moved on (cancelled,
+        requeued, claimed by another worker) may no longer act on it: no locks, no
+        iteration or limit reports, no result.
+        """
+        row = await self.db.fetch_one(Q["current_item"], {"id": record.id})
+        if row is not None:
+            return WorkItem.model_validate(row)
         if record.worker.work_item_id is None:
             raise ConflictError(f"worker {record.id} has no work item to {action}")
         item = await self.queue.get(record.worker.work_item_id)
-        if record.lease_token is None or item.status.value not in ("assigned", "running"):
-            raise ConflictError(f"cannot {action}: work item {item.id} is {item.status}")
-        return item
+        if record.worker.finished_at is not None or record.worker.status not in LIVE_STATUSES:
+            raise ConflictError(f"cannot {action}: worker {record.id} is {record.worker.status}")
+        raise ConflictError(
+            f"cannot {action}: work item {item.id} is {item.status} and this worker's lease"
+            " is no longer current"
+        )
 
     @staticmethod
     def _lease(record: WorkerRecord) -> UUID:
@@ -392,4 +411,11 @@ class WorkerManager:
             },
         )
         await self.db.execute(Q["finish"], {"id": record.id, "status": status.value})
-        await self.conflicts.release_all(record.id)
+        await self._release_locks(record.id)
+
+    async def _release_locks(self, worker_id: UUID) -> None:
+        """Best effort: a lock left behind expires with its TTL."""
+        try:
+            await self.conflicts.release_all(worker_id)
+        except StoreError as exc:
+            log.warning("worker.locks_not_released worker=%s error=%s", worker_id, exc)

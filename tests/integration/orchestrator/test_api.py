@@ -364,3 +364,76 @@ def test_cross_site_browser_posts_are_refused(http: httpx.Client, api: ServerThr
     assert http.get(f"/api/work/{item['id']}").json()["status"] == "queued"
     same_site = http.post(f"/api/work/{item['id']}/cancel", headers={"Origin": api.url})
     assert same_site.status_code == 200  # the dashboard's own requests
+
+
+def test_values_the_database_cannot_hold_are_422_not_500(http: httpx.Client) -> None:
+    assert submit(http, spec="a\u0000b").status_code == 422
+    for params in ({"repo": "\u0000"}, {"offset": "1e20"}, {"offset": str(2**40)}):
+        response = http.get("/api/work", params=params)
+        assert response.status_code == 422, params
+        assert response.json()["error"]
+    _, reg = register_external(http)
+    auth = {"Authorization": f"Bearer {reg['token']}"}
+    wid = reg["workerId"]
+    for path, body in (
+        ("heartbeat", {"iteration": 2**40, "tokens": 1, "phase": "running"}),
+        ("iteration", {"iteration": 2**40}),
+        ("complete", {"prUrl": "x", "iterations": 1, "tokens": 1, "costUsd": 1e20}),
+        ("stuck", {"reason": "nul \u0000 byte"}),
+    ):
+        response = http.post(f"/api/worker/{wid}/{path}", json=body, headers=auth)
+        assert response.status_code == 422, (path, response.text)
+    assert http.post("/api/learnings", json={"content": "nul \u0000"}).status_code == 422
+    assert http.get("/api/learnings", params={"search": "\u0000"}).status_code in (200, 422)
+
+
+def test_a_killed_worker_cannot_act_on_its_old_item_once_reassigned(http: httpx.Client) -> None:
+    item, old = register_external(http)
+    old_auth = {"Authorization": f"Bearer {old['token']}"}
+    assert http.post(f"/api/workers/{old['workerId']}/kill", json={"reason": "hung"}).status_code == 200
+    assert http.post(f"/api/work/{item['id']}/retry").status_code == 200
+    new = http.post("/api/worker/register", json={"workItemId": item["id"]}).json()
+    new_auth = {"Authorization": f"Bearer {new['token']}"}
+    for path, body in (
+        ("lock", {"files": ["x.py"]}),
+        ("iteration", {"iteration": 1, "inputTokens": 10}),
+        ("limited", {"status": "rejected", "resetsAt": "2030-01-01T00:00:00Z"}),
+        ("heartbeat", {"iteration": 1, "tokens": 1, "phase": "running"}),
+    ):
+        refused = http.post(f"/api/worker/{old['workerId']}/{path}", json=body, headers=old_auth)
+        assert refused.status_code == 409, (path, refused.text)
+    status = http.get("/api/status").json()["rateLimits"]
+    assert status["iterationsToday"] == 0 and "usage_limit" not in status["blockedBy"]
+    took = http.post(f"/api/worker/{new['workerId']}/lock", json={"files": ["x.py"]}, headers=new_auth)
+    assert took.json() == {"acquired": ["x.py"], "conflicts": []}
+
+
+def test_a_worker_that_reported_stuck_is_no_longer_live(http: httpx.Client) -> None:
+    item, reg = register_external(http)
+    auth = {"Authorization": f"Bearer {reg['token']}"}
+    http.post(f"/api/worker/{reg['workerId']}/stuck", json={"reason": "no way forward"}, headers=auth)
+    assert http.get("/api/status").json()["workers"] == {"active": 0, "stuck": 0}
+    assert http.get("/api/workers").json() == []
+    history = http.get("/api/workers", params={"all": "true"}).json()
+    assert [(w["id"], w["status"]) for w in history] == [(reg["workerId"], "stuck")]
+    assert http.get("/api/status").json()["rateLimits"]["activeWorkers"] == 0
+
+
+def test_worker_output_served_by_the_api_never_shows_a_known_secret(tmp_path: Path, database_url: str) -> None:
+    from ai_factory.core.logging import register_secret
+
+    secret = "ghp_" + "x" * 36
+    register_secret(secret)
+    settings = make_settings(tmp_path, database_url=database_url)
+    server = ServerThread(settings).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as http:
+            item = submit(http).json()
+            assert server.services is not None
+            log_path = server.services.logs.path(uuid.UUID(item["id"]))
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            log_path.write_text(f"pushing with token {secret}\ndone\n")
+            text = http.get(f"/api/work/{item['id']}/logs").json()["text"]
+    finally:
+        server.stop()
+    assert secret not in text and "pushing with token ***" in text

@@ -33,8 +33,9 @@ SELECT k.*, extract(epoch FROM now() - k.last_heartbeat)::float AS heartbeat_age
        w.repo AS item_repo, w.status AS item_status, left(w.spec, 300) AS spec_head
   FROM workers k
   LEFT JOIN work_items w ON w.id = k.work_item_id
- WHERE %(all)s OR k.status IN ('idle', 'busy', 'stuck')
- ORDER BY (k.status IN ('idle', 'busy', 'stuck')) DESC, k.created_at DESC
+ WHERE %(all)s OR (k.status IN ('idle', 'busy', 'stuck') AND k.finished_at IS NULL)
+ ORDER BY (k.status IN ('idle', 'busy', 'stuck') AND k.finished_at IS NULL) DESC,
+          k.created_at DESC
  LIMIT %(limit)s;
 
 -- name: worker

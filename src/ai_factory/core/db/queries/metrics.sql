@@ -11,7 +11,8 @@ SELECT
     AS average_duration,
   (SELECT coalesce(sum(input_tokens + output_tokens), 0) FROM iterations
     WHERE created_at >= %(day_start)s)::bigint AS total_tokens_today,
-  (SELECT count(*) FROM workers WHERE status IN ('idle', 'busy'))::int AS active_workers,
+  (SELECT count(*) FROM workers
+    WHERE status IN ('idle', 'busy') AND finished_at IS NULL)::int AS active_workers,
   (SELECT count(*) FROM work_items WHERE status = 'queued')::int AS queue_depth;
 
 -- name: recent

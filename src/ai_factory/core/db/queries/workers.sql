@@ -1,5 +1,7 @@
 -- Worker queries. A worker row carries the lease token of the item it works on, so
--- every item transition it causes is fenced by that lease.
+-- every item transition it causes is fenced by that lease. A worker is live while
+-- status IN ('idle', 'busy', 'stuck') AND finished_at IS NULL (a worker that reported
+-- stuck keeps status 'stuck' as history, with finished_at set).
 
 -- name: insert
 INSERT INTO workers (id, container_id, work_item_id, lease_token, token_hash, status,
@@ -13,17 +15,14 @@ SELECT * FROM workers WHERE id = %(id)s;
 
 -- name: list
 SELECT * FROM workers
- WHERE %(all)s OR status IN ('idle', 'busy', 'stuck')
+ WHERE %(all)s OR (status IN ('idle', 'busy', 'stuck') AND finished_at IS NULL)
  ORDER BY created_at DESC
  LIMIT %(limit)s;
-
--- name: set_container
-UPDATE workers SET container_id = %(container_id)s WHERE id = %(id)s RETURNING *;
 
 -- name: mark_busy
 UPDATE workers SET status = 'busy', phase = 'setup', last_heartbeat = now(),
                    host = coalesce(nullif(%(host)s, ''), host)
- WHERE id = %(id)s AND status IN ('idle', 'busy')
+ WHERE id = %(id)s AND status IN ('idle', 'busy') AND finished_at IS NULL
 RETURNING *;
 
 -- name: heartbeat
@@ -31,17 +30,24 @@ UPDATE workers
    SET last_heartbeat = now(), current_iteration = %(iteration)s,
        total_tokens = %(tokens)s, cost_usd = %(cost_usd)s, phase = %(phase)s,
        status = CASE WHEN %(phase)s = 'stuck' THEN 'stuck' ELSE 'busy' END
- WHERE id = %(id)s AND status IN ('idle', 'busy', 'stuck')
+ WHERE id = %(id)s AND status IN ('idle', 'busy', 'stuck') AND finished_at IS NULL
 RETURNING *, (SELECT phase FROM workers w WHERE w.id = %(id)s) AS previous_phase;
 
 -- name: finish
 UPDATE workers SET status = %(status)s, finished_at = now(), phase = NULL
- WHERE id = %(id)s AND status IN ('idle', 'busy', 'stuck')
+ WHERE id = %(id)s AND status IN ('idle', 'busy', 'stuck') AND finished_at IS NULL
 RETURNING *;
 
 -- name: stats
 SELECT status, count(*)::int AS n FROM workers
- WHERE status IN ('idle', 'busy', 'stuck') GROUP BY status;
+ WHERE status IN ('idle', 'busy', 'stuck') AND finished_at IS NULL GROUP BY status;
+
+-- name: current_item
+-- The item a live worker still holds the lease of; no row once the worker was finished,
+-- or the item moved on (cancelled, requeued, claimed by another worker).
+SELECT i.* FROM workers w JOIN work_items i ON i.id = w.work_item_id
+ WHERE w.id = %(id)s AND w.status IN ('idle', 'busy', 'stuck') AND w.finished_at IS NULL
+   AND i.lease_token = w.lease_token AND i.status IN ('assigned', 'running');
 
 -- name: insert_metrics
 INSERT INTO worker_metrics (worker_id, work_item_id, iterations, tokens_used, cost_usd,
