@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     factory_worker_mounts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     health_check_interval: float = Field(default=5, gt=0)
     shutdown_grace_seconds: float = Field(default=30, ge=0)
+    # a worker that could not be started gives its item back, attempt refunded, this long
+    spawn_retry_seconds: float = Field(default=30, ge=0)
     log_max_bytes: int = Field(default=10 * 1024 * 1024, ge=4096)
     factory_timezone: str | None = None
     daily_cost_budget_usd: float | None = Field(default=None, ge=0)

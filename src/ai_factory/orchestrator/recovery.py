@@ -120,6 +120,7 @@ class WorkerRuntime:
             spawner=build_spawner(settings, logs=logs),
             orchestrator_url=worker_api_url(settings),
             leases=leases,
+            spawn_retry_s=settings.spawn_retry_seconds,
         )
         return cls(
             lifecycle=lifecycle,

@@ -35,6 +35,18 @@ class _Server(uvicorn.Server):
         yield
 
 
+def _log_component_end(task: asyncio.Task[None]) -> None:
+    """A component (e.g. intake) that stops by itself must say why, not vanish."""
+    if task.cancelled():
+        return
+    error = task.exception()
+    if error is not None:
+        log.error("orchestrator.component_failed component=%s error=%s", task.get_name(), error,
+                  exc_info=error)  # fmt: skip
+    else:
+        log.warning("orchestrator.component_ended component=%s", task.get_name())
+
+
 class Orchestrator:
     def __init__(self, settings: Settings, *, components: list[Component] | None = None) -> None:
         self.settings = settings
@@ -97,7 +109,12 @@ class Orchestrator:
             runtime = asyncio.create_task(services.runtime.run(), name="worker-runtime")
             runtime.add_done_callback(self._runtime_ended)
             tasks = [runtime]
-            tasks += [asyncio.create_task(c(services), name=getattr(c, "__name__", "component")) for c in self.components]
+            for component in self.components:
+                task = asyncio.create_task(
+                    component(services), name=getattr(component, "__name__", "component")
+                )
+                task.add_done_callback(_log_component_end)
+                tasks.append(task)
             log.info(
                 "orchestrator.started url=http://%s:%s database=%s",
                 self.settings.host,

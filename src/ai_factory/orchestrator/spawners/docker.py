@@ -18,10 +18,10 @@ import time
 from typing import Any
 from uuid import UUID
 
-import docker
 import docker.errors
 import requests.exceptions
 
+import docker
 from ai_factory.core.errors import ConfigError
 from ai_factory.core.settings import Settings
 from ai_factory.orchestrator.logs import WorkerLogs
@@ -111,6 +111,11 @@ class DockerSpawner:
             container = await asyncio.to_thread(client.containers.get, handle.container_id)
         except docker.errors.NotFound:
             return False
+        except (SpawnError, *DRIVER_ERRORS) as exc:
+            # The engine is unreachable: we cannot tell, so do not declare the worker dead;
+            # its heartbeats decide.
+            log.warning("docker.unreachable container=%s error=%s", handle.container_id[:12], exc)
+            return True
         return container.status in ("created", "running", "restarting", "paused")
 
     async def watch(self, handle: WorkerHandle) -> bool:
