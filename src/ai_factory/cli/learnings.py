@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from ai_factory.cli.context import api_client, settings_for_command
-from ai_factory.cli.output import age, out, print_json
+from ai_factory.cli.output import age, out, plain, print_json
 from ai_factory.core.errors import InvalidInputError
 
 
@@ -65,8 +65,8 @@ def learnings_table(found: list[dict]) -> Table:
     for learning in found:
         repo = "(global)" if learning["repo"] == "*" else learning["repo"]
         table.add_row(
-            learning["id"], repo, str(learning["useCount"]), age(learning["createdAt"]),
-            learning["content"],
+            learning["id"], plain(repo), str(learning["useCount"]), age(learning["createdAt"]),
+            plain(learning["content"]),
         )
     return table
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -21,6 +22,11 @@ STATUS_STYLE = {
     "failed": "red",
     "cancelled": "dim",
 }
+
+
+def plain(value: object) -> Text:
+    """User data (titles, repos, errors) for a table cell: shown as is, never as markup."""
+    return Text(str(value))
 
 
 def print_json(data: Any) -> None:
@@ -58,9 +64,9 @@ def items_table(items: list[dict[str, Any]]) -> Table:
             item["id"][:8],
             status_text(item["status"]),
             item["priority"],
-            item["repo"],
-            title_of(item["spec"]),
+            plain(item["repo"]),
+            plain(title_of(item["spec"])),
             age(item["createdAt"]),
-            item.get("prUrl") or item.get("error") or "",
+            plain(item.get("prUrl") or item.get("error") or ""),
         )
     return table

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from ai_factory.cli.context import api_client, settings_for_command
-from ai_factory.cli.output import age, items_table, out, print_json, status_text
+from ai_factory.cli.output import age, items_table, out, plain, print_json, status_text
 from ai_factory.core.errors import InvalidInputError
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
@@ -95,11 +95,11 @@ def show(item_id: Annotated[str, typer.Argument(help="Work item id.")], json_out
         print_json(item)
         return
     out.print(f"[bold]{item['id']}[/]  {status_text(item['status'])}  {item['priority']}")
-    out.print(f"repo       {item['repo']} ({item['baseBranch']})")
-    out.print(f"source     {item['source']} {item['sourceId']} {item['sourceUrl']}".rstrip())
+    out.print(f"repo       {item['repo']} ({item['baseBranch']})", markup=False)
+    out.print(f"source     {item['source']} {item['sourceId']} {item['sourceUrl']}".rstrip(), markup=False)
     out.print(f"attempts   {item['attempts']}/{item['maxAttempts']}")
     if item.get("prUrl"):
-        out.print(f"result     {item['prUrl']}")
+        out.print(f"result     {item['prUrl']}", markup=False)
     if item.get("error"):
         out.print(f"error      {item['error']}", markup=False)
     out.print(
@@ -112,7 +112,7 @@ def show(item_id: Annotated[str, typer.Argument(help="Work item id.")], json_out
         table.add_column(column, overflow="fold")
     for event in item["events"]:
         change = f"{event['fromStatus'] or ''} -> {event['toStatus']}" if event["toStatus"] else ""
-        table.add_row(age(event["createdAt"]), event["kind"], change, event["reason"] or "")
+        table.add_row(age(event["createdAt"]), event["kind"], change, plain(event["reason"] or ""))
     out.print()
     out.print(table)
 

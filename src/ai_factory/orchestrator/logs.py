@@ -20,6 +20,7 @@ from uuid import UUID
 
 from pydantic import Field
 
+from ai_factory.core.logging import scrub
 from ai_factory.core.models import WireModel
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,8 @@ class WorkerLogs:
             return LogChunk(offset=0, next_offset=0, size=0, reset=offset > 0)
         # Never split a UTF-8 sequence between two chunks.
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        text = decoder.decode(data, final=False)
+        # Workers get secrets the orchestrator also knows (GITHUB_TOKEN); never serve them.
+        text = scrub(decoder.decode(data, final=False))
         pending = len(decoder.getstate()[0])
         return LogChunk(
             offset=start, next_offset=start + len(data) - pending, size=size, text=text, reset=reset

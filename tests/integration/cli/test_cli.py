@@ -100,3 +100,14 @@ def test_doctor_reports_each_check(tmp_path: Path) -> None:
         assert name in done.stdout
     broken = factory("doctor", env={"FACTORY_HOME": str(tmp_path), "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none"})
     assert broken.returncode == 1 and "FAIL database" in broken.stdout
+
+
+def test_markup_like_text_in_user_data_is_shown_as_is(cli_env: dict[str, str]) -> None:
+    spec = "# Fix [/bold] and [red]colours[/red]\n- [ ] one\n"
+    submitted = factory("submit", "--repo", "/srv/[weird]", "--spec", spec, env=cli_env)
+    assert submitted.returncode == 0, submitted.stderr
+    item_id = submitted.stdout.strip()
+    for args in (("queue",), ("show", item_id), ("queue", "--all")):
+        done = factory(*args, env=cli_env)
+        assert done.returncode == 0, (args, done.stderr)
+        assert "[/bold]" in done.stdout and "/srv/[weird]" in done.stdout
