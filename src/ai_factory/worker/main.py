@@ -6,19 +6,12 @@ item as camelCase JSON) and ORCHESTRATOR_URL. Without WORKER_ID (someone runs
 orchestrator claims the item for it; WORK_ITEM may then be just the item's id.
 
 Sequence: register → heartbeat → workspace (mirror + worktree, SPEC.md, .ai/) →
-gate → learnings → the loop → then by outcome:
+gate → learnings → the loop → then `ending.Ending` by outcome: deliver when done,
+push the work so far as WIP when stuck or failed, then one final report.
+A lease lost (409: cancelled, or given to another worker) or a stop signal stops
+the agent; nothing is pushed, nothing reported, the worktree is left alone.
 
-- done: commit what the agent left uncommitted, deliver (push, pull request on
-  GitHub), report complete with the PR url, iterations, tokens, cost, files
-  changed and new learnings;
-- stuck / failed: commit what exists as WIP, push it, report stuck / fail with
-  what is done and what is left, so no work is lost;
-- lease lost (409: cancelled, or given to another worker) or stopped by a signal:
-  stop the agent, push nothing, report nothing, leave the worktree alone.
-
-The worktree is removed before the final report (its branch stays in the
-mirror and on the remote), so a retry that starts at once never finds it half
-removed. Exit codes: 0 completed, 1 failed, 2 stuck, 3 lease lost or stopped,
+Exit codes: 0 completed, 1 failed, 2 stuck, 3 lease lost or stopped,
 4 could not register.
 """
 
@@ -39,13 +32,7 @@ from pydantic import ValidationError
 
 from ai_factory.core.errors import ApiUnreachableError, ConfigError, FactoryError
 from ai_factory.core.logging import configure_logging, register_secret
-from ai_factory.core.models import (
-    WorkerCompleteRequest,
-    WorkerFailRequest,
-    WorkerPhase,
-    WorkerStuckRequest,
-    WorkItem,
-)
+from ai_factory.core.models import WorkItem
 from ai_factory.core.settings import Settings, load_settings
 from ai_factory.worker.agent.env import agent_env
 from ai_factory.worker.client import (
@@ -55,21 +42,23 @@ from ai_factory.worker.client import (
     OrchestratorClient,
     Progress,
 )
+from ai_factory.worker.ending import (  # noqa: F401 - the exit codes are part of main's API
+    EXIT_COMPLETED,
+    EXIT_FAILED,
+    EXIT_STOPPED,
+    EXIT_STUCK,
+    EXIT_UNREGISTERED,
+    Ending,
+)
 from ai_factory.worker.gate import QualityGate
 from ai_factory.worker.hooks import FileLocks
-from ai_factory.worker.learnings import collect_new_learnings, load_learnings
+from ai_factory.worker.learnings import load_learnings
 from ai_factory.worker.limits import LimitPolicy
-from ai_factory.worker.loop import LoopConfig, LoopOutcome, LoopResult, RalphLoop
-from ai_factory.worker.progress import SPEC_FILE, STUCK_FILE
+from ai_factory.worker.loop import LoopConfig, LoopOutcome, RalphLoop
+from ai_factory.worker.progress import STUCK_FILE
 from ai_factory.worker.workspace import Workspace, WorkspaceError
 
 log = logging.getLogger(__name__)
-
-EXIT_COMPLETED = 0
-EXIT_FAILED = 1
-EXIT_STUCK = 2
-EXIT_STOPPED = 3
-EXIT_UNREGISTERED = 4
 
 
 @dataclass(frozen=True)
@@ -151,6 +140,7 @@ class WorkerProcess:
             client=self.client, progress=self.progress, interval_s=settings.heartbeat_interval
         )
         self.item: WorkItem | None = launch.item
+        self.ending: Ending | None = None  # once registered
 
     async def run(self) -> int:
         register_secret(self.launch.token)
@@ -170,7 +160,8 @@ class WorkerProcess:
                 return EXIT_FAILED
             except Exception as exc:  # a bug or an OS error: say so rather than vanish
                 log.exception("worker.crashed")
-                return await self._report_fail(f"worker error: {type(exc).__name__}: {exc}", 0)
+                assert self.ending is not None
+                return await self.ending.fail(f"worker error: {type(exc).__name__}: {exc}", 0)
             finally:
                 watcher.cancel()
                 await self.heartbeat.stop()
@@ -192,6 +183,9 @@ class WorkerProcess:
             return False
         register_secret(response.token)
         item = self.item
+        self.ending = Ending(item=item, client=self.client, heartbeat=self.heartbeat,
+                             github_token=self.github_token,
+                             github_api_url=self.settings.github_api_url)  # fmt: skip
         log.info("worker.started worker=%s item=%s repo=%s title=%s",
                  response.worker_id, item.id, item.repo, item.title)  # fmt: skip
         return True
@@ -202,8 +196,8 @@ class WorkerProcess:
         self.stop.set()
 
     async def _work(self) -> int:
-        item = self.item
-        assert item is not None
+        item, ending = self.item, self.ending
+        assert item is not None and ending is not None
         try:
             workspace = await asyncio.to_thread(
                 Workspace.prepare,
@@ -212,7 +206,7 @@ class WorkerProcess:
                 github_token=self.github_token,
             )
         except WorkspaceError as exc:
-            return await self._report_fail(f"could not prepare the workspace: {exc}", 0)
+            return await ending.fail(f"could not prepare the workspace: {exc}", 0)
         log.info("workspace.ready path=%s branch=%s", workspace.path, workspace.branch)
         base_env = self.options.base_env if self.options.base_env is not None else os.environ
         _set_aside_stale_stuck_note(workspace)
@@ -224,7 +218,7 @@ class WorkerProcess:
                 env={**agent_env(base_env), **self.options.agent_env},
             )
         except ConfigError as exc:
-            return await self._report_fail(f"quality gate configuration: {exc}", 0, workspace)
+            return await ending.fail(f"quality gate configuration: {exc}", 0, workspace)
         if gate is not None:
             log.info("gate.configured command=%s source=%s", gate.command, gate.source)
         learnings = await load_learnings(
@@ -238,7 +232,7 @@ class WorkerProcess:
             driver = build_driver(self.settings, locks=locks, base_env=base_env,
                                   extra_env=self.options.agent_env)  # fmt: skip
         except FactoryError as exc:
-            return await self._report_fail(str(exc), 0, workspace)
+            return await ending.fail(str(exc), 0, workspace)
         loop = RalphLoop(
             workspace=workspace,
             driver=driver,
@@ -260,114 +254,9 @@ class WorkerProcess:
                 log.warning("worker.stopped iterations=%s (nothing pushed, nothing reported)",
                             result.iterations)  # fmt: skip
                 return EXIT_STOPPED
-            return await self._finish(workspace, result)
+            return await ending.finish(workspace, result)
         finally:
             await locks.release_all()
-
-    # --- ends ---
-
-    async def _finish(self, workspace: Workspace, result: LoopResult) -> int:
-        item = self.item
-        assert item is not None
-        new_learnings = collect_new_learnings(workspace.path)
-        await self.client.flush(timeout_s=5)  # the last iteration's report before the phase change
-        self.heartbeat.set_phase(WorkerPhase.DELIVERING, f"{result.outcome.value}: delivering")
-        if result.outcome is LoopOutcome.DONE:
-            try:
-                pr_url = await asyncio.to_thread(self._deliver, workspace, result)
-                files = await asyncio.to_thread(workspace.changed_files)
-            except FactoryError as exc:
-                return await self._report_fail(
-                    f"delivery failed: {exc}", result.iterations, workspace
-                )
-            await self._remove(workspace)
-            log.info("worker.delivered location=%s iterations=%s tokens=%s cost_usd=%.4f",
-                     pr_url, result.iterations, result.tokens, result.cost_usd)  # fmt: skip
-            await self.client.complete(
-                WorkerCompleteRequest(
-                    pr_url=pr_url,
-                    iterations=result.iterations,
-                    tokens=result.tokens,
-                    files_changed=files,
-                    new_learnings=new_learnings,
-                    cost_usd=round(result.cost_usd, 6),
-                )
-            )
-            return EXIT_COMPLETED
-        saved = await self._save_wip(workspace, result)
-        reason = f"{result.reason}\n{saved}".strip()
-        await self._remove(workspace)
-        if result.outcome is LoopOutcome.STUCK:
-            self.heartbeat.set_phase(WorkerPhase.STUCK, result.reason[:500])
-            await self.client.stuck(
-                WorkerStuckRequest(reason=reason[:20000], attempts=result.iterations)
-            )
-            return EXIT_STUCK
-        await self.client.fail(WorkerFailRequest(error=reason[:20000], iteration=result.iterations))
-        return EXIT_FAILED
-
-    def _deliver(self, workspace: Workspace, result: LoopResult) -> str:
-        from ai_factory.worker.delivery import DeliverySummary, deliver  # githubkit: import on use
-
-        assert self.item is not None
-        if workspace.has_uncommitted_changes():
-            workspace.commit_wip(
-                "chore: changes the agent left uncommitted\n\nCommitted by AI Factory."
-            )
-        spec = (workspace.path / SPEC_FILE).read_text(errors="replace")
-        gate = result.gate.describe() if result.gate is not None else "no quality gate configured"
-        summary = DeliverySummary(
-            iterations=result.iterations,
-            tokens=result.tokens,
-            cost_usd=result.cost_usd,
-            checked_spec=spec,
-            summary=(
-                f"Implemented by AI Factory in {result.iterations} iteration(s): "
-                f"{result.tasks.summary()}; {gate}."
-            ),
-            tasks_done=len(result.tasks.done),
-            tasks_total=result.tasks.total,
-            files_changed=workspace.changed_files(),
-        )
-        return deliver(workspace, self.item, summary, github_token=self.github_token,
-                       github_api_url=self.settings.github_api_url)  # fmt: skip
-
-    async def _save_wip(self, workspace: Workspace, result: LoopResult) -> str:
-        """Commit what exists as WIP and push the branch; say where it is."""
-        message = (
-            f"wip: AI Factory stopped before finishing ({result.outcome.value})\n\n"
-            f"{result.reason[:3000]}\n\n{result.tasks.summary(limit=50)}\n"
-        )
-
-        def save() -> str:
-            workspace.commit_wip(message)
-            if not workspace.commits_since_base():
-                return "No commits were made."
-            workspace.push()
-            return f"Work so far is on branch {workspace.branch} of {workspace.repo}."
-
-        try:
-            return await asyncio.to_thread(save)
-        except FactoryError as exc:
-            log.error("worker.wip_not_pushed error=%s", exc)
-            return f"The work so far could not be pushed ({exc}); it is on {workspace.branch} in the mirror."
-
-    async def _remove(self, workspace: Workspace) -> None:
-        try:
-            await asyncio.to_thread(workspace.remove)
-        except FactoryError as exc:
-            log.warning("workspace.not_removed path=%s error=%s", workspace.path, exc)
-
-    async def _report_fail(
-        self, error: str, iteration: int, workspace: Workspace | None = None
-    ) -> int:
-        log.error("worker.failed error=%s", error)
-        if workspace is not None:
-            await self._remove(workspace)
-        with contextlib.suppress(LeaseLostError, ApiUnreachableError):
-            await self.client.fail(WorkerFailRequest(error=error[:20000], iteration=iteration))
-        return EXIT_FAILED
-
 
 def _set_aside_stale_stuck_note(workspace: Workspace) -> None:
     """A retried item starts over: an earlier attempt's stuck note must not stop it at once."""
