@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ai_factory.core.models import spec_title
+
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -47,14 +49,6 @@ def status_text(status: str) -> str:
     return f"[{STATUS_STYLE.get(status, '')}]{status}[/]"
 
 
-def title_of(spec: str) -> str:
-    for line in spec.splitlines():
-        text = line.strip().lstrip("#").strip()
-        if text:
-            return text[:60]
-    return ""
-
-
 def items_table(items: list[dict[str, Any]]) -> Table:
     table = Table(box=None, pad_edge=False)
     for column in ("ID", "STATUS", "PRIORITY", "REPO", "TITLE", "AGE", "RESULT"):
@@ -65,7 +59,7 @@ def items_table(items: list[dict[str, Any]]) -> Table:
             status_text(item["status"]),
             item["priority"],
             plain(item["repo"]),
-            plain(title_of(item["spec"])),
+            plain(spec_title(item["spec"], 60)),
             age(item["createdAt"]),
             plain(item.get("prUrl") or item.get("error") or ""),
         )

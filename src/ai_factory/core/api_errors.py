@@ -9,22 +9,11 @@ from __future__ import annotations
 
 import httpx
 
-from ai_factory.core.errors import (
-    AuthError,
-    ConflictError,
-    FactoryError,
-    InvalidInputError,
-    NotFoundError,
-    StoreError,
-)
+from ai_factory.core.errors import HTTP_STATUS, FactoryError, InvalidInputError
 
 ERROR_BY_STATUS: dict[int, type[FactoryError]] = {
-    401: AuthError,
-    404: NotFoundError,
-    409: ConflictError,
-    413: InvalidInputError,
-    422: InvalidInputError,
-    503: StoreError,
+    **{status: error for error, status in HTTP_STATUS.items()},
+    413: InvalidInputError,  # the body-size limit answers before any handler
 }
 
 

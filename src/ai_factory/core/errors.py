@@ -39,3 +39,13 @@ class StoreError(FactoryError):
 
 class ApiUnreachableError(FactoryError):
     """The orchestrator API could not be reached."""
+
+
+# How the HTTP API answers each kind of error (and how its clients read the answer back).
+HTTP_STATUS: dict[type[FactoryError], int] = {
+    NotFoundError: 404,
+    ConflictError: 409,
+    InvalidInputError: 422,
+    AuthError: 401,
+    StoreError: 503,
+}

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from ai_factory.core.db.database import Database
 from ai_factory.core.db.queries import load_queries
-from ai_factory.core.models import Priority, Worker, WorkItem, WorkItemStatus
+from ai_factory.core.models import Priority, Worker, WorkItem, WorkItemStatus, spec_title
 from ai_factory.orchestrator.workers import LIVE_STATUSES
 
 Q = load_queries("dashboard")
@@ -23,12 +23,8 @@ RECENT_EVENTS = 30
 
 
 def title_of(spec_head: str | None, fallback: str = "") -> str:
-    """A spec's first heading or first line (the same rule as `WorkItem.title`)."""
-    for line in (spec_head or "").splitlines():
-        text = line.strip().lstrip("#").strip()
-        if text:
-            return text[:200]
-    return fallback
+    """A spec's title (the rule of `WorkItem.title`), or `fallback`."""
+    return spec_title(spec_head) or fallback
 
 
 class EventRow(BaseModel):

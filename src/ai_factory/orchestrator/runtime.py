@@ -35,6 +35,17 @@ class _Server(uvicorn.Server):
         yield
 
 
+async def _reembed_learnings(services: Services) -> None:
+    """After a change of FACTORY_EMBEDDER, give old learnings vectors from the new one."""
+    try:
+        count = await services.learnings.reembed()
+    except Exception:  # search still works (full-text) for learnings without a vector
+        log.exception("learnings.reembed_failed")
+        return
+    if count:
+        log.info("learnings.reembedded count=%s", count)
+
+
 def _log_component_end(task: asyncio.Task[None]) -> None:
     """A component (e.g. intake) that stops by itself must say why, not vanish."""
     if task.cancelled():
@@ -108,7 +119,7 @@ class Orchestrator:
                 loop.add_signal_handler(sig, self.request_stop)
             runtime = asyncio.create_task(services.runtime.run(), name="worker-runtime")
             runtime.add_done_callback(self._runtime_ended)
-            tasks = [runtime]
+            tasks = [runtime, asyncio.create_task(_reembed_learnings(services), name="reembed")]
             for component in self.components:
                 task = asyncio.create_task(
                     component(services), name=getattr(component, "__name__", "component")

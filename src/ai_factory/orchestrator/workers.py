@@ -62,7 +62,7 @@ class WorkerRecord:
         return cls(Worker.model_validate(row), row["lease_token"], row["token_hash"])
 
 
-class LearningSink:
+class LearningSink(Protocol):
     """What the worker manager needs from the learnings store."""
 
     async def save_many(

@@ -5,7 +5,6 @@ from ai_factory.core.models.learnings import CreateLearningInput, Learning
 from ai_factory.core.models.metrics import FactoryMetrics, WorkerMetrics
 from ai_factory.core.models.work import (
     ACTIVE_STATUSES,
-    TERMINAL_STATUSES,
     CreateWorkItemInput,
     Priority,
     PriorityUpdate,
@@ -16,6 +15,7 @@ from ai_factory.core.models.work import (
     WorkItemDetail,
     WorkItemEvent,
     WorkItemStatus,
+    spec_title,
 )
 from ai_factory.core.models.workers import (
     IterationOutcome,
@@ -42,7 +42,6 @@ __all__ = [
     "LimitReport",
     "LimitStatus",
     "ACTIVE_STATUSES",
-    "TERMINAL_STATUSES",
     "CreateLearningInput",
     "CreateWorkItemInput",
     "FactoryMetrics",
@@ -70,4 +69,5 @@ __all__ = [
     "WorkerStats",
     "WorkerStatus",
     "WorkerStuckRequest",
+    "spec_title",
 ]

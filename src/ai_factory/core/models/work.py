@@ -26,9 +26,6 @@ class WorkItemStatus(StrEnum):
 ACTIVE_STATUSES = frozenset(
     {WorkItemStatus.QUEUED, WorkItemStatus.ASSIGNED, WorkItemStatus.RUNNING, WorkItemStatus.STUCK}
 )
-TERMINAL_STATUSES = frozenset(
-    {WorkItemStatus.COMPLETED, WorkItemStatus.FAILED, WorkItemStatus.CANCELLED}
-)
 
 
 class Priority(StrEnum):
@@ -73,6 +70,15 @@ RepoRef = Annotated[
 SpecText = Annotated[str, StringConstraints(min_length=1, max_length=1_000_000)]
 
 
+def spec_title(spec: str | None, limit: int = 200) -> str:
+    """A spec's first heading, or its first non-empty line; "" for an empty spec."""
+    for line in (spec or "").splitlines():
+        text = line.strip().lstrip("#").strip()
+        if text:
+            return text[:limit]
+    return ""
+
+
 class CreateWorkItemInput(WireModel):
     """POST /api/work. Without sourceId (a plain API or CLI submission) one is generated."""
 
@@ -113,11 +119,7 @@ class WorkItem(WireModel):
     @property
     def title(self) -> str:
         """The spec's first heading (or first line), for lists and PR titles."""
-        for line in self.spec.splitlines():
-            text = line.strip().lstrip("#").strip()
-            if text:
-                return text[:200]
-        return str(self.id)
+        return spec_title(self.spec) or str(self.id)
 
 
 class WorkAssignment(WireModel):

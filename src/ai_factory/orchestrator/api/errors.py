@@ -9,24 +9,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ai_factory.core.errors import (
-    AuthError,
-    ConflictError,
-    FactoryError,
-    InvalidInputError,
-    NotFoundError,
-    StoreError,
-)
+from ai_factory.core.errors import HTTP_STATUS, FactoryError
 
 log = logging.getLogger(__name__)
 
-STATUS_BY_ERROR: list[tuple[type[FactoryError], int]] = [
-    (NotFoundError, 404),
-    (ConflictError, 409),
-    (InvalidInputError, 422),
-    (AuthError, 401),
-    (StoreError, 503),
-]
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -47,7 +33,7 @@ def describe_validation(exc: RequestValidationError) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(FactoryError)
     async def _factory_error(request: Request, exc: FactoryError) -> JSONResponse:
-        for cls, status in STATUS_BY_ERROR:
+        for cls, status in HTTP_STATUS.items():
             if isinstance(exc, cls):
                 headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
                 if status == 503:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Protocol
 from uuid import UUID
 
@@ -157,6 +156,3 @@ def worker_api_url(settings: Settings) -> str:
 def log_header(launch: WorkerLaunch, where: str) -> str:
     return f"worker {launch.worker_id} attempt {launch.attempt} ({where})"
 
-
-def default_log_dir(settings: Settings) -> Path:
-    return settings.factory_home / "logs"

@@ -14,7 +14,6 @@ an edit a lock denied is not reported as a file changed.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
