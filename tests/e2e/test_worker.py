@@ -6,6 +6,7 @@ as `python -m ai_factory worker`."""
 from __future__ import annotations
 
 import asyncio
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -299,6 +300,41 @@ async def test_orchestrator_down_mid_run_the_worker_goes_on_and_reports_when_bac
     assert origin.show(branch_of(detail), "notes.txt") == "one\ntwo\n"
 
 
+async def test_worker_error_mid_run_fails_the_item_and_keeps_the_work(
+    api: ServerThread, sim: SimServer, origin: Origin, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A bug in the worker after iteration 1 (injected): failed, with iteration 1's commit
+    pushed and the count that was really reported, not a crash that loses the work."""
+    from ai_factory.worker import loop
+
+    real = loop.iteration_outcome
+    calls = 0
+
+    def breaks_on_the_second(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise RuntimeError("injected bug")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "iteration_outcome", breaks_on_the_second)
+    item = submit(api, origin.path, spec_of(
+        "Create `a.txt` containing `a`", "Create `b.txt` containing `b`", "Create `c.txt` containing `c`",
+    ))  # fmt: skip
+
+    code = await spawned_worker(api, item, tmp_path, sim).run()
+
+    assert code == 1
+    detail = item_detail(api, item.id)
+    assert detail["status"] == "failed"
+    assert "worker error: RuntimeError: injected bug" in detail["error"]
+    branch = next(b for b in origin.branches() if b.startswith("factory/"))
+    assert branch in detail["error"], "the error says where the work so far is"
+    assert origin.files(branch) == ["a.txt", "b.txt"]
+    assert [e["data"]["iteration"] for e in events_of(detail, "iteration")] == [1]
+
+
 async def test_cancelled_item_stops_the_worker_without_pushing(
     api: ServerThread, sim: SimServer, origin: Origin, tmp_path: Path
 ) -> None:
@@ -317,6 +353,30 @@ async def test_cancelled_item_stops_the_worker_without_pushing(
     assert code == 3
     assert item_detail(api, item.id)["status"] == "cancelled"
     assert origin.branches() == ["main"]
+
+
+async def test_item_cancelled_while_its_gate_runs_is_neither_pushed_nor_reported(
+    api: ServerThread, sim: SimServer, origin: Origin, tmp_path: Path
+) -> None:
+    """The agent finishes, the gate (slow) passes afterwards: the cancel in between wins."""
+    item = submit(api, origin.path, spec_of("Create `a.txt` containing `a`"))
+    gate = shlex.join([sys.executable, "-c", "import time; time.sleep(3)"])
+    worker = spawned_worker(api, item, tmp_path, sim, factory_test_command=gate)
+    running = asyncio.create_task(worker.run())
+    while not any(
+        e["data"]["phase"] == "gate"
+        for e in events_of(await asyncio.to_thread(item_detail, api, item.id), "phase")
+    ):
+        assert not running.done(), running
+        await asyncio.sleep(0.1)
+
+    await asyncio.to_thread(api_call, api, "POST", f"/api/work/{item.id}/cancel")
+    code = await asyncio.wait_for(running, timeout=60)
+
+    assert code == 3
+    detail = item_detail(api, item.id)
+    assert detail["status"] == "cancelled" and detail.get("prUrl") is None
+    assert origin.branches() == ["main"], "nothing is pushed for a cancelled item"
 
 
 async def test_auth_error_fails_at_once_with_how_to_log_in(

@@ -15,9 +15,9 @@ network), so calls differ in how hard they try:
 - the final report first drains the outbox, then retries for hours
   (`final_retry_s`): it is the one call whose loss would lose the work's result.
 
-Connection errors and 5xx are retried with backoff; 4xx never is. A 409 (and a
-404 for this worker, or a 401 for its token) means the lease is gone: the item
-was cancelled or given to another worker. `lease_lost` is set and every later
+Connection errors and 5xx are retried with backoff; 4xx never is. On this
+worker's own routes (/api/worker/<id>/...), a 409, 404 or 401 means the lease is
+gone: the item was cancelled or given to another worker. `lease_lost` is set and every later
 call raises `LeaseLostError`; the worker stops its agent and exits without pushing.
 """
 
@@ -33,8 +33,8 @@ from uuid import UUID
 import httpx
 from pydantic import BaseModel
 
-from ai_factory.core.api_errors import error_message
-from ai_factory.core.errors import ApiUnreachableError, FactoryError, InvalidInputError
+from ai_factory.core.api_errors import error_from_response
+from ai_factory.core.errors import ApiUnreachableError, FactoryError
 from ai_factory.core.models import (
     IterationReport,
     LimitReport,
@@ -275,7 +275,7 @@ class OrchestratorClient:
                     return response.json() if response.content else None
                 if response.status_code < 500:
                     self._reachable()
-                    raise self._refused(response, what)
+                    raise self._refused(response, path, what)
                 problem = f"HTTP {response.status_code}"
                 if server_error_retry_s is not None:
                     deadline = min(deadline, started + server_error_retry_s)
@@ -296,20 +296,17 @@ class OrchestratorClient:
             headers["X-Worker-Id"] = str(self.worker_id)
         return headers
 
-    def _refused(self, response: httpx.Response, what: str) -> FactoryError:
-        message = error_message(response)
-        status = response.status_code
-        if status == 409 or (
-            status in (401, 404) and what not in ("register", "fetch the work item")
-        ):
+    def _refused(self, response: httpx.Response, path: str, what: str) -> FactoryError:
+        """The error for a 4xx; on this worker's own routes, 409/404/401 mean the lease is gone."""
+        error = error_from_response(response)
+        own = self.worker_id is not None and path.startswith(f"/api/worker/{self.worker_id}/")
+        if own and response.status_code in (401, 404, 409):
             if not self.lease_lost.is_set():
-                self.lease_lost_reason = f"{what}: {message} (HTTP {status})"
+                self.lease_lost_reason = f"{what}: {error}"
                 self.lease_lost.set()
-                log.warning("worker.lease_lost call=%s status=%s error=%s", what, status, message)
+                log.warning("worker.lease_lost call=%s error=%s", what, error)
             return LeaseLostError(self.lease_lost_reason)
-        if status == 422:
-            return InvalidInputError(f"{what}: {message} (HTTP 422)")
-        return FactoryError(f"{what}: {message} (HTTP {status})")
+        return type(error)(f"{what}: {error}")
 
     def _unreachable(self, what: str, problem: str) -> None:
         if self._unreachable_since is None:
@@ -389,6 +386,8 @@ class Heartbeat:
                 return
             except FactoryError as exc:
                 log.warning("worker.heartbeat_refused error=%s", exc)
+            except Exception:  # a bug must not end the heartbeats: the lease would expire
+                log.exception("worker.heartbeat_error")
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.interval_s)
             except TimeoutError:

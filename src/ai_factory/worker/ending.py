@@ -63,11 +63,13 @@ class Ending:
     async def finish(self, workspace: Workspace, result: LoopResult) -> int:
         new_learnings = collect_new_learnings(workspace.path)
         await self.client.flush(timeout_s=5)  # the last iteration's report before the phase change
+        if self.client.lease_lost.is_set():  # cancelled or reassigned meanwhile: push nothing
+            log.warning("worker.stopped reason=lease_lost (nothing pushed, nothing reported)")
+            return EXIT_STOPPED
         self.heartbeat.set_phase(WorkerPhase.DELIVERING, f"{result.outcome.value}: delivering")
         if result.outcome is LoopOutcome.DONE:
             try:
-                pr_url = await asyncio.to_thread(self._deliver, workspace, result)
-                files = await asyncio.to_thread(workspace.changed_files)
+                pr_url, files = await asyncio.to_thread(self._deliver, workspace, result)
             except FactoryError as exc:
                 return await self.fail(f"delivery failed: {exc}", result.iterations, workspace)
             await self.remove(workspace)
@@ -96,7 +98,8 @@ class Ending:
         await self.client.fail(WorkerFailRequest(error=reason[:20000], iteration=result.iterations))
         return EXIT_FAILED
 
-    def _deliver(self, workspace: Workspace, result: LoopResult) -> str:
+    def _deliver(self, workspace: Workspace, result: LoopResult) -> tuple[str, list[str]]:
+        """Commit leftovers, push, open the PR: its url and the files the branch changed."""
         from ai_factory.worker.delivery import DeliverySummary, deliver  # githubkit: import on use
 
         if workspace.has_uncommitted_changes():
@@ -104,6 +107,7 @@ class Ending:
                 "chore: changes the agent left uncommitted\n\nCommitted by AI Factory."
             )
         spec = (workspace.path / SPEC_FILE).read_text(errors="replace")
+        files = workspace.changed_files()
         gate = result.gate.describe() if result.gate is not None else "no quality gate configured"
         summary = DeliverySummary(
             iterations=result.iterations,
@@ -116,10 +120,11 @@ class Ending:
             ),
             tasks_done=len(result.tasks.done),
             tasks_total=result.tasks.total,
-            files_changed=workspace.changed_files(),
+            files_changed=files,
         )
-        return deliver(workspace, self.item, summary, github_token=self.github_token,
-                       github_api_url=self.github_api_url)  # fmt: skip
+        url = deliver(workspace, self.item, summary, github_token=self.github_token,
+                      github_api_url=self.github_api_url)  # fmt: skip
+        return url, files
 
     async def _save_wip(self, workspace: Workspace, result: LoopResult) -> str:
         """Commit what exists as WIP and push the branch; say where it is."""

@@ -10,8 +10,9 @@ The command comes from the repository's ``.factory.toml``::
 
 and otherwise from FACTORY_TEST_COMMAND (the factory-wide default). The
 repository's own file wins because it knows its language; the variable is for
-repositories without one. It is read once, before the agent runs, so an agent
-cannot weaken the gate by editing the file. The command line is user
+repositories without one. It is read from the base branch's commit, never the
+worktree, so an agent cannot weaken the gate by editing the file (nor a worktree
+reused from an earlier attempt carry an edited one). The command line is user
 configuration: it is split with shlex into argv and run without a shell (wrap it
 in ``sh -c '...'`` in the configuration if it needs one). No command: there is
 no gate, and checked boxes alone mean done.
@@ -97,13 +98,17 @@ class QualityGate:
     def resolve(
         cls,
         *,
-        root: Path,
+        config_text: str | None,
         configured: str | None,
         timeout_s: float,
         env: Mapping[str, str] | None = None,
     ) -> QualityGate | None:
-        """The gate for the repository at `root`: its .factory.toml, else `configured`."""
-        from_file = _from_config_file(root / CONFIG_FILE)
+        """The gate: `config_text` (the repository's .factory.toml), else `configured`.
+
+        The caller reads .factory.toml from the base commit, not the worktree: the
+        agent must not be able to choose the command that judges its own work.
+        """
+        from_file = _from_config_text(config_text)
         if from_file is not None:
             return cls(argv=from_file, timeout_s=timeout_s, env=env, source=CONFIG_FILE)
         if configured and configured.strip():
@@ -167,12 +172,12 @@ def _tail(text: str) -> str:
     return "\n".join(lines)[-TAIL_CHARS:]
 
 
-def _from_config_file(path: Path) -> list[str] | None:
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
+def _from_config_text(text: str | None) -> list[str] | None:
+    if text is None:
         return None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{CONFIG_FILE}: not valid TOML ({exc})") from None
     gates = data.get("gates")
     if not isinstance(gates, dict) or "test" not in gates:

@@ -164,11 +164,6 @@ def decide(
     return LimitDecision(LimitAction.PROCEED, f"the run ended with an error: {_first_line(text)}")
 
 
-def is_usage_limit_text(text: str) -> bool:
-    """Whether `text` announces a subscription usage limit (not a transient throttle)."""
-    return bool(_USAGE_LIMIT_TEXT.search(text)) and not _TRANSIENT_TEXT.search(text)
-
-
 def _explicit_usage_limit(result: IterationResult, text: str) -> bool:
     if result.api_error == "usage_limit_reached":
         return True

@@ -1,6 +1,8 @@
 """The Ralph loop: fresh agent runs until SPEC.md is done and the gate passes, or a cap.
 
-Owns: the iteration sequence and the end of the run (`LoopOutcome`). Per iteration:
+Owns: the iteration sequence and the end of the run (`LoopOutcome`); an
+unexpected error ends it as failed (the caller saves the work), not as a crash.
+Per iteration:
 
 1. build the prompt (SPEC.md now, learnings, notes, the last gate failure);
 2. run the agent (`AgentDriver`); `limits.decide` says whether the run counts:
@@ -42,7 +44,7 @@ from ai_factory.worker.agent import (
     IterationResult,
     StopReason,
 )
-from ai_factory.worker.client import Heartbeat, OrchestratorClient
+from ai_factory.worker.client import Heartbeat, LeaseLostError, OrchestratorClient
 from ai_factory.worker.gate import GateResult, QualityGate
 from ai_factory.worker.hooks import FileLocks
 from ai_factory.worker.limits import (
@@ -98,7 +100,6 @@ class LoopResult:
     tokens: int
     cost_usd: float
     tasks: SpecTasks
-    files_edited: list[str]
     gate: GateResult | None = None
 
 
@@ -137,7 +138,6 @@ class RalphLoop:
         self.iterations = 0  # counted (reported) iterations
         self.tokens = 0
         self.cost_usd = 0.0
-        self.files_edited: dict[str, None] = {}
         self._last_gate: GateResult | None = None
         self._gate_state: tuple[str, bool] | None = None  # (head, dirty) the last gate ran on
         self._warned: tuple[str | None, float | None] | None = None
@@ -159,6 +159,13 @@ class RalphLoop:
             await self._iterate(tracker)
         except _End as end:
             return self._result(end.outcome, end.reason)
+        except LeaseLostError:
+            return self._result(LoopOutcome.CANCELLED, "the lease was lost")
+        except Exception as exc:  # a bug or an OS error: end as failed, so the work is saved
+            if self.stop.is_set():
+                return self._result(LoopOutcome.CANCELLED, "the worker was stopped")
+            log.exception("loop.crashed iterations=%s", self.iterations)
+            return self._result(LoopOutcome.FAILED, f"worker error: {type(exc).__name__}: {exc}")
         raise AssertionError("the loop ends only through _End")  # pragma: no cover
 
     # --- the sequence ---
@@ -179,6 +186,7 @@ class RalphLoop:
             result = await self._run_counted(number, notes)
             number = self.iterations + 1  # a self-looping driver may have reported inner ones
             gate = await self._run_gate()
+            self._check_stop()  # a cancel during the gate wins over its result
             tasks = read_tasks(self.root)
             seen = tracker.observe(
                 head=self.workspace.head_sha(),
@@ -348,7 +356,6 @@ class RalphLoop:
     def _add_totals(self, result: IterationResult) -> None:
         self.tokens += result.tokens
         self.cost_usd += result.cost_usd
-        self.files_edited.update(dict.fromkeys(result.files_edited))
         self.heartbeat.progress.tokens = self.tokens
         self.heartbeat.progress.cost_usd = self.cost_usd
 
@@ -396,6 +403,5 @@ class RalphLoop:
             tokens=self.tokens,
             cost_usd=self.cost_usd,
             tasks=read_tasks(self.root),
-            files_edited=list(self.files_edited),
             gate=self._last_gate,
         )

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -50,7 +51,7 @@ from ai_factory.worker.ending import (  # noqa: F401 - the exit codes are part o
     EXIT_UNREGISTERED,
     Ending,
 )
-from ai_factory.worker.gate import QualityGate
+from ai_factory.worker.gate import CONFIG_FILE, QualityGate
 from ai_factory.worker.hooks import FileLocks
 from ai_factory.worker.learnings import load_learnings
 from ai_factory.worker.limits import LimitPolicy
@@ -59,6 +60,8 @@ from ai_factory.worker.progress import STUCK_FILE
 from ai_factory.worker.workspace import Workspace, WorkspaceError
 
 log = logging.getLogger(__name__)
+
+_PR_SET_DUMPABLE = 4  # <linux/prctl.h>
 
 
 @dataclass(frozen=True)
@@ -143,8 +146,8 @@ class WorkerProcess:
         self.ending: Ending | None = None  # once registered
 
     async def run(self) -> int:
-        register_secret(self.launch.token)
-        register_secret(self.github_token)
+        for secret in (self.launch.token, self.github_token, self.settings.api_token):
+            register_secret(secret)
         try:
             if not await self._register():
                 return EXIT_UNREGISTERED
@@ -212,7 +215,7 @@ class WorkerProcess:
         _set_aside_stale_stuck_note(workspace)
         try:
             gate = QualityGate.resolve(
-                root=workspace.path,
+                config_text=await asyncio.to_thread(workspace.file_at_base, CONFIG_FILE),
                 configured=self.settings.factory_test_command,
                 timeout_s=self.settings.gate_timeout,
                 env={**agent_env(base_env), **self.options.agent_env},
@@ -278,15 +281,26 @@ async def run_worker(
     return await worker.run()
 
 
+def _no_core_dumps() -> None:
+    """PR_SET_DUMPABLE 0: processes of the same user (the agent's tools among them) can no
+    longer ptrace this one or read its memory and environ, where the worker's tokens are."""
+    if sys.platform != "linux":
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+            log.warning("worker.prctl_failed errno=%s", ctypes.get_errno())
+    except (OSError, AttributeError) as exc:
+        log.warning("worker.prctl_unavailable error=%s", exc)
+
+
 def main(*, item: str | None = None) -> int:
     """The worker process: settings and logging once, then `run_worker`; the exit code.
 
     `item` (``factory worker --item ID``) stands in for WORK_ITEM.
     """
+    _no_core_dumps()
     settings = load_settings()
-    register_secret(settings.api_token)
-    if settings.github_token:
-        register_secret(settings.github_token.get_secret_value())
     configure_logging(settings.log_level, stream=sys.stdout)  # the orchestrator captures stdout
     logging.getLogger("claude_agent_sdk").setLevel(logging.WARNING)  # "Using bundled CLI" per run
     environ = dict(os.environ)

@@ -44,13 +44,8 @@ log = logging.getLogger(__name__)
 
 SPEC_FILE = "SPEC.md"
 AI_DIR = ".ai"
-LEARNINGS_FILE = f"{AI_DIR}/learnings.md"
 ALWAYS_EXCLUDED = (f"/{SPEC_FILE}", f"/{AI_DIR}/")
 DEFAULT_IDENTITY = {"user.name": "AI Factory", "user.email": "factory@localhost"}
-LEARNINGS_PLACEHOLDER = (
-    "# Learnings\n\n"
-    "Notes for the next iteration: what worked, what did not, commands and gotchas.\n"
-)
 
 
 class Workspace:
@@ -98,8 +93,6 @@ class Workspace:
         workspace._configure()
         if not reused or not (path / SPEC_FILE).exists():
             workspace.write_file(SPEC_FILE, item.spec)
-        if not (path / LEARNINGS_FILE).exists():
-            workspace.write_file(LEARNINGS_FILE, LEARNINGS_PLACEHOLDER)
         log.info("workspace.prepared item=%s branch=%s base=%s reused=%s path=%s",
                  item.id, branch, base_sha[:12], reused, path)
         return workspace
@@ -157,6 +150,12 @@ class Workspace:
         """Commits on the branch since `base_sha`, oldest first."""
         out = self._run("rev-list", "--reverse", f"{self.base_sha}..HEAD", "--").stdout
         return out.split()
+
+    def file_at_base(self, relpath: str) -> str | None:
+        """`relpath`'s text in the base commit; None when the base has no such file."""
+        rel = _safe_relpath(relpath)
+        result = self._git.run("show", f"{self.base_sha}:{rel}", check=False)
+        return result.stdout if result.ok else None
 
     def changed_files(self) -> list[str]:
         """Paths changed by the branch's commits since `base_sha` (not the working tree)."""

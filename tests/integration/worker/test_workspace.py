@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from ai_factory.worker.gate import CONFIG_FILE, QualityGate
 from ai_factory.worker.git import credential_helper
 from ai_factory.worker.workspace import Workspace, WorkspaceError
 from tests.github_standin import GitHubStandin
@@ -45,9 +46,9 @@ def mirrors(home: Path) -> list[Path]:
 def assert_clean_and_excluded(workspace: Workspace) -> None:
     """SPEC.md and .ai/ exist, git does not see them, and a user's `git add -A` skips them."""
     assert (workspace.path / "SPEC.md").read_text() == SPEC
-    assert (workspace.path / ".ai" / "learnings.md").is_file()
     assert git(workspace.path, "status", "--porcelain", "--untracked-files=all") == ""
     (workspace.path / "feature.py").write_text("x = 1\n")
+    (workspace.path / ".ai").mkdir(exist_ok=True)
     (workspace.path / ".ai" / "notes.md").write_text("scratch\n")
     git(workspace.path, "add", "-A")
     git(workspace.path, "commit", "--quiet", "-m", "feature")
@@ -113,6 +114,27 @@ def test_write_file_keeps_injected_config_out_of_commits(local_repo: Path, home:
         workspace.write_file("../outside.txt", "no")
     with pytest.raises(WorkspaceError):
         workspace.write_file(".git/config", "no")
+
+
+def test_gate_config_is_read_from_the_base_commit_not_the_worktree(
+    tmp_path: Path, home: Path
+) -> None:
+    """The agent (or an earlier attempt) editing .factory.toml does not change the gate."""
+    repo = make_local_repo(tmp_path / "gated", {".factory.toml": '[gates]\ntest = "pytest -q"\n'})
+    item = make_item(str(repo))
+    workspace = Workspace.prepare(item, home=home)
+    (workspace.path / ".factory.toml").write_text('[gates]\ntest = "true"\n')
+    git(workspace.path, "commit", "--quiet", "-am", "weaken the gate")
+
+    config = Workspace.prepare(item, home=home).file_at_base(CONFIG_FILE)
+    gate = QualityGate.resolve(config_text=config, configured="make test", timeout_s=60)
+
+    assert gate is not None and gate.argv == ["pytest", "-q"] and gate.source == CONFIG_FILE
+    plain = Workspace.prepare(make_item(str(make_local_repo(tmp_path / "plain"))), home=home)
+    (plain.path / ".factory.toml").write_text('[gates]\ntest = "true"\n')
+    fallback = QualityGate.resolve(config_text=plain.file_at_base(CONFIG_FILE),
+                                   configured="make test", timeout_s=60)  # fmt: skip
+    assert fallback is not None and fallback.argv == ["make", "test"]
 
 
 def test_prepare_again_reuses_the_worktree(local_repo: Path, home: Path) -> None:
@@ -292,6 +314,7 @@ def test_commit_wip_commits_everything_but_spec_and_ai(local_repo: Path, home: P
     (workspace.path / "src" / "new.py").write_text("n = 1\n")
     (workspace.path / "README.md").unlink()
     (workspace.path / "SPEC.md").write_text(SPEC.replace("[ ]", "[x]"))
+    (workspace.path / ".ai").mkdir(exist_ok=True)
     (workspace.path / ".ai" / "learnings.md").write_text("learned\n")
 
     assert workspace.has_uncommitted_changes()
