@@ -30,6 +30,7 @@ from typing import Any, TextIO
 
 import httpx
 
+from ai_factory.core.secrets import FACTORY_SECRETS
 from ai_factory.sim import SimServer, sim_env
 
 START_TIMEOUT_S = 180.0
@@ -38,9 +39,9 @@ POLL_S = 0.5
 STOP_GRACE_S = 20.0
 
 # Variables that would point the demo at real services or real accounts.
-_DROPPED = ("DATABASE_URL", "REDIS_URL", "FACTORY_API_TOKEN", "GITHUB_TOKEN", "REPOS",
-            "GITHUB_WEBHOOK_SECRET", "ORCHESTRATOR_URL", "FACTORY_WORKER_COMMAND",
-            "FACTORY_SPAWNER", "FACTORY_AGENT", "FACTORY_TEST_COMMAND", "CLAUDE_CONFIG_DIR")  # fmt: skip
+_DROPPED = FACTORY_SECRETS | {"REPOS", "ORCHESTRATOR_URL", "FACTORY_WORKER_COMMAND",
+                              "FACTORY_SPAWNER", "FACTORY_AGENT", "FACTORY_TEST_COMMAND",
+                              "CLAUDE_CONFIG_DIR"}  # fmt: skip
 
 GREET = 'def greet(name):\\n    return f"Hello, {name}!"'
 TEST = (

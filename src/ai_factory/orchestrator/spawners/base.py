@@ -18,10 +18,8 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 
 from ai_factory.core.errors import FactoryError
 from ai_factory.core.models import WorkItem
+from ai_factory.core.secrets import ORCHESTRATOR_SECRETS
 from ai_factory.core.settings import Settings
-
-# Never handed to a worker: workers reach the factory over HTTP with their own token.
-SECRET_ENV = frozenset({"DATABASE_URL", "REDIS_URL", "FACTORY_API_TOKEN", "GITHUB_WEBHOOK_SECRET"})
 
 # What a container gets from the orchestrator's environment (its own image supplies the rest).
 CONTAINER_ENV_PREFIXES = ("ANTHROPIC_", "CLAUDE_", "FACTORY_", "GITHUB_")
@@ -108,8 +106,9 @@ class Spawner(Protocol):
 def worker_env(
     launch: WorkerLaunch, *, settings: Settings, base: Mapping[str, str] | None = None
 ) -> dict[str, str]:
-    """The environment of a worker: the given base without secrets, plus its identity."""
-    env = {k: v for k, v in (os.environ if base is None else base).items() if k.upper() not in SECRET_ENV}
+    """The environment of a worker: the base minus the orchestrator's secrets, plus its own."""
+    source = os.environ if base is None else base
+    env = {k: v for k, v in source.items() if k.upper() not in ORCHESTRATOR_SECRETS}
     env.update(
         {
             "WORKER_ID": str(launch.worker_id),
@@ -155,4 +154,3 @@ def worker_api_url(settings: Settings) -> str:
 
 def log_header(launch: WorkerLaunch, where: str) -> str:
     return f"worker {launch.worker_id} attempt {launch.attempt} ({where})"
-

@@ -6,11 +6,13 @@ except:
 
 - ``CLAUDECODE``: set inside a Claude Code session; a nested CLI seeing it refuses
   to start ("cannot be launched inside another Claude Code session");
-- the factory's own secrets and plumbing: ``WORKER_TOKEN`` (the worker's lease on
-  its item: an agent holding it could complete or fail the item itself),
-  ``FACTORY_API_TOKEN``, ``GITHUB_TOKEN`` (the worker pushes and opens the PR;
-  the agent works on a local branch and needs neither), ``GITHUB_WEBHOOK_SECRET``,
-  ``DATABASE_URL``, ``REDIS_URL``, and ``WORK_ITEM`` (the spec is in SPEC.md).
+- every secret of the factory (`ai_factory.core.secrets.FACTORY_SECRETS`):
+  ``WORKER_TOKEN`` (the worker's lease on its item: an agent holding it could
+  complete or fail the item itself), ``GITHUB_TOKEN`` (the worker pushes and opens
+  the PR; the agent works on a local branch and needs neither), and the
+  orchestrator's ``FACTORY_API_TOKEN``, ``GITHUB_WEBHOOK_SECRET``, ``DATABASE_URL``
+  and ``REDIS_URL`` should the worker have been started with them;
+- ``WORK_ITEM``: plumbing, not a secret (the spec is in SPEC.md).
 
 ``CLAUDE_CODE_MAX_RETRIES`` is capped so that a long outage comes back to the
 worker's own decision (`ai_factory.worker.limits`) instead of being retried
@@ -25,18 +27,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-HIDDEN = frozenset(
-    {
-        "CLAUDECODE",
-        "WORKER_TOKEN",
-        "FACTORY_API_TOKEN",
-        "GITHUB_TOKEN",
-        "GITHUB_WEBHOOK_SECRET",
-        "DATABASE_URL",
-        "REDIS_URL",
-        "WORK_ITEM",
-    }
-)
+from ai_factory.core.secrets import FACTORY_SECRETS
+
+HIDDEN = FACTORY_SECRETS | {"CLAUDECODE", "WORK_ITEM"}
 MAX_RETRIES_VAR = "CLAUDE_CODE_MAX_RETRIES"
 DEFAULT_CLI_RETRIES = 2
 MAX_CLI_RETRIES = 4
