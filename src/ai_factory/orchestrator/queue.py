@@ -147,6 +147,11 @@ class QueueManager:
             return None
         return self._assignment(row)
 
+    async def has_claimable(self) -> bool:
+        """Whether `claim_next` would find an item now (cheap: the claim index)."""
+        row = await self.db.fetch_one(Q["has_claimable"])
+        return bool(row and row["found"])
+
     async def claim(
         self, item_id: str | UUID, *, worker_id: UUID | None = None, reason: str = "claimed"
     ) -> WorkAssignment:

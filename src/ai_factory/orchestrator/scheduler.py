@@ -4,7 +4,8 @@ It wakes when an item changes status (a new item, or a worker finishing and free
 capacity), announced by the event hub, and on a one-second tick as a backstop for
 lost notifications. Each pass starts workers while there is capacity, counted from
 the database (live worker rows, not an in-memory counter), the rate limiter allows
-a spawn, and the queue has something to claim. A failing pass is logged and the
+a spawn, and the queue has something to claim (checked first: an idle pass is
+one indexed read). A failing pass is logged and the
 loop goes on. `pause()` stops claiming (graceful shutdown).
 """
 
@@ -78,6 +79,8 @@ class Scheduler:
         """Start as many workers as capacity and limits allow; return how many started."""
         started = 0
         while not self.paused:
+            if not await self.queue.has_claimable():
+                break  # the common idle pass: one indexed read, not the limiter's queries
             if await self.lifecycle.active_count() >= self.max_workers:
                 break
             limits = await self.rate_limiter.status()

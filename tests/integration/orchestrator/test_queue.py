@@ -151,6 +151,18 @@ async def test_refunded_requeue_does_not_use_an_attempt(queue: QueueManager) -> 
     assert back.status is WorkItemStatus.QUEUED and back.attempts == 0
 
 
+async def test_has_claimable_agrees_with_claim_next_about_delayed_items(
+    queue: QueueManager,
+) -> None:
+    assert not await queue.has_claimable()
+    await queue.add(spec())
+    assert await queue.has_claimable()
+    a = await queue.claim_next()
+    assert a and not await queue.has_claimable()
+    await queue.requeue(a.item.id, a.lease_token, reason="spawn failed", delay_s=60)
+    assert not await queue.has_claimable() and await queue.claim_next() is None
+
+
 async def test_every_status_change_is_in_the_audit_trail(queue: QueueManager) -> None:
     item, _ = await queue.add(spec())
     a = await queue.claim_next()

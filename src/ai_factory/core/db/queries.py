@@ -18,6 +18,11 @@ _MARKER = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
 def load_queries(group: str) -> dict[str, str]:
     """Return ``{name: sql}`` for ``queries/<group>.sql``."""
     text = resources.files(__package__).joinpath("queries", f"{group}.sql").read_text("utf-8")
+    return split_queries(text, group=group)
+
+
+def split_queries(text: str, *, group: str) -> dict[str, str]:
+    """``{name: sql}`` of a text of ``-- name:``-marked queries; an empty one is an error."""
     parts = _MARKER.split(text)
     queries: dict[str, str] = {}
     for name, body in zip(parts[1::2], parts[2::2], strict=True):

@@ -26,7 +26,7 @@ import psycopg
 from psycopg import sql
 
 from ai_factory.core.db.database import Database
-from ai_factory.core.db.queries import load_queries
+from ai_factory.core.db.queries import load_queries, split_queries
 from ai_factory.core.errors import InvalidInputError, NotFoundError
 from ai_factory.core.learnings.embedder import Embedder, embedder_from_name
 from ai_factory.core.learnings.models import LearningRecord, SavedLearning, SearchMode
@@ -66,8 +66,7 @@ def vector_templates() -> dict[str, str]:
     """``{name: sql}`` of vector.sql beside this module (same ``-- name:`` markers as the
     named queries; kept apart because they are templates, complete only per embedder)."""
     text = resources.files(__package__).joinpath("vector.sql").read_text("utf-8")
-    parts = re.split(r"^--\s*name:\s*(\w+)\s*$", text, flags=re.MULTILINE)
-    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
+    return split_queries(text, group="vector")
 
 
 def index_name(embedder_name: str) -> str:

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+from ai_factory.dashboard.session import SAFE_METHODS
 
 
 class CrossSiteGuard:

@@ -39,6 +39,10 @@ UPDATE work_items
               FOR UPDATE SKIP LOCKED)
 RETURNING *;
 
+-- name: has_claimable
+SELECT EXISTS (SELECT 1 FROM work_items
+                WHERE status = 'queued' AND available_at <= now()) AS found;
+
 -- name: claim
 UPDATE work_items
    SET status = 'assigned', lease_token = gen_random_uuid(), attempts = attempts + 1,
