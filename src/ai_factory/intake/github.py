@@ -2,7 +2,7 @@
 
 Owns every call intake makes to GitHub and the rules around them: requests go
 one at a time through `_call`, which spaces writes (`limits.WritePacer`), waits
-out rate limits (`limits.retry_delay`) and turns githubkit's exceptions into the
+out rate limits (`core.github_retry.retry_delay`) and turns githubkit's exceptions into the
 factory's (`AuthError`, `NotFoundError`, `InvalidInputError`,
 `GitHubUnavailableError`). The base URL is GITHUB_API_URL, so GitHub Enterprise
 (`https://HOST/api/v3`) and the test stand-in work like github.com. The token
@@ -30,16 +30,15 @@ from ai_factory.core.errors import (
     InvalidInputError,
     NotFoundError,
 )
-from ai_factory.core.settings import Settings
-from ai_factory.intake.errors import GitHubUnavailableError
-from ai_factory.intake.limits import (
+from ai_factory.core.github_retry import (
     MAX_SERVER_ERROR_RETRIES,
     RATE_LIMIT_BACKOFF_S,
     SERVER_ERROR_BACKOFF_S,
-    Sleep,
-    WritePacer,
     retry_delay,
 )
+from ai_factory.core.settings import Settings
+from ai_factory.intake.errors import GitHubUnavailableError
+from ai_factory.intake.limits import Sleep, WritePacer
 from ai_factory.intake.models import Comment, Issue, LabelEvent, Permission, RepoInfo
 
 log = logging.getLogger(__name__)

@@ -1,10 +1,11 @@
 """The worker's GitHub REST calls (pull requests), through githubkit, rate-limit aware.
 
 `GitHubClient` wraps the few calls delivery needs. Every call goes through one
-retry loop whose decision lives in `retry_delay`: a 403/429 waits for
-`retry-after`, else until `x-ratelimit-reset`, else backs off; a 5xx or a
-network error backs off; anything else fails at once. Waits longer than the
-policy allows fail instead of stalling the worker. githubkit's own retries and
+retry loop whose decision is GitHub's rule as intake follows it too
+(`ai_factory.core.github_retry.retry_delay`): a 403/429 waits for `retry-after`,
+else until `x-ratelimit-reset`, else backs off; a 5xx or a network error backs
+off; anything else fails at once. Waits longer than the policy allows fail
+instead of stalling the worker. githubkit's own retries and
 HTTP cache are off, so this is the only policy and every read is fresh.
 
 Responses are read with `.json()`: githubkit's models are stricter than GitHub
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -24,6 +25,7 @@ from githubkit import GitHub
 from githubkit.exception import RequestError, RequestFailed, RequestTimeout
 
 from ai_factory.core.errors import FactoryError
+from ai_factory.core.github_retry import retry_delay
 from ai_factory.core.logging import scrub
 
 log = logging.getLogger(__name__)
@@ -47,28 +49,6 @@ class RetryPolicy:
     max_attempts: int = 5
     backoff_s: float = 5.0  # first back-off; doubles per attempt
     max_wait_s: float = 900.0  # a longer rate-limit wait fails instead
-
-
-def retry_delay(status: int, headers: Mapping[str, str], message: str, attempt: int, *,
-                now: float, backoff_s: float) -> float | None:
-    """Seconds to wait before trying again, or None when the call must not be retried.
-
-    `status` 0 means no response (a network error or timeout). `attempt` counts from 0.
-    """
-    backoff = backoff_s * (2 ** attempt)
-    if status in (403, 429):
-        retry_after = headers.get("retry-after")
-        if retry_after is not None and retry_after.strip().isdigit():
-            return float(retry_after)
-        reset = headers.get("x-ratelimit-reset")
-        if headers.get("x-ratelimit-remaining") == "0" and reset and reset.isdigit():
-            return max(0.0, int(reset) - now) + 1.0
-        if status == 429 or "rate limit" in message.lower():
-            return backoff
-        return None  # a plain 403: no permission
-    if status == 0 or status >= 500:
-        return backoff
-    return None
 
 
 class GitHubClient:
@@ -116,7 +96,8 @@ class GitHubClient:
             except (RequestTimeout, RequestError) as exc:
                 status, headers, message = 0, {}, self._mask(str(exc)) or type(exc).__name__
             delay = retry_delay(status, {k.lower(): v for k, v in headers.items()}, message,
-                                attempt, now=time.time(), backoff_s=policy.backoff_s)
+                                attempt, backoff_s=policy.backoff_s,
+                                server_backoff_s=policy.backoff_s)  # fmt: skip
             last = attempt == policy.max_attempts - 1
             if delay is None or last:
                 suffix = f" (gave up after {attempt + 1} attempts)" if delay is not None else ""

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from ai_factory.core.github_retry import retry_delay
 from ai_factory.worker.delivery import (
     DeliveryError,
     DeliverySummary,
@@ -14,7 +15,7 @@ from ai_factory.worker.delivery import (
     github_repo,
 )
 from ai_factory.worker.git import Remote
-from ai_factory.worker.github import GitHubError, RetryPolicy, retry_delay
+from ai_factory.worker.github import GitHubError, RetryPolicy
 from ai_factory.worker.workspace import Workspace
 from tests.github_standin import GitHubStandin, WriteKind
 from tests.github_standin.fixtures import github_standin  # noqa: F401 - fixture
@@ -201,6 +202,7 @@ def test_retry_delay_decisions() -> None:
                        backoff_s=2) == 2
     assert retry_delay(403, {}, "Resource not accessible by integration", 0, now=now,
                        backoff_s=1) is None
-    assert retry_delay(502, {}, "", 1, now=now, backoff_s=1) == 2
-    assert retry_delay(0, {}, "connection refused", 0, now=now, backoff_s=1) == 1
+    assert retry_delay(502, {}, "", 1, now=now, server_backoff_s=1) == 2
+    assert retry_delay(0, {}, "connection refused", 0, now=now, server_backoff_s=1) == 1
+    assert retry_delay(0, {}, "connection refused", 3, now=now) is None  # gives up eventually
     assert retry_delay(422, {}, "Validation Failed", 0, now=now, backoff_s=1) is None
