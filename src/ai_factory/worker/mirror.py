@@ -3,13 +3,15 @@
 Created once under ``$FACTORY_HOME/mirrors``, refreshed with ``git fetch`` (into
 ``refs/remotes/origin/*``, so items' branches are never overwritten), guarded by a
 file lock so two workers on one host do not race. It also keeps finished worktrees as
-spares to recycle, and refuses repository config that could send credentials elsewhere
-(an agent working in a worktree can write the mirror's config).
+spares to recycle, and keeps its config to an allow-list: an agent working in a
+worktree can write the mirror's config, which git reads for every credentialed fetch
+and push.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -35,6 +37,21 @@ MIRROR_CONFIG = {
     "index.version": "4",
     "checkout.workers": "0",
 }
+# The only keys the mirror's config (and its config.worktree) may hold: what
+# `git init --bare` writes, what `ensure` sets, the repository format's extensions, and
+# origin, pinned to the item's repository. Everything else is dropped before a fetch or
+# push: a key can run a command (core.fsmonitor, core.sshCommand, credential.helper,
+# remote.origin.uploadpack), redirect a push (url.*.insteadOf, remote.origin.pushurl,
+# include.path) or send the token to another server (http.proxy, http.sslVerify,
+# http.curloptResolve). Transport settings belong in the user's global git config or
+# the environment (HTTPS_PROXY, GIT_SSL_CAINFO).
+ALLOWED_CONFIG = frozenset({
+    "core.repositoryformatversion", "core.bare", "core.filemode", "core.symlinks",
+    "core.ignorecase", "core.precomposeunicode", "core.logallrefupdates",
+    *(key.lower() for key in MIRROR_CONFIG),
+})
+ALLOWED_CONFIG_SECTIONS = ("extensions.",)
+PINNED_CONFIG = ("remote.origin.url", "remote.origin.fetch")  # local config only
 
 
 @dataclass(kw_only=True)
@@ -84,22 +101,41 @@ class Mirror:
             raise WorkspaceError(f"cannot fetch {self.remote.display}: {exc.detail}") from exc
 
     def check_config(self) -> None:
-        """Undo or refuse repository config that would send credentials elsewhere.
+        """Cut the mirror's config down to the allow-list, with origin the item's repository.
 
         The mirror's config is ours, but an agent working in a worktree can write it.
+        Dropped keys are logged at debug level (names only: a value may be a secret).
         """
-        git = Git(git_dir=self.path)
-        for key, value in (("remote.origin.url", self.remote.url),
-                           ("remote.origin.fetch", FETCH_REFSPEC)):
-            if git.run("config", "--get-all", key, check=False).stdout.strip() != value:
-                git.run("config", "--replace-all", key, value)
-        listing = git.run("config", "--list", "--show-scope", check=False).stdout
-        for line in listing.splitlines():
-            scope, _, entry = line.partition("\t")
-            key = entry.partition("=")[0].lower()
-            if scope in ("local", "worktree") and _dangerous_key(key):
-                raise WorkspaceError(
-                    f"refusing to fetch or push: the mirror {self.path} sets {key}; remove it")
+        pinned = [("remote.origin.url", self.remote.url), ("remote.origin.fetch", FETCH_REFSPEC)]
+        self._clean_config(self.path / "config", pinned)
+        if (self.path / "config.worktree").exists():
+            self._clean_config(self.path / "config.worktree", [])
+
+    def _clean_config(self, path: Path, pinned: list[tuple[str, str]]) -> None:
+        # Read the file alone, without its includes, so include.path shows as a key.
+        git = Git(cwd=self.path.parent)
+        listing = git.run("config", "--file", str(path), "--no-includes", "--list", "-z",
+                          check=False)
+        if not listing.ok:
+            raise WorkspaceError(f"cannot read the mirror's config {path}"
+                                 f" ({listing.stderr.strip()}); remove {self.path}")
+        entries = [_config_entry(record) for record in listing.stdout.split("\0") if record]
+        kept = [(key, value) for key, value in entries if allowed_config(key)]
+        dropped = sorted({key for key, _ in entries if not allowed_config(key)}
+                         - {key for key, _ in pinned})
+        origin = sorted(entry for entry in entries if entry[0] in PINNED_CONFIG)
+        if not dropped and origin == sorted(pinned):
+            return
+        for key in dropped:
+            log.debug("workspace.mirror_config_dropped key=%s file=%s", key, path.name)
+        tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            tmp.write_text("")
+            for key, value in [*kept, *pinned]:
+                git.run("config", "--file", str(tmp), "--add", key, value)
+            os.replace(tmp, path)  # atomic: a git command running now reads old or new
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def remote_branch(self, branch: str) -> str | None:
         ref = f"refs/remotes/origin/{branch}"
@@ -216,16 +252,15 @@ def _sha(git: Git, ref: str) -> str | None:
     return result.stdout.strip() or None if result.ok else None
 
 
-_DANGEROUS_PREFIXES = ("credential.", "include.", "includeif.")
-# Hooks are off for our commands anyway (-c core.hooksPath), so husky & co. may set it.
-_DANGEROUS_KEYS = {"core.sshcommand", "core.askpass", "core.gitproxy", "http.proxy",
-                   "remote.origin.pushurl", "remote.origin.proxy"}
+def allowed_config(key: str) -> bool:
+    """Whether the mirror's config may keep `key` (lower case, as git lists it)."""
+    return key in ALLOWED_CONFIG or key.startswith(ALLOWED_CONFIG_SECTIONS)
 
 
-def _dangerous_key(key: str) -> bool:
-    return (key.startswith(_DANGEROUS_PREFIXES) or key in _DANGEROUS_KEYS
-            or (key.startswith("url.") and key.endswith(("insteadof", "pushinsteadof")))
-            or (key.startswith("http.") and key.endswith(".proxy")))
+def _config_entry(record: str) -> tuple[str, str]:
+    """One `git config --list -z` record; a key without a value is a boolean true."""
+    key, newline, value = record.partition("\n")
+    return key, value if newline else "true"
 
 
 @contextmanager

@@ -372,7 +372,7 @@ def test_push_needs_the_token_and_never_shows_it(
     assert standin.token not in repr(authorised)
 
 
-def test_push_refuses_credential_config_written_into_the_repository(
+def test_push_drops_credential_config_written_into_the_repository(
         standin: GitHubStandin, home: Path, tmp_path: Path) -> None:
     """An agent can write the shared git config; it must not be able to catch the token."""
     leak = tmp_path / "leaked"
@@ -382,12 +382,6 @@ def test_push_refuses_credential_config_written_into_the_repository(
     assert workspace.commit_wip("WIP")
     host = standin.web_url
     git(workspace.path, "config", f"credential.{host}.helper", f"!tee {leak} >/dev/null; true")
-
-    with pytest.raises(WorkspaceError, match="refusing to fetch or push"):
-        workspace.push()
-    assert not leak.exists()
-
-    git(workspace.path, "config", "--unset", f"credential.{host}.helper")
     git(workspace.path, "config", "--add", "remote.origin.url", "http://127.0.0.1:9/evil.git")
     hooks = workspace.path / ".husky"  # what `npm install` with husky sets up
     hooks.mkdir()
@@ -395,9 +389,11 @@ def test_push_refuses_credential_config_written_into_the_repository(
     (hooks / "pre-push").chmod(0o755)
     git(workspace.path, "config", "core.hooksPath", ".husky")
 
-    workspace.push()  # origin is reset to the item's repository; our pushes run no hooks
+    workspace.push()  # origin is reset to the item's repository; the rest of it is dropped
     assert standin.branches(REPO)[workspace.branch] == workspace.head_sha()
     assert not leak.exists()
+    assert git(workspace.path, "config", "--local", "--get-regexp", "credential|hookspath",
+               check=False) == ""
 
 
 def test_remove_keeps_the_mirror(local_repo: Path, home: Path) -> None:
