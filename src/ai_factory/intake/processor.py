@@ -9,7 +9,9 @@
    the issue again; if the removal fails, the marker stops a second comment.
 2. Already handled? A ``picked-up event=<id>`` marker, or an item created after
    the label event, means this labelling has its item: only the labels are
-   fixed. So a failed relabel never duplicates work, even after the item ended.
+   moved, as in step 5 (a move cut short by GitHub may have left `-done` or
+   `-failed` from an earlier labelling too). So a failed relabel never duplicates
+   work, even after the item ended; the report pass then moves `-processing` on.
 3. An active item for the issue (re-labelled while queued, running or stuck)
    is reused; a stuck one is retried.
 4. Otherwise the spec: the issue's sanitized text, its own task list or a
@@ -141,7 +143,7 @@ class IssueProcessor:
 
         items = await self.submitter.items_for(repo_url=repo.clone_url, issue_number=issue.number)
         if feedback.has_marker(said, "picked-up", event=event_id) or _created_after(items, trigger):
-            await self._set_labels(issue, add=[self.labels.processing], remove=[self.labels.intake])
+            await self._start_processing(issue)
             return Outcome.RELABELLED
 
         active = next((i for i in items if i.status in ACTIVE_STATUSES), None)

@@ -110,6 +110,25 @@ async def test_a_failed_relabel_never_duplicates_work(rig: Rig) -> None:
     assert rig.labels(number) == ["ai-factory-processing"]
 
 
+async def test_a_relabel_cut_short_clears_the_last_runs_label_on_the_next_poll(rig: Rig) -> None:
+    number = rig.open_issue()
+    await rig.service().poll_once()
+    rig.as_worker(rig.item(number)["id"], "fail", error="boom")
+    await rig.service().poll_once()
+    assert rig.labels(number) == ["ai-factory-failed"]
+    # Labelled again: the new item is picked up, but GitHub refuses to drop the old label.
+    rig.standin.add_label(REPO, number, "ai-factory", by=MAINTAINER)
+    rig.standin.faults.server_error(4, status=502, match=r"^DELETE .*/labels/ai-factory-failed$")
+    await rig.service().poll_once()
+    assert "ai-factory-failed" in rig.labels(number)
+
+    await rig.service().poll_once()
+
+    assert [item["status"] for item in rig.items(number)] == ["queued", "failed"]
+    assert len(rig.comments(number)) == 3  # picked up, failed, picked up again: no more
+    assert rig.labels(number) == ["ai-factory-processing"]
+
+
 async def test_read_only_user_gets_one_comment_and_no_item(rig: Rig) -> None:
     number = rig.open_issue(by=READER)
     service = rig.service()
