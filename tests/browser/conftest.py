@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ import httpx
 import pytest
 
 from ai_factory.sim import SimServer, sim_env
+from tests.support.net import free_port
 from tests.support.pg import PgServer
 
 CHROMIUM = "/usr/bin/chromium"
@@ -40,12 +40,6 @@ LAPTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 390, "height": 844}
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 START_TIMEOUT_S = 90.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _git(cwd: Path, *args: str) -> str:
@@ -114,7 +108,7 @@ def factory(
 ) -> Iterator[Factory]:
     base = tmp_path_factory.mktemp("dashboard")
     database_url = system_pg.create_database()
-    port = _free_port()
+    port = free_port()
     env = {
         k: v
         for k, v in os.environ.items()

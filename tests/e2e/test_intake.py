@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ import pytest
 from ai_factory.sim import SimServer, sim_env
 from tests.github_standin import GitHubStandin, send_webhook
 from tests.github_standin.fixtures import github_standin  # noqa: F401 - fixture
+from tests.support.net import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -31,12 +31,6 @@ REPO = "acme/widgets"
 SECRET = "e2e-webhook-secret"
 MAINTAINER = "maria"
 DONE_WITHIN_S = 300.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -47,7 +41,7 @@ def factory(
     sim: SimServer,
 ) -> Iterator[str]:
     """`factory up` as a user runs it, configured for intake; yields its URL."""
-    port = _free_port()
+    port = free_port()
     env = {
         k: v
         for k, v in os.environ.items()

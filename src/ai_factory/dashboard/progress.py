@@ -20,7 +20,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from ai_factory.core.models import WorkItem, WorkItemEvent, WorkItemStatus
-from ai_factory.worker.progress import SPEC_FILE, parse_tasks
+from ai_factory.core.spec import SPEC_FILE, parse_tasks
 
 MAX_SPEC_BYTES = 1_000_000
 _LIVE = (WorkItemStatus.ASSIGNED, WorkItemStatus.RUNNING)

@@ -12,8 +12,9 @@ reference's system prompt (atomic, ordered, testable tasks):
   ANTHROPIC_API_KEY.
 
 The answer's markdown is taken from its code fence, as the reference does. A
-spec with no unchecked task is `None`: the caller fails the issue instead of
-queueing nonsense. The issue text is wrapped as data in the prompt.
+spec with no open blocking task (read by `core.spec`, as the worker reads it) is
+`None`: the caller fails the issue instead of queueing nonsense. The issue text
+is wrapped as data in the prompt.
 """
 
 from __future__ import annotations
@@ -25,17 +26,9 @@ import tempfile
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from claude_agent_sdk import (
-    AssistantMessage,
-    ClaudeAgentOptions,
-    ClaudeSDKError,
-    ResultMessage,
-    TextBlock,
-    query,
-)
-
 from ai_factory.core.errors import ConfigError
 from ai_factory.core.settings import Settings
+from ai_factory.core.spec import parse_task_list, parse_tasks
 from ai_factory.intake.errors import SpecGenerationError
 
 log = logging.getLogger(__name__)
@@ -76,8 +69,6 @@ MASKED_ENV = (
     "WORKER_TOKEN",
 )
 
-_CHECKBOX = re.compile(r"^\s*[-*+]\s+\[[ xX]\]\s+\S", re.MULTILINE)
-_UNCHECKED = re.compile(r"^\s*[-*+]\s+\[ \]\s+\S", re.MULTILINE)
 _FENCE_OPEN = re.compile(r"^\s*(`{3,}|~{3,})\s*([\w-]*)\s*$")
 
 
@@ -89,12 +80,13 @@ def user_prompt(title: str, body: str) -> str:
 
 
 def count_tasks(spec: str) -> int:
-    """Unchecked checkbox tasks (what a worker would do)."""
-    return len(_UNCHECKED.findall(spec))
+    """Open blocking tasks: what a worker has to do before the item is done."""
+    return len(parse_tasks(spec).open)
 
 
 def has_task_list(body: str) -> bool:
-    return _CHECKBOX.search(body) is not None
+    """Whether the body holds any checkbox task (outside code blocks), done or not."""
+    return bool(parse_task_list(body))
 
 
 def extract_markdown(text: str) -> str:
@@ -159,6 +151,16 @@ class ClaudeSpecGenerator:
         self.timeout_s = timeout_s
 
     async def generate(self, *, title: str, body: str) -> str:
+        # Imported here: the SDK takes about a second to load, and only this generator uses it.
+        from claude_agent_sdk import (
+            AssistantMessage,
+            ClaudeAgentOptions,
+            ClaudeSDKError,
+            ResultMessage,
+            TextBlock,
+            query,
+        )
+
         texts: list[str] = []
         result: ResultMessage | None = None
         # An empty working directory: no CLAUDE.md or project settings reach this prompt.

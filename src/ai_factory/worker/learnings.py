@@ -15,8 +15,8 @@ import logging
 import re
 from pathlib import Path
 
+from ai_factory.core.spec import parse_tasks
 from ai_factory.worker.client import OrchestratorClient
-from ai_factory.worker.progress import parse_tasks
 
 log = logging.getLogger(__name__)
 

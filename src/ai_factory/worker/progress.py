@@ -1,6 +1,6 @@
 """What the worker itself sees of the agent's progress, independent of what the agent claims.
 
-Owns: reading SPEC.md's checkboxes (`SpecTasks`) and the stuck rules
+Owns: reading the workspace's SPEC.md (`read_tasks`) and the stuck rules
 (`ProgressTracker`): after each iteration the worker compares the branch head
 and the checked tasks with the iteration before, and reads `.ai/stuck.md`.
 
@@ -10,87 +10,21 @@ Stuck when:
 - STUCK_AFTER iterations in a row bring no new commit and no newly checked task;
 - the quality gate fails the same way STUCK_AFTER times in a row.
 
-Checkboxes are ``- [ ]`` / ``- [x]`` list items (``*``, ``+`` and ``1.`` bullets
-too). Lines inside fenced code blocks are not tasks, and tasks under a heading
-that says Optional, Future, Nice to have, Stretch or Out of scope never block
-completion (a known deadlock of other Ralph loops, research/ralph.md §3.2).
+What counts as a task, done or blocking is `ai_factory.core.spec`'s reading of
+SPEC.md, the same one intake uses to decide an issue has work in it.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ai_factory.core.models import IterationOutcome, IterationReport
+from ai_factory.core.spec import SPEC_FILE, SpecTasks, parse_tasks  # also imported from here
 from ai_factory.worker.agent.result import IterationResult, StopReason
 from ai_factory.worker.gate import GateResult
 
-SPEC_FILE = "SPEC.md"
 STUCK_FILE = ".ai/stuck.md"
-
-_CHECKBOX = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+\[(?P<mark>[ xX])\]\s+(?P<text>\S.*?)\s*$")
-_HEADING = re.compile(r"^(?P<level>#{1,6})\s+(?P<title>.*?)\s*#*\s*$")
-_FENCE = re.compile(r"^\s*(```|~~~)")
-_OPTIONAL = re.compile(
-    r"\b(optional|future|nice[ -]to[ -]have|stretch|out of scope)\b", re.IGNORECASE
-)
-
-
-@dataclass(frozen=True)
-class SpecTasks:
-    """The blocking tasks of a SPEC.md, split into done and open, in order."""
-
-    done: tuple[str, ...] = ()
-    open: tuple[str, ...] = ()
-    optional_open: tuple[str, ...] = ()
-
-    @property
-    def total(self) -> int:
-        return len(self.done) + len(self.open)
-
-    @property
-    def all_done(self) -> bool:
-        return self.total > 0 and not self.open
-
-    def summary(self, *, limit: int = 10) -> str:
-        """``3/5 tasks done; left: a; b`` for reports."""
-        text = f"{len(self.done)}/{self.total} tasks done"
-        if self.open:
-            shown = "; ".join(self.open[:limit])
-            more = f" (+{len(self.open) - limit} more)" if len(self.open) > limit else ""
-            text += f"; left: {shown}{more}"
-        return text
-
-
-def parse_tasks(spec: str) -> SpecTasks:
-    done: list[str] = []
-    open_: list[str] = []
-    optional: list[str] = []
-    in_fence = False
-    optional_level: int | None = None  # heading level of the optional section we are in
-    for line in spec.splitlines():
-        if _FENCE.match(line):
-            in_fence = not in_fence
-            continue
-        if in_fence:
-            continue
-        if heading := _HEADING.match(line):
-            level = len(heading.group("level"))
-            if optional_level is not None and level <= optional_level:
-                optional_level = None
-            if optional_level is None and _OPTIONAL.search(heading.group("title")):
-                optional_level = level
-            continue
-        if box := _CHECKBOX.match(line):
-            text, checked = box.group("text"), box.group("mark") != " "
-            if checked:
-                done.append(text)
-            elif optional_level is not None:
-                optional.append(text)
-            else:
-                open_.append(text)
-    return SpecTasks(done=tuple(done), open=tuple(open_), optional_open=tuple(optional))
 
 
 def read_tasks(root: Path) -> SpecTasks:

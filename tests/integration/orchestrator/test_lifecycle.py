@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import psycopg
 
 from tests.integration.orchestrator import test_scheduler as harness
 from tests.integration.orchestrator.test_scheduler import FAKE_WORKER, pid_alive, spec, wait_for
+from tests.support.net import free_port
 
 start_factory = harness.start_factory  # the shared fixture
 
@@ -115,12 +115,6 @@ def test_graceful_shutdown_lets_a_worker_finish_within_the_grace_period(start_fa
     factory.running_worker(item["id"])
     assert factory.call(factory.services.runtime.shutdown()) == 0
     assert factory.item(item["id"])["status"] == "completed"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class OrchestratorProcess:
