@@ -240,23 +240,25 @@ class WorkerManager:
 
     async def complete(self, record: WorkerRecord, result: WorkerCompleteRequest) -> WorkItem:
         item = await self.current_item(record, "complete")
-        done = await self.queue.complete(
-            item.id,
-            self._lease(record),
-            pr_url=result.pr_url,
-            iterations=result.iterations,
-            tokens=result.tokens,
-            cost_usd=result.cost_usd,
-        )
-        await self._finish(
-            record,
-            WorkerStatus.DONE,
-            metrics_status="completed",
-            iterations=result.iterations,
-            tokens=result.tokens,
-            cost_usd=result.cost_usd,
-            files_changed=len(result.files_changed),
-        )
+        async with self.db.transaction():  # the item, the metrics and the worker row, or none
+            done = await self.queue.complete(
+                item.id,
+                self._lease(record),
+                pr_url=result.pr_url,
+                iterations=result.iterations,
+                tokens=result.tokens,
+                cost_usd=result.cost_usd,
+            )
+            await self._finish_row(
+                record,
+                WorkerStatus.DONE,
+                metrics_status="completed",
+                iterations=result.iterations,
+                tokens=result.tokens,
+                cost_usd=result.cost_usd,
+                files_changed=len(result.files_changed),
+            )
+        await self._release_locks(record.id)
         if self.learnings and result.new_learnings:
             try:
                 await self.learnings.save_many(
@@ -268,42 +270,46 @@ class WorkerManager:
 
     async def fail(self, record: WorkerRecord, report: WorkerFailRequest) -> WorkItem:
         item = await self.current_item(record, "fail")
-        failed = await self.queue.fail(
-            item.id,
-            self._lease(record),
-            error=report.error,
-            iterations=max(report.iteration, record.worker.current_iteration),
-            tokens=record.worker.total_tokens,
-            cost_usd=record.worker.cost_usd,
-        )
-        await self._finish(
-            record,
-            WorkerStatus.DONE,
-            metrics_status="failed",
-            iterations=report.iteration,
-            tokens=record.worker.total_tokens,
-            cost_usd=record.worker.cost_usd,
-        )
+        async with self.db.transaction():
+            failed = await self.queue.fail(
+                item.id,
+                self._lease(record),
+                error=report.error,
+                iterations=max(report.iteration, record.worker.current_iteration),
+                tokens=record.worker.total_tokens,
+                cost_usd=record.worker.cost_usd,
+            )
+            await self._finish_row(
+                record,
+                WorkerStatus.DONE,
+                metrics_status="failed",
+                iterations=report.iteration,
+                tokens=record.worker.total_tokens,
+                cost_usd=record.worker.cost_usd,
+            )
+        await self._release_locks(record.id)
         return failed
 
     async def stuck(self, record: WorkerRecord, report: WorkerStuckRequest) -> WorkItem:
         item = await self.current_item(record, "report stuck")
-        stuck = await self.queue.mark_stuck(
-            item.id,
-            self._lease(record),
-            reason=report.reason,
-            iterations=record.worker.current_iteration,
-            tokens=record.worker.total_tokens,
-            cost_usd=record.worker.cost_usd,
-        )
-        await self._finish(
-            record,
-            WorkerStatus.STUCK,
-            metrics_status="stuck",
-            iterations=record.worker.current_iteration,
-            tokens=record.worker.total_tokens,
-            cost_usd=record.worker.cost_usd,
-        )
+        async with self.db.transaction():
+            stuck = await self.queue.mark_stuck(
+                item.id,
+                self._lease(record),
+                reason=report.reason,
+                iterations=record.worker.current_iteration,
+                tokens=record.worker.total_tokens,
+                cost_usd=record.worker.cost_usd,
+            )
+            await self._finish_row(
+                record,
+                WorkerStatus.STUCK,
+                metrics_status="stuck",
+                iterations=record.worker.current_iteration,
+                tokens=record.worker.total_tokens,
+                cost_usd=record.worker.cost_usd,
+            )
+        await self._release_locks(record.id)
         return stuck
 
     # --- administration ---
@@ -388,7 +394,7 @@ class WorkerManager:
         assert record.lease_token is not None
         return record.lease_token
 
-    async def _finish(
+    async def _finish_row(
         self,
         record: WorkerRecord,
         status: WorkerStatus,
@@ -411,7 +417,6 @@ class WorkerManager:
             },
         )
         await self.db.execute(Q["finish"], {"id": record.id, "status": status.value})
-        await self._release_locks(record.id)
 
     async def _release_locks(self, worker_id: UUID) -> None:
         """Best effort: a lock left behind expires with its TTL."""

@@ -1,7 +1,8 @@
 """The PostgreSQL connection pool every store module shares.
 
 `Database` owns one psycopg async pool (autocommit, dict rows) and knows what the
-server can do (`has_vector`). Connection failures surface as `StoreError` (the API
+server can do (`has_vector`). `transaction()` makes the queries of the calling task
+inside it one transaction, so store methods compose atomically. Connection failures surface as `StoreError` (the API
 answers 503) and values the database cannot hold as `InvalidInputError` (422),
 without leaking driver types.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import psycopg
@@ -31,6 +33,9 @@ class Database:
         self.pool = pool
         self.url = url
         self.has_vector = False
+        self._ambient: ContextVar[psycopg.AsyncConnection[dict[str, Any]] | None] = ContextVar(
+            f"factory_db_{id(self)}", default=None
+        )
 
     @classmethod
     async def open(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> Database:
@@ -62,9 +67,14 @@ class Database:
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[dict[str, Any]]]:
+        """A pooled connection, or the open `transaction()`'s when this task is inside one."""
         try:
-            async with self.pool.connection() as conn:
-                yield conn
+            ambient = self._ambient.get()
+            if ambient is not None:
+                yield ambient
+            else:
+                async with self.pool.connection() as conn:
+                    yield conn
         except psycopg.OperationalError as exc:
             raise StoreError(f"database unavailable: {exc}") from exc
         except psycopg.DataError as exc:
@@ -74,8 +84,19 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[psycopg.AsyncConnection[dict[str, Any]]]:
+        """One transaction; every query of this task inside the block joins it.
+
+        So store methods written for one statement each (`fetch_one`, `execute`)
+        compose atomically: ``async with db.transaction(): await a(); await b()``.
+        Nested blocks are savepoints. Tasks started inside the block must not use
+        the database (they would share its connection).
+        """
         async with self.connection() as conn, conn.transaction():
-            yield conn
+            token = self._ambient.set(conn)
+            try:
+                yield conn
+            finally:
+                self._ambient.reset(token)
 
     async def fetch_one(self, sql: str, params: Params = None) -> dict[str, Any] | None:
         async with self.connection() as conn:
