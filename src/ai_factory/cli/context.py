@@ -9,9 +9,8 @@ from ai_factory.core.settings import Settings, load_settings
 
 def settings_for_command(*, log: bool = False) -> Settings:
     settings = load_settings()
-    register_secret(settings.api_token)
-    if settings.github_token:
-        register_secret(settings.github_token.get_secret_value())
+    for secret in settings.secret_values():
+        register_secret(secret)
     if log:
         configure_logging(settings.log_level)
     return settings

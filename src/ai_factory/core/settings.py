@@ -173,6 +173,14 @@ class Settings(BaseSettings):
     def api_token(self) -> str | None:
         return self.factory_api_token.get_secret_value() if self.factory_api_token else None
 
+    def secret_values(self) -> list[str]:
+        """Every secret setting's value (to register with `core.logging.register_secret`)."""
+        return [
+            value.get_secret_value()
+            for name in type(self).model_fields
+            if isinstance(value := getattr(self, name), SecretStr)
+        ]
+
 
 def _describe(error: dict) -> str:
     loc = ".".join(str(part) for part in error.get("loc", ())) or "settings"

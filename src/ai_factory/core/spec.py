@@ -8,10 +8,11 @@ Not tasks: anything inside a fenced code block (```` ``` ```` or ``~~~``, closed
 a fence of the same character at least as long, as in CommonMark; an unclosed
 fence runs to the end), and a checkbox with no text after it.
 
-Tasks under a heading that says Optional, Future, Nice to have, Stretch or Out of
-scope (any level, until the next heading of the same or a higher level) are not
-blocking: the work is done without them, so an agent that leaves them open does
-not loop forever (a known deadlock of other Ralph loops, research/ralph.md §3.2).
+Tasks under a heading that is Optional, Future, Nice to have, Stretch or Out of
+scope (maybe with "work", "goals", "tasks"... or a colon after it), or names one in
+parentheses ("## Docs (optional)"), at any level and until the next heading of the
+same or a higher level, are not blocking: the work is done without them, so an
+agent that leaves them open does not loop forever (a known deadlock of other Ralph loops, research/ralph.md §3.2).
 """
 
 from __future__ import annotations
@@ -27,8 +28,14 @@ _HEADING = re.compile(r"^ {0,3}(?P<level>#{1,6})(?:\s+(?P<title>.*?))?(?:\s+#+)?
 # A backtick fence's info string cannot hold a backtick (```a``` is inline code).
 _FENCE_OPEN = re.compile(r"^\s*(?P<fence>`{3,}(?=[^`]*$)|~{3,})")
 _FENCE_CLOSE = re.compile(r"^\s*(?P<fence>`{3,}|~{3,})\s*$")
+# The heading must be the word ("## Optional", "## Future work", "## Stretch goals:
+# polish") or say it in parentheses ("## Docs (optional)"): "## Add optional caching"
+# and "## Future-proof the API" are real work.
+_OPTIONAL_WORDS = r"(?:optional|future|nice[ -]to[ -]have|stretch|out of scope)"
+_OPTIONAL_NOUNS = r"(?:\s+(?:work|goals?|tasks?|ideas?|items?|extras?|improvements?))?"
 _OPTIONAL = re.compile(
-    r"\b(optional|future|nice[ -]to[ -]have|stretch|out of scope)\b", re.IGNORECASE
+    rf"^\W*{_OPTIONAL_WORDS}{_OPTIONAL_NOUNS}\W*(?::.*)?$|\(\s*{_OPTIONAL_WORDS}\s*\)",
+    re.IGNORECASE,
 )
 
 

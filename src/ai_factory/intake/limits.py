@@ -1,10 +1,6 @@
-"""GitHub's REST limits, as intake honours them.
+"""How intake paces its writes to GitHub (when to retry a failed call is
+`ai_factory.core.github_retry`, shared with the worker).
 
-Owns two decisions, kept apart from the HTTP calls so they can be read (and
-tested) on their own:
-
-- `retry_delay` (`ai_factory.core.github_retry`, shared with the worker): after a
-  failed request, wait how long before trying again, or give up?
 - `WritePacer`: mutating requests (POST, PATCH, PUT, DELETE) at least
   INTAKE_WRITE_INTERVAL_S apart (GitHub asks for one second), across the process.
 """
@@ -14,14 +10,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-
-from ai_factory.core.github_retry import (  # noqa: F401 - intake's names for the shared rule
-    MAX_SERVER_ERROR_RETRIES,
-    RATE_LIMIT_BACKOFF_S,
-    SERVER_ERROR_BACKOFF_S,
-    is_rate_limited,
-    retry_delay,
-)
 
 Sleep = Callable[[float], Awaitable[None]]
 

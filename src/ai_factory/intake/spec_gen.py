@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from ai_factory.core.errors import ConfigError
+from ai_factory.core.secrets import FACTORY_SECRETS
 from ai_factory.core.settings import Settings
 from ai_factory.core.spec import parse_task_list, parse_tasks
 from ai_factory.intake.errors import SpecGenerationError
@@ -60,14 +61,6 @@ Example:
 DEFAULT_ANTHROPIC_MODEL = "claude-sonnet-5-5"
 MAX_TOKENS = 4000
 GENERATION_TIMEOUT_S = 300.0
-MASKED_ENV = (
-    "GITHUB_TOKEN",
-    "FACTORY_API_TOKEN",
-    "GITHUB_WEBHOOK_SECRET",
-    "DATABASE_URL",
-    "REDIS_URL",
-    "WORKER_TOKEN",
-)
 
 _FENCE_OPEN = re.compile(r"^\s*(`{3,}|~{3,})\s*([\w-]*)\s*$")
 
@@ -146,7 +139,7 @@ class ClaudeSpecGenerator:
         self.model = model
         # The CLI inherits this process's environment; the factory's secrets are masked
         # (an empty value counts as unset), the model has no tools, and the issue is data.
-        self.env = {**dict.fromkeys(MASKED_ENV, ""), **(env or {})}
+        self.env = {**dict.fromkeys(sorted(FACTORY_SECRETS), ""), **(env or {})}
         self.cli_path = cli_path
         self.timeout_s = timeout_s
 

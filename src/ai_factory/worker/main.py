@@ -146,7 +146,7 @@ class WorkerProcess:
         self.ending: Ending | None = None  # once registered
 
     async def run(self) -> int:
-        for secret in (self.launch.token, self.github_token, self.settings.api_token):
+        for secret in (self.launch.token, *self.settings.secret_values()):
             register_secret(secret)
         try:
             if not await self._register():

@@ -84,3 +84,17 @@ def test_a_worker_gets_its_own_secrets_and_none_of_the_orchestrators(
 
 def test_the_demo_starts_its_factory_without_any_secret() -> None:
     assert FACTORY_SECRETS <= demo._DROPPED
+
+
+def test_every_secret_setting_is_scrubbed_from_logs(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ai_factory.core.logging import register_secret, scrub
+
+    values = {name: f"value-of-{name.lower()}-{uuid.uuid4().hex[:8]}" for name in _secret_settings()}
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    assert sorted(settings.secret_values()) == sorted(values.values())
+    for secret in settings.secret_values():
+        register_secret(secret)
+    line = "; ".join(f"{name}={value}" for name, value in values.items())
+    assert not any(value in scrub(line) for value in values.values())

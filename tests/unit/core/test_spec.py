@@ -101,9 +101,21 @@ def test_tasks_under_an_optional_heading_do_not_block() -> None:
     assert tasks.done == ("checked optional",)
 
 
-@pytest.mark.parametrize("heading", ["## Future", "## Nice to have", "## Stretch goals"])
+@pytest.mark.parametrize(
+    "heading",
+    ["## Future", "## Nice to have", "## Stretch goals", "## Docs (optional)", "### *Optional*:",
+     "## Optional: polish", "## Future work"],
+)
 def test_other_names_of_optional_sections(heading: str) -> None:
     assert parse_tasks(f"- [x] a\n{heading}\n- [ ] later\n").all_done
+
+
+@pytest.mark.parametrize(
+    "heading", ["## Add optional caching", "## Future-proof the API", "## Stretch the layout"]
+)
+def test_a_heading_that_only_mentions_the_word_is_real_work(heading: str) -> None:
+    tasks = parse_tasks(f"- [x] a\n{heading}\n- [ ] required\n")
+    assert not tasks.all_done and tasks.open == ("required",)
 
 
 def test_bullets_numbers_and_marks() -> None:

@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from ai_factory.core.github_retry import retry_delay
 from ai_factory.core.models import WorkItem
 from ai_factory.intake import feedback
 from ai_factory.intake.labels import IntakeLabels, priority_from_labels
-from ai_factory.intake.limits import retry_delay
 from ai_factory.intake.models import Comment
 from ai_factory.intake.sanitize import sanitize
 from ai_factory.intake.service import normalise_repo
