@@ -20,12 +20,12 @@ from enum import StrEnum
 from pathlib import Path
 
 from ai_factory.core.models import WorkItem, WorkItemEvent, WorkItemStatus
-from ai_factory.core.spec import SPEC_FILE, parse_tasks
+from ai_factory.core.spec import SPEC_FILE, parse_task_list, parse_tasks
 
 MAX_SPEC_BYTES = 1_000_000
 _LIVE = (WorkItemStatus.ASSIGNED, WorkItemStatus.RUNNING)
-# An unchecked task line, with the bullets the worker accepts (-, *, +, 1. and 1)).
-_OPEN_TASK = re.compile(r"^(?P<head>\s*(?:[-*+]|\d+[.)])\s+\[) (?P<tail>\]\s+(?P<text>\S.*?)\s*)$")
+# The box of a line `core.spec` already read as an open task.
+_OPEN_BOX = re.compile(r"^(?P<head>\s*(?:[-*+]|\d+[.)])\s+\[) (?=\])")
 
 
 class SpecSource(StrEnum):
@@ -53,14 +53,12 @@ def worktree_spec(home: Path, item: WorkItem) -> str | None:
 
 
 def check_tasks(spec: str, texts: set[str]) -> str:
-    """`spec` with the task lines whose text is in `texts` checked."""
-    lines = []
-    for line in spec.splitlines(keepends=True):
-        body = line.rstrip("\r\n")
-        match = _OPEN_TASK.match(body)
-        if match and match.group("text") in texts:
-            line = f"{match.group('head')}x{match.group('tail')}{line[len(body) :]}"
-        lines.append(line)
+    """`spec` with the open tasks whose text is in `texts` checked (code blocks untouched)."""
+    wanted = {t.line for t in parse_task_list(spec) if not t.checked and t.text in texts}
+    lines = spec.splitlines(keepends=True)
+    for number in wanted:
+        line = lines[number - 1]
+        lines[number - 1] = _OPEN_BOX.sub(r"\g<head>x", line, count=1)
     return "".join(lines)
 
 

@@ -95,6 +95,15 @@ def test_spec_progress_prefers_the_worktree_then_reports_then_the_end(tmp_path: 
     assert "- [ ] maybe" in done.text  # optional tasks were never required
 
 
+def test_reported_done_tasks_tick_tasks_only_not_code_blocks() -> None:
+    spec = "# T\n\n- [ ] one\n```\n- [ ] one\n```\n1. [ ] two\n- [ ] three\n"
+    shown = spec_progress(item("running", spec), [iteration_event(uuid4(), doneTasks=["one", "two"])],
+                          home=Path("/nonexistent"))  # fmt: skip
+    assert shown.source is SpecSource.REPORT
+    assert shown.text == "# T\n\n- [x] one\n```\n- [ ] one\n```\n1. [x] two\n- [ ] three\n"
+    assert (shown.done, shown.total) == (2, 3)
+
+
 def test_log_lines_are_tagged_by_what_they_say() -> None:
     assert (
         classify("12:00:01 INFO ai_factory.worker.loop: iteration.started number=1") == "iteration"
