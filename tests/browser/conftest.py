@@ -10,7 +10,6 @@ workers that drive the real `claude` binary.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ import pytest
 from ai_factory.sim import SimServer, sim_env
 from tests.support.net import free_port
 from tests.support.pg import PgServer
+from tests.support.processes import stop_gracefully, wait_until_healthy
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -151,24 +151,10 @@ def factory(
         log_path=log_path,
     )
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            try:
-                if httpx.get(f"{running.url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"factory up did not start:\n{running.tail()}")
-            time.sleep(0.2)
+        wait_until_healthy(running.url, proc, timeout_s=START_TIMEOUT_S, output=running.tail)
         yield running
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_gracefully(proc)
         print(running.tail(120))  # shown by pytest when a test failed
         system_pg.drop_database(database_url)
 

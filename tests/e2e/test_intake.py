@@ -10,7 +10,6 @@ intake then reports back on the issue and labels it `ai-factory-done`.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from ai_factory.sim import SimServer, sim_env
 from tests.github_standin import GitHubStandin, send_webhook
 from tests.github_standin.fixtures import github_standin  # noqa: F401 - fixture
 from tests.support.net import free_port
+from tests.support.processes import stop_gracefully, wait_until_healthy
 
 pytestmark = pytest.mark.e2e
 
@@ -72,24 +72,10 @@ def factory(
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"factory up did not start:\n{log_path.read_text()[-5000:]}")
-            time.sleep(0.2)
+        wait_until_healthy(url, proc, timeout_s=60, output=lambda: log_path.read_text()[-5000:])
         yield url
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_gracefully(proc)
         print(log_path.read_text()[-8000:])  # shown by pytest when the test failed
 
 

@@ -14,7 +14,14 @@ from pydantic import BaseModel, Field
 
 from ai_factory.core.db.database import Database
 from ai_factory.core.db.queries import load_queries
-from ai_factory.core.models import Priority, Worker, WorkItem, WorkItemStatus, spec_title
+from ai_factory.core.models import (
+    Priority,
+    Worker,
+    WorkItem,
+    WorkItemEvent,
+    WorkItemStatus,
+    spec_title,
+)
 from ai_factory.orchestrator.workers import LIVE_STATUSES
 
 Q = load_queries("dashboard")
@@ -27,17 +34,9 @@ def title_of(spec_head: str | None, fallback: str = "") -> str:
     return spec_title(spec_head) or fallback
 
 
-class EventRow(BaseModel):
+class EventRow(WorkItemEvent):
     """An item event with the item's repository and title, for timelines across items."""
 
-    id: int
-    work_item_id: UUID
-    kind: str
-    from_status: str | None = None
-    to_status: str | None = None
-    reason: str | None = None
-    data: dict[str, Any] = Field(default_factory=dict)
-    created_at: datetime
     repo: str = ""
     title: str = ""
 

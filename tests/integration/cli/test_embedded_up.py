@@ -4,13 +4,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import psutil
 
 from tests.support.net import free_port
+from tests.support.processes import wait_until_healthy
 
 
 def start_up(home: Path, port: int) -> subprocess.Popen:
@@ -23,18 +23,9 @@ def start_up(home: Path, port: int) -> subprocess.Popen:
         stderr=subprocess.STDOUT,
         text=True,
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None:
-            raise AssertionError(f"factory up exited: {proc.stdout.read() if proc.stdout else ''}")
-        time.sleep(0.2)
-    proc.kill()
-    raise AssertionError("factory up did not become healthy in 60 s")
+    wait_until_healthy(f"http://127.0.0.1:{port}", proc, timeout_s=60,
+                       output=lambda: proc.stdout.read() if proc.stdout else "")  # fmt: skip
+    return proc
 
 
 def stop(proc: subprocess.Popen) -> str:

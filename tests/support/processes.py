@@ -1,0 +1,43 @@
+"""Start-and-stop helpers for tests that run the factory as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+
+import httpx
+
+
+def wait_until_healthy(
+    url: str, proc: subprocess.Popen, *, timeout_s: float, output: Callable[[], str]
+) -> None:
+    """Wait for `url`/healthz to answer 200; fail with `output()` if `proc` exits or time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            state = "exited" if proc.poll() is not None else f"not healthy in {timeout_s:g} s"
+            if proc.poll() is None:
+                proc.kill()
+            raise AssertionError(f"factory {state}:\n{output()}")
+        time.sleep(0.2)
+
+
+def stop_gracefully(proc: subprocess.Popen, *, timeout_s: float = 60) -> None:
+    """SIGTERM, then SIGKILL (to its process group when it leads one) after `timeout_s`."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            proc.kill()
+        proc.wait()
