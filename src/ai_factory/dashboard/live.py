@@ -72,7 +72,7 @@ async def log_lines(
     pending = ""
     quiet = 0.0
     while True:
-        chunk = logs.read(item_id, offset=offset)
+        chunk = await logs.read_async(item_id, offset=offset)
         if chunk.reset:
             pending = ""
             yield _message("reset", {"offset": 0}, event_id=0)

@@ -7,6 +7,7 @@ regions, so a page is always rendered whole by the server, never patched from ev
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -77,9 +78,10 @@ async def worker(
     lines, offset = [], 0
     if row.worker.work_item_id is not None:
         item = await dashboard.services.queue.get(row.worker.work_item_id)
-        size = dashboard.services.logs.read(item.id, offset=0, limit=1).size
+        logs = dashboard.services.logs
+        size = (await logs.read_async(item.id, offset=0, limit=1)).size
         start = tail_offset(size, LOG_TAIL_BYTES)
-        chunk = dashboard.services.logs.read(item.id, offset=start, limit=LOG_TAIL_BYTES)
+        chunk = await logs.read_async(item.id, offset=start, limit=LOG_TAIL_BYTES)
         text = chunk.text
         if start > 0:
             text = text.partition("\n")[2]  # the first line is cut
@@ -189,7 +191,9 @@ async def render_item(
         status_code=status_code,
         page_url=f"/work/{work.id}",
         item=work,
-        spec=spec_progress(work, events, home=services.settings.factory_home),
+        spec=await asyncio.to_thread(
+            spec_progress, work, events, home=services.settings.factory_home
+        ),
         events=list(reversed(events)),
         attempts=attempts,
         current=current,

@@ -100,7 +100,7 @@ class HealthMonitor:
         await self.requeue_orphans(grace_s=ORPHAN_GRACE_S)
         for state in states:
             if state.row["work_item_id"] is not None:
-                self.logs.enforce_cap(state.row["work_item_id"])
+                await asyncio.to_thread(self.logs.enforce_cap, state.row["work_item_id"])
 
     async def requeue_orphans(self, *, grace_s: float) -> int:
         """Claimed items that no live worker holds go back to the queue, attempt refunded."""

@@ -10,6 +10,7 @@ again from 0 with ``reset`` set.
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import logging
 import os
@@ -53,6 +54,12 @@ class WorkerLogs:
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
         os.write(fd, f"--- {stamp} {header} ---\n".encode())
         return fd
+
+    async def read_async(
+        self, item_id: UUID, *, offset: int = 0, limit: int = READ_LIMIT_BYTES
+    ) -> LogChunk:
+        """`read` in a thread: request handlers must not block the event loop on disk."""
+        return await asyncio.to_thread(self.read, item_id, offset=offset, limit=limit)
 
     def read(self, item_id: UUID, *, offset: int = 0, limit: int = READ_LIMIT_BYTES) -> LogChunk:
         path = self.path(item_id)

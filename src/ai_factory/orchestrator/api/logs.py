@@ -20,4 +20,4 @@ async def logs(
     limit: Annotated[int, Query(ge=1, le=READ_LIMIT_BYTES)] = READ_LIMIT_BYTES,
 ) -> LogChunk:
     item = await services.queue.get(item_id)
-    return services.logs.read(item.id, offset=offset, limit=limit)
+    return await services.logs.read_async(item.id, offset=offset, limit=limit)
