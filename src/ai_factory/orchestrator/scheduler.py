@@ -5,7 +5,8 @@ capacity), announced by the event hub, and on a one-second tick as a backstop fo
 lost notifications. Each pass starts workers while there is capacity, counted from
 the database (live worker rows, not an in-memory counter), the rate limiter allows
 a spawn, and the queue has something to claim (checked first: an idle pass is
-one indexed read). A failing pass is logged and the
+one indexed read). Passes of all orchestrators on one database take turns (a
+PostgreSQL advisory lock), so together they never exceed MAX_WORKERS. A failing pass is logged and the
 loop goes on. `pause()` stops claiming (graceful shutdown).
 """
 
@@ -24,6 +25,7 @@ from ai_factory.orchestrator.rate_limits import RateLimiter
 log = logging.getLogger(__name__)
 
 TICK_S = 1.0
+DISPATCH_LOCK_KEY = int.from_bytes(b"aifdispt", "big")  # any fixed 64-bit key of our own
 
 
 class Scheduler:
@@ -76,11 +78,22 @@ class Scheduler:
                 subscription.close()
 
     async def dispatch(self) -> int:
-        """Start as many workers as capacity and limits allow; return how many started."""
+        """Start as many workers as capacity and limits allow; return how many started.
+
+        One pass at a time across every orchestrator on the database (an advisory lock):
+        counting live workers and creating one must not interleave with another pass, or
+        two orchestrators would each see room for the same last worker.
+        """
+        if not await self.queue.has_claimable():
+            return 0  # the common idle pass: one indexed read, no lock, no limiter queries
+        async with self.lifecycle.db.advisory_lock(DISPATCH_LOCK_KEY):
+            return await self._dispatch_locked()
+
+    async def _dispatch_locked(self) -> int:
         started = 0
         while not self.paused:
             if not await self.queue.has_claimable():
-                break  # the common idle pass: one indexed read, not the limiter's queries
+                break  # nothing left: spare the limiter's queries
             if await self.lifecycle.active_count() >= self.max_workers:
                 break
             limits = await self.rate_limiter.status()

@@ -260,3 +260,38 @@ def test_max_workers_zero_accepts_work_and_starts_nothing(start_factory) -> None
 
 __all__ = ["FAKE_WORKER", "RunningFactory", "pid_alive", "spec", "start_factory", "wait_for"]
 _ = (asyncio, os, signal)
+
+
+async def test_two_orchestrators_together_never_start_more_than_max_workers(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two orchestrators on one database, their passes at the same moment: MAX_WORKERS=2
+    is one limit for both (counting and starting a worker do not interleave)."""
+    from ai_factory.core.db.database import Database
+    from ai_factory.core.models import CreateWorkItemInput
+
+    monkeypatch.setenv("FAKE_WORKER_MARKERS", str(tmp_path))
+    settings = make_settings(
+        tmp_path, database_url=database_url, max_workers=2, cooldown_seconds=0,
+        shutdown_grace_seconds=0, orchestrator_url="http://127.0.0.1:9",
+        factory_worker_command=f"{sys.executable} {FAKE_WORKER}",
+    )  # fmt: skip
+    dbs = [await Database.open(database_url) for _ in range(2)]
+    orchestrators = [Services.build(settings, db) for db in dbs]
+    try:
+        for n in range(6):
+            await orchestrators[0].queue.add(
+                CreateWorkItemInput(repo="/srv/widgets", spec=spec(seconds=30, title=f"T{n}"))
+            )
+        passes = [o.runtime.scheduler.dispatch() for o in orchestrators for _ in range(3)]
+        started = await asyncio.gather(*passes)
+
+        assert sum(started) == 2, started
+        assert await orchestrators[1].runtime.lifecycle.active_count() == 2
+        assert (await orchestrators[0].queue.stats()).by_status["queued"] == 4
+    finally:
+        for orchestrator in orchestrators:
+            orchestrator.runtime.hurry()
+            await orchestrator.runtime.shutdown()
+        for db in dbs:
+            await db.close()

@@ -9,6 +9,7 @@ without leaking driver types.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -97,6 +98,21 @@ class Database:
                 yield conn
             finally:
                 self._ambient.reset(token)
+
+    @asynccontextmanager
+    async def advisory_lock(self, key: int) -> AsyncIterator[None]:
+        """Hold PostgreSQL advisory lock `key` for the block, across every process on the
+        database (on a connection of its own; a process that dies releases it)."""
+        async with self.pool.connection() as conn:
+            try:
+                await conn.execute("SELECT pg_advisory_lock(%(key)s)", {"key": key})
+            except psycopg.OperationalError as exc:
+                raise StoreError(f"database unavailable: {exc}") from exc
+            try:
+                yield
+            finally:
+                with contextlib.suppress(psycopg.OperationalError):  # a dead session let go
+                    await conn.execute("SELECT pg_advisory_unlock(%(key)s)", {"key": key})
 
     async def fetch_one(self, sql: str, params: Params = None) -> dict[str, Any] | None:
         async with self.connection() as conn:
