@@ -15,7 +15,7 @@ Prints p50 and p95 per mode, with the labelled set's recall@5 among the noise.
 Runs against an embedded PostgreSQL with pgvector started in a temporary folder.
 
     python bench/learnings.py [--embedders hashing,wordllama] [--rows 100000]
-        [--rounds 3] [--latency-embedder auto]
+        [--rounds 3] [--latency-embedder auto] [--misses]
 """
 
 from __future__ import annotations
@@ -76,6 +76,14 @@ class Scores:
     def row(self) -> str:
         return f"{statistics.fmean(self.recall):>9.3f} {statistics.fmean(self.rr):>7.3f}"
 
+    def halves(self) -> str:
+        """recall@5 / MRR over the even- and the odd-numbered queries: choose a parameter
+        on one half, check it on the other."""
+        return "  ".join(
+            f"{statistics.fmean(self.recall[start::2]):>5.3f} {statistics.fmean(self.rr[start::2]):>5.3f}"
+            for start in (0, 1)
+        )
+
 
 # --- the server ---
 
@@ -108,30 +116,59 @@ async def load_labelled(store: LearningStore, labelled: Labelled) -> dict[str, s
 
 
 async def evaluate(
-    store: LearningStore, labelled: Labelled, keys: dict[str, str], *, scoped: bool
+    store: LearningStore, labelled: Labelled, keys: dict[str, str], *, scoped: bool,
+    misses: bool = False,
 ) -> dict[SearchMode, Scores]:
     results = {mode: Scores() for mode in MODES}
-    for query in labelled.queries:
+    for number, query in enumerate(labelled.queries):
         repos = scope_repos(query["repo"]) if scoped else None
+        found: dict[SearchMode, list[str]] = {}
         for mode in MODES:
             ranked = await store.rank(query["query"], repos=repos, limit=K, mode=mode)
-            found = [keys.get(str(i), "?") for i, _ in ranked]
-            results[mode].add(found, set(query["relevant"]))
+            found[mode] = [keys.get(str(i), "?") for i, _ in ranked]
+            results[mode].add(found[mode], set(query["relevant"]))
+        if misses:
+            print_misses(number, query, found)
     return results
 
 
-async def quality(admin_url: str, embedders: list[Embedder], labelled: Labelled) -> None:
+def print_misses(number: int, query: dict, found: dict[SearchMode, list[str]]) -> None:
+    """A query whose hybrid top 5 lacks a relevant learning, with each mode's rank of it."""
+    missed = [key for key in query["relevant"] if key not in found[SearchMode.HYBRID][:K]]
+    if not missed:
+        return
+    print(f"  #{number} {query['query']}")
+    for key in missed:
+        ranks = "  ".join(
+            f"{mode.value} {found[mode].index(key) + 1 if key in found[mode] else '-'}"
+            for mode in MODES
+        )
+        print(f"     missed {key}: rank {ranks}")
+    print(f"     hybrid top {K}: {' '.join(found[SearchMode.HYBRID][:K])}")
+
+
+async def quality(
+    admin_url: str, embedders: list[Embedder], labelled: Labelled, *, misses: bool
+) -> None:
     print(f"\nquality: {len(labelled.learnings)} learnings, {len(labelled.queries)} queries, recall@{K} and MRR")
-    print(f"{'embedder':<28} {'search':<9} {'mode':<7} {'recall@5':>9} {'MRR':>7}")
+    print(
+        f"{'embedder':<28} {'search':<9} {'mode':<7} {'recall@5':>9} {'MRR':>7}"
+        f"   {'even: recall MRR':<17} {'odd: recall MRR'}"
+    )
     for embedder in embedders:
         db, store = await open_store(database_url(admin_url, "bench_quality"), embedder)
         try:
             keys = await load_labelled(store, labelled)
             for scoped in (True, False):
-                results = await evaluate(store, labelled, keys, scoped=scoped)
+                if misses and scoped:
+                    print(f"hybrid misses of {embedder.name}, repo+glob (rank in each mode, - if unranked):")
+                results = await evaluate(store, labelled, keys, scoped=scoped, misses=misses and scoped)
                 for mode in MODES:
                     where = "repo+glob" if scoped else "all repos"
-                    print(f"{embedder.name:<28} {where:<9} {mode.value:<7} {results[mode].row()}")
+                    print(
+                        f"{embedder.name:<28} {where:<9} {mode.value:<7} {results[mode].row()}"
+                        f"         {results[mode].halves()}"
+                    )
         finally:
             await db.close()
 
@@ -257,7 +294,7 @@ async def main(args: argparse.Namespace) -> None:
         server = EmbeddedPostgres(Path(folder) / "pg")
         url = await asyncio.to_thread(server.start)
         try:
-            await quality(url, embedders, labelled)
+            await quality(url, embedders, labelled, misses=args.misses)
             if args.rows:
                 await latency(url, embedder_from_name(args.latency_embedder), labelled, args.rows, args.rounds)
         finally:
@@ -270,6 +307,7 @@ if __name__ == "__main__":
     parser.add_argument("--latency-embedder", default="auto")
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--misses", action="store_true", help="print the hybrid misses per query")
     # Something imported turns on INFO logging for the root logger; the figures are the output.
     logging.basicConfig(level=logging.WARNING, force=True)
     asyncio.run(main(parser.parse_args()))

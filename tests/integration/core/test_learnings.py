@@ -110,6 +110,24 @@ async def test_full_text_finds_other_forms_of_the_same_words_on_both_servers(db:
     assert hit.content.startswith("Database migrations")
 
 
+async def test_a_spec_s_rare_word_outranks_its_common_ones_on_both_servers(db: Database) -> None:
+    # Three learnings share the spec's common words "new" and "test"; one shares its
+    # rare word "Kafka". BM25 weighs each word by its rarity among the learnings searched.
+    store = store_for(db)
+    for text in [
+        "New tests go next to the code they test.",
+        "Tests run in parallel; a new test must not share state.",
+        "Snapshot tests are updated with a new make target.",
+        "Kafka offsets are committed only after the batch is written.",
+    ]:
+        await store.save("acme/ingest", text)
+    found = await contents(
+        store, repo="acme/ingest", search="Write tests for the new Kafka consumer", limit=2,
+        mode=SearchMode.TEXT,
+    )
+    assert found[0].startswith("Kafka offsets")
+
+
 async def test_a_paraphrase_without_shared_words_needs_vectors(db: Database) -> None:
     # "lock file" shares character n-grams with "lockfile" but no full-text lexeme.
     store = store_for(db)

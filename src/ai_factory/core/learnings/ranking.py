@@ -1,7 +1,7 @@
 """Reciprocal rank fusion: one ranking from the full-text and the vector rankings.
 
 A learning's fused score is the sum over the rankings that contain it of
-``1 / (k + rank)`` (rank from 1). Only positions matter, so a ts_rank of 0.06 and a
+``1 / (k + rank)`` (rank from 1). Only positions matter, so a BM25 score of 4.2 and a
 cosine similarity of 0.7 need no common scale, and a learning both rankings agree on
 rises above one that only one of them likes. k = 60 is the constant of the original
 paper (Cormack, Clarke and Büttcher, SIGIR 2009), not tuned here.

@@ -4,9 +4,10 @@
   (repo, normalized text) and counts repeated saves (migration 002). Repo ``*`` (or
   none) is a global learning, offered to every repository.
 * Searching for repo R looks at R's learnings and the global ones. With a query, two
-  rankings are fused (see `ranking`): full-text (``ts_rank`` over an OR of the query's
-  words) and, where the server has pgvector, cosine similarity of embeddings through a
-  partial HNSW index per embedder. Without pgvector, full-text alone. Each learning a
+  rankings are fused (see `ranking`): full-text over an OR of the query's words (Okapi
+  BM25 within a scope, ts_rank over all repos; see learnings.sql) and, where the server
+  has pgvector, cosine similarity of embeddings through a partial HNSW index per
+  embedder. Without pgvector, full-text alone. Each learning a
   search returns has its use_count raised; a listing without a query counts nothing.
 """
 
@@ -237,11 +238,14 @@ class LearningStore:
         if not ranked:
             return []
         scores = dict(ranked)
+        position = {learning_id: i for i, (learning_id, _) in enumerate(ranked)}
         fetch = Q["fetch_counting_use"] if count_use else Q["fetch"]
         rows = await self.db.fetch_all(fetch, {"ids": list(scores)})
         records = [LearningRecord.model_validate({**r, "score": scores[r["id"]]}) for r in rows]
+        # The ranking's order, not a sort by score: equal scores are common (two learnings
+        # sharing the same one query word) and the ranking has already broken those ties.
         # A learning deleted between ranking and fetching simply drops out.
-        records.sort(key=lambda r: scores[r.id], reverse=True)
+        records.sort(key=lambda r: position[r.id])
         return records
 
     async def rank(
