@@ -211,7 +211,10 @@ def containers_of(item_id: str) -> list:
 
     client = docker.from_env()
     try:
-        return client.containers.list(all=True, filters={"label": f"ai-factory.item={item_id}"})
+        # sparse: no inspect per container, which fails for one removed in between
+        return client.containers.list(
+            all=True, sparse=True, filters={"label": f"ai-factory.item={item_id}"}
+        )
     finally:
         client.close()
 

@@ -40,6 +40,12 @@ DRIVER_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestExcep
 LOG_JOIN_S = 5.0
 
 
+def _is_gone(exc: docker.errors.APIError) -> bool:
+    """A container removed while we asked: Docker says 404, Podman may say 500 "no such
+    container"."""
+    return "no such container" in str(exc.explanation or exc).lower()
+
+
 class DockerSpawner:
     name = "docker"
 
@@ -112,6 +118,8 @@ class DockerSpawner:
         except docker.errors.NotFound:
             return False
         except (SpawnError, *DRIVER_ERRORS) as exc:
+            if isinstance(exc, docker.errors.APIError) and _is_gone(exc):
+                return False
             # The engine is unreachable: we cannot tell, so do not declare the worker dead;
             # its heartbeats decide.
             log.warning("docker.unreachable container=%s error=%s", handle.container_id[:12], exc)
