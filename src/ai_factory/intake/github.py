@@ -130,26 +130,20 @@ class GitHubClient:
     ) -> list[Issue]:
         """Issues (never pull requests) carrying `label`, oldest first."""
         owner, name = split_repo(full_name)
-        found: list[Issue] = []
-        for page in range(1, MAX_PAGES + 1):
-            response = await self._call(
-                f"list issues of {full_name}",
-                lambda page=page: self._gh.rest.issues.async_list_for_repo(
-                    owner,
-                    name,
-                    labels=label,
-                    state=state,
-                    sort="created",
-                    direction="asc",
-                    per_page=PER_PAGE,
-                    page=page,
-                ),
-            )
-            raw = response.json()
-            found.extend(_issue(full_name, item) for item in raw if "pull_request" not in item)
-            if len(raw) < PER_PAGE:
-                break
-        return found
+        raw = await self._all_pages(
+            f"list issues of {full_name}",
+            lambda page: self._gh.rest.issues.async_list_for_repo(
+                owner,
+                name,
+                labels=label,
+                state=state,
+                sort="created",
+                direction="asc",
+                per_page=PER_PAGE,
+                page=page,
+            ),
+        )
+        return [_issue(full_name, item) for item in raw if "pull_request" not in item]
 
     async def issue(self, full_name: str, number: int) -> Issue | None:
         """The issue, or None when it does not exist or is a pull request."""
@@ -171,31 +165,27 @@ class GitHubClient:
         `closed`/`reopened` events, so `.parsed_data` fails on closed issues.
         """
         owner, name = split_repo(full_name)
+        raw = await self._all_pages(
+            f"list events of {full_name}#{number}",
+            lambda page: self._gh.rest.issues.async_list_events(
+                owner, name, number, per_page=PER_PAGE, page=page
+            ),
+        )
         events: list[LabelEvent] = []
-        for page in range(1, MAX_PAGES + 1):
-            response = await self._call(
-                f"list events of {full_name}#{number}",
-                lambda page=page: self._gh.rest.issues.async_list_events(
-                    owner, name, number, per_page=PER_PAGE, page=page
-                ),
-            )
-            raw = response.json()
-            for item in raw:
-                if item.get("event") != "labeled" or not isinstance(item.get("label"), dict):
-                    continue
-                actor = item.get("actor") or {}
-                login = str(actor.get("login") or "")
-                events.append(
-                    LabelEvent(
-                        id=int(item["id"]),
-                        label=str(item["label"].get("name") or ""),
-                        actor=login,
-                        actor_is_bot=actor.get("type") == "Bot" or login.endswith("[bot]"),
-                        created_at=datetime.fromisoformat(str(item["created_at"])),
-                    )
+        for item in raw:
+            if item.get("event") != "labeled" or not isinstance(item.get("label"), dict):
+                continue
+            actor = item.get("actor") or {}
+            login = str(actor.get("login") or "")
+            events.append(
+                LabelEvent(
+                    id=int(item["id"]),
+                    label=str(item["label"].get("name") or ""),
+                    actor=login,
+                    actor_is_bot=actor.get("type") == "Bot" or login.endswith("[bot]"),
+                    created_at=datetime.fromisoformat(str(item["created_at"])),
                 )
-            if len(raw) < PER_PAGE:
-                break
+            )
         return events
 
     async def permission(self, full_name: str, login: str) -> Permission:
@@ -214,26 +204,20 @@ class GitHubClient:
 
     async def comments(self, full_name: str, number: int) -> list[Comment]:
         owner, name = split_repo(full_name)
-        found: list[Comment] = []
-        for page in range(1, MAX_PAGES + 1):
-            response = await self._call(
-                f"list comments of {full_name}#{number}",
-                lambda page=page: self._gh.rest.issues.async_list_comments(
-                    owner, name, number, per_page=PER_PAGE, page=page
-                ),
+        raw = await self._all_pages(
+            f"list comments of {full_name}#{number}",
+            lambda page: self._gh.rest.issues.async_list_comments(
+                owner, name, number, per_page=PER_PAGE, page=page
+            ),
+        )
+        return [
+            Comment(
+                id=int(c["id"]),
+                author=str((c.get("user") or {}).get("login") or ""),
+                body=c.get("body") or "",
             )
-            raw = response.json()
-            found.extend(
-                Comment(
-                    id=int(c["id"]),
-                    author=str((c.get("user") or {}).get("login") or ""),
-                    body=c.get("body") or "",
-                )
-                for c in raw
-            )
-            if len(raw) < PER_PAGE:
-                break
-        return found
+            for c in raw
+        ]
 
     # --- writes (paced) ---
 
@@ -272,6 +256,19 @@ class GitHubClient:
         return True
 
     # --- the one way out ---
+
+    async def _all_pages(
+        self, what: str, page_call: Callable[[int], Awaitable[Response[Any]]]
+    ) -> list[dict[str, Any]]:
+        """Every item of a paged list (`page_call(page)` asks for one page), up to MAX_PAGES."""
+        found: list[dict[str, Any]] = []
+        for page in range(1, MAX_PAGES + 1):
+            response = await self._call(what, lambda page=page: page_call(page))
+            raw = response.json()
+            found.extend(raw)
+            if len(raw) < PER_PAGE:
+                break
+        return found
 
     async def _call(
         self, what: str, call: Callable[[], Awaitable[Response[T]]], *, write: bool = False
