@@ -92,8 +92,6 @@ class Scheduler:
     async def _dispatch_locked(self) -> int:
         started = 0
         while not self.paused:
-            if not await self.queue.has_claimable():
-                break  # nothing left: spare the limiter's queries
             if await self.lifecycle.active_count() >= self.max_workers:
                 break
             limits = await self.rate_limiter.status()
@@ -107,6 +105,8 @@ class Scheduler:
             self.rate_limiter.record_spawn()
             if await self.lifecycle.launch(assignment, worker_id=worker_id):
                 started += 1
+            if not await self.queue.has_claimable():
+                break  # nothing left: spare the limiter's queries
         return started
 
     async def _listen(self, subscription: Subscription) -> None:
