@@ -188,9 +188,7 @@ class OrchestratorClient:
 
     async def _final(self, kind: str, body: BaseModel) -> None:
         deadline = time.monotonic() + self.final_retry_s
-        try:
-            await asyncio.wait_for(self._drained(), timeout=self.final_retry_s)
-        except TimeoutError:
+        if not await self.flush(timeout_s=self.final_retry_s) and not self.lease_lost.is_set():
             log.error("worker.reports_undelivered count=%s", self._outbox.qsize())
         remaining = max(0.0, deadline - time.monotonic())
         await self._send("POST", self._path(kind), body, retry_for=remaining, what=kind)
@@ -256,7 +254,7 @@ class OrchestratorClient:
         `server_error_retry_s` caps how long an orchestrator that answers, but with 5xx,
         is retried (a report it keeps failing on must not block the ones after it).
         """
-        if self.lease_lost.is_set() and path.startswith("/api/worker/") and "register" not in path:
+        if self.lease_lost.is_set() and self._own_route(path):
             raise LeaseLostError(self.lease_lost_reason)
         payload = _dump(body) if isinstance(body, BaseModel) else body
         headers = self._headers(token)
@@ -287,6 +285,10 @@ class OrchestratorClient:
             await asyncio.sleep(delay)
             delay = min(BACKOFF_CAP_S, delay * 2)
 
+    def _own_route(self, path: str) -> bool:
+        """One of this worker's own routes (/api/worker/<id>/...), which its lease guards."""
+        return self.worker_id is not None and path.startswith(f"/api/worker/{self.worker_id}/")
+
     def _headers(self, token: str | None) -> dict[str, str]:
         headers: dict[str, str] = {}
         bearer = token or self._token
@@ -299,8 +301,7 @@ class OrchestratorClient:
     def _refused(self, response: httpx.Response, path: str, what: str) -> FactoryError:
         """The error for a 4xx; on this worker's own routes, 409/404/401 mean the lease is gone."""
         error = error_from_response(response)
-        own = self.worker_id is not None and path.startswith(f"/api/worker/{self.worker_id}/")
-        if own and response.status_code in (401, 404, 409):
+        if self._own_route(path) and response.status_code in (401, 404, 409):
             if not self.lease_lost.is_set():
                 self.lease_lost_reason = f"{what}: {error}"
                 self.lease_lost.set()

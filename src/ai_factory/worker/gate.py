@@ -27,10 +27,8 @@ repeats.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
-import os
 import re
 import shlex
 import signal
@@ -42,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ai_factory.core.errors import ConfigError
+from ai_factory.core.processes import signal_group
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +144,7 @@ class QualityGate:
             output, _ = await asyncio.wait_for(proc.communicate(), timeout=self.timeout_s)
         except TimeoutError:
             timed_out = True
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
+            signal_group(proc.pid, signal.SIGKILL)
             output, _ = await proc.communicate()
         tail = _tail(output.decode(errors="replace"))
         if timed_out:

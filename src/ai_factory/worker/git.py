@@ -43,6 +43,7 @@ from urllib.parse import unquote, urlsplit
 
 from ai_factory.core.errors import FactoryError
 from ai_factory.core.logging import scrub
+from ai_factory.core.processes import signal_group
 from ai_factory.worker import credentials
 
 log = logging.getLogger(__name__)
@@ -303,23 +304,18 @@ def _run(argv: Sequence[str], *, cwd: Path, env: dict[str, str], input_text: str
         stdout, stderr = process.communicate(
             input=input_text.encode() if input_text is not None else None, timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        _kill_group(process)
+        signal_group(process.pid, signal.SIGKILL)
         process.communicate()
         raise GitError(f"git {what} timed out after {timeout_s:.0f} s", returncode=-1,
                        stderr="") from None
     except BaseException:
-        _kill_group(process)
+        signal_group(process.pid, signal.SIGKILL)
         process.communicate()
         raise
     return GitResult(process.returncode, stdout.decode(errors="replace"),
                      stderr.decode(errors="replace"))
 
 
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _describe(args: Sequence[str]) -> str:

@@ -28,16 +28,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ai_factory.core.errors import FactoryError
+from ai_factory.core.spec import SPEC_FILE
 from ai_factory.worker.agent.tools import EDIT_TOOLS, edited_path, repo_relative
 from ai_factory.worker.client import LeaseLostError, OrchestratorClient
+from ai_factory.worker.workspace import AI_DIR
 
 if TYPE_CHECKING:
     from claude_agent_sdk import HookMatcher
 
 log = logging.getLogger(__name__)
 
-EXEMPT_FILES = frozenset({"SPEC.md"})
-EXEMPT_DIRS = (".ai/",)
+EXEMPT_FILES = frozenset({SPEC_FILE})
+EXEMPT_DIRS = (f"{AI_DIR}/",)
 
 
 @dataclass(frozen=True)

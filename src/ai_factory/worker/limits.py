@@ -137,14 +137,15 @@ def decide(
             or _AUTH_TEXT.search(text)):  # fmt: skip
         detail = _first_line(text)
         return LimitDecision(LimitAction.FAIL, f"{LOGIN_HELP} (Claude Code said: {detail})")
-    if _TRANSIENT_TEXT.search(text) and not _explicit_usage_limit(result, text):
+    usage_limit = _explicit_usage_limit(result, text)
+    if _TRANSIENT_TEXT.search(text) and not usage_limit:
         return _backoff(policy, transient_failures, _first_line(text))
     if _BLOCKED_TEXT.search(text):
         return LimitDecision(
             LimitAction.FAIL,
             f"Claude usage is blocked until someone changes the account: {_first_line(text)}",
         )
-    if _explicit_usage_limit(result, text):
+    if usage_limit:
         return _wait(result, policy, now, local_tz, event_reset=None, rate_limit_type=None)
     if status == 429 or "rate_limit" in result.assistant_errors:
         # An API key's per-minute rate limit (no subscription wording): short backoff.

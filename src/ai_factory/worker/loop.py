@@ -61,6 +61,7 @@ from ai_factory.worker.progress import (
     SpecTasks,
     iteration_outcome,
     iteration_report,
+    parse_tasks,
     read_tasks,
 )
 from ai_factory.worker.prompt import PromptContext, iteration_prompt, system_append
@@ -175,21 +176,21 @@ class RalphLoop:
         while True:
             if not (self.root / SPEC_FILE).is_file():
                 raise _End(LoopOutcome.STUCK, f"{SPEC_FILE} disappeared from the workspace")
-            tasks = read_tasks(self.root)
             if self.iterations >= self.config.max_iterations:
                 raise _End(
                     LoopOutcome.STUCK,
-                    f"reached MAX_ITERATIONS={self.config.max_iterations}; {tasks.summary()}"
-                    + self._gate_note(),
+                    f"reached MAX_ITERATIONS={self.config.max_iterations};"
+                    f" {read_tasks(self.root).summary()}{self._gate_note()}",
                 )
             number = self.iterations + 1
             result = await self._run_counted(number, notes)
             number = self.iterations + 1  # a self-looping driver may have reported inner ones
-            gate = await self._run_gate()
+            head = self.workspace.head_sha()
+            gate = await self._run_gate(head)
             self._check_stop()  # a cancel during the gate wins over its result
             tasks = read_tasks(self.root)
             seen = tracker.observe(
-                head=self.workspace.head_sha(),
+                head=head,
                 tasks=tasks,
                 gate_fingerprint=None if gate is None or gate.passed else gate.fingerprint,
             )
@@ -257,7 +258,7 @@ class RalphLoop:
                 iteration=number,
                 max_iterations=self.config.max_iterations,
                 spec=spec,
-                tasks=read_tasks(self.root),
+                tasks=parse_tasks(spec),
                 learnings=self.learnings,
                 notes=notes,
                 gate_failure=self._last_gate
@@ -288,11 +289,11 @@ class RalphLoop:
 
     # --- gate ---
 
-    async def _run_gate(self) -> GateResult | None:
+    async def _run_gate(self, head: str) -> GateResult | None:
         if self.gate is None:
             return None
-        state = (self.workspace.head_sha(), self.workspace.has_uncommitted_changes())
-        if state == self._gate_state and self._last_gate is not None and not state[1]:
+        state = (head, self.workspace.has_uncommitted_changes())
+        if state == self._gate_state and not state[1]:
             return self._last_gate  # nothing changed since it last ran
         self.heartbeat.set_phase(WorkerPhase.GATE, f"quality gate: {self.gate.command}")
         self._last_gate = await self.gate.run(self.root)

@@ -37,7 +37,6 @@ from ai_factory.core.models import WorkItem
 from ai_factory.core.settings import Settings, load_settings
 from ai_factory.worker.agent.env import agent_env
 from ai_factory.worker.client import (
-    FINAL_RETRY_S,
     Heartbeat,
     LeaseLostError,
     OrchestratorClient,
@@ -109,8 +108,6 @@ class WorkerOptions:
     """Knobs the environment does not carry (tests shrink them)."""
 
     policy: LimitPolicy = field(default_factory=LimitPolicy)
-    final_retry_s: float = FINAL_RETRY_S
-    base_env: Mapping[str, str] | None = None  # the agent's environment base (os.environ)
     agent_env: Mapping[str, str] = field(default_factory=dict)  # added on top (the sim, in tests)
 
 
@@ -136,7 +133,6 @@ class WorkerProcess:
             base_url=launch.orchestrator_url,
             worker_id=launch.worker_id,
             token=launch.token,
-            final_retry_s=self.options.final_retry_s,
         )
         self.progress = Progress()
         self.heartbeat = Heartbeat(
@@ -211,7 +207,7 @@ class WorkerProcess:
         except WorkspaceError as exc:
             return await ending.fail(f"could not prepare the workspace: {exc}", 0)
         log.info("workspace.ready path=%s branch=%s", workspace.path, workspace.branch)
-        base_env = self.options.base_env if self.options.base_env is not None else os.environ
+        base_env = os.environ
         _set_aside_stale_stuck_note(workspace)
         try:
             gate = QualityGate.resolve(

@@ -172,6 +172,11 @@ class Mirror:
     def spares(self) -> Path:
         return self.path.with_suffix(".spares")
 
+    @property
+    def lock_file(self) -> Path:
+        """The file lock (`locked`) one process at a time holds to change the mirror."""
+        return self.path.with_suffix(".lock")
+
     def park(self, path: Path) -> None:
         """Keep a finished worktree as a spare for the next item, else remove it.
 

@@ -25,8 +25,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path, PurePosixPath
 
-
 from ai_factory.core.models import WorkItem
+from ai_factory.core.spec import SPEC_FILE
 from ai_factory.worker.git import (
     Git,
     GitCredentials,
@@ -42,7 +42,6 @@ __all__ = ["Workspace", "WorkspaceError"]
 
 log = logging.getLogger(__name__)
 
-SPEC_FILE = "SPEC.md"
 AI_DIR = ".ai"
 ALWAYS_EXCLUDED = (f"/{SPEC_FILE}", f"/{AI_DIR}/")
 DEFAULT_IDENTITY = {"user.name": "AI Factory", "user.email": "factory@localhost"}
@@ -79,7 +78,7 @@ class Workspace:
         mirror = Mirror(path=mirrors / f"{remote.key}.git", remote=remote, credentials=credentials)
         branch = f"{BRANCH_PREFIX}{str(item.id)[:8]}"
         path = home / "worktrees" / str(item.id)
-        with locked(mirrors / f"{remote.key}.lock"):
+        with locked(mirror.lock_file):
             mirror.ensure()
             base_ref = mirror.remote_branch(base)
             if base_ref is None:
@@ -198,7 +197,7 @@ class Workspace:
         item on this repository recycles (see `Mirror.park`).
         """
         mirror = Mirror(path=self.mirror, remote=self.remote, credentials=None)
-        with locked(self.mirror.with_suffix(".lock")):
+        with locked(mirror.lock_file):
             if keep_spare:
                 mirror.park(self.path)
             else:

@@ -10,7 +10,6 @@ reported at once: children through `wait()`, adopted processes through a pidfd.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
@@ -22,6 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from uuid import UUID
 
+from ai_factory.core.processes import signal_group
 from ai_factory.core.settings import Settings
 from ai_factory.orchestrator.logs import WorkerLogs
 from ai_factory.orchestrator.spawners.base import (
@@ -145,13 +145,13 @@ class ProcessSpawner:
             return
         assert handle.pid is not None
         if not await self.alive(handle):
-            self._kill_group(handle.pid, signal.SIGKILL)  # stragglers of a finished worker
+            signal_group(handle.pid, signal.SIGKILL)  # stragglers of a finished worker
             return
-        self._kill_group(handle.pid, signal.SIGTERM)
+        signal_group(handle.pid, signal.SIGTERM)
         deadline = time.monotonic() + grace_s
         while time.monotonic() < deadline and await self.alive(handle):
             await asyncio.sleep(POLL_S)
-        self._kill_group(handle.pid, signal.SIGKILL)
+        signal_group(handle.pid, signal.SIGKILL)
         while await self.alive(handle):  # SIGKILL lands within moments
             await asyncio.sleep(POLL_S)
 
@@ -176,7 +176,7 @@ class ProcessSpawner:
     async def _wait_child(self, handle: WorkerHandle, proc: asyncio.subprocess.Process) -> None:
         code = await proc.wait()
         assert handle.pid is not None
-        self._kill_group(handle.pid, signal.SIGKILL)  # grandchildren the worker left behind
+        signal_group(handle.pid, signal.SIGKILL)  # grandchildren the worker left behind
         self._report(handle, code)
 
     async def _wait_adopted(self, handle: WorkerHandle, pidfd: int | None) -> None:
@@ -196,7 +196,7 @@ class ProcessSpawner:
             if pidfd is not None:
                 os.close(pidfd)
         assert handle.pid is not None
-        self._kill_group(handle.pid, signal.SIGKILL)
+        signal_group(handle.pid, signal.SIGKILL)
         self._report(handle, None)
 
     def _report(self, handle: WorkerHandle, code: int | None) -> None:
@@ -205,9 +205,3 @@ class ProcessSpawner:
         log.info("worker.exited worker=%s %s code=%s", handle.worker_id, handle.describe(), code)
         self.exits.put_nowait(WorkerExit(worker_id=handle.worker_id, exit_code=code))
 
-    @staticmethod
-    def _kill_group(pgid: int, sig: signal.Signals) -> None:
-        # A process group id is not reused while any member lives, so this never hits
-        # a stranger; ESRCH just means the whole group is gone.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, sig)

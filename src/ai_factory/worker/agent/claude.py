@@ -17,7 +17,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Mapping
-from pathlib import Path
 
 from claude_agent_sdk import (
     ClaudeAgentOptions,
@@ -46,14 +45,12 @@ class ClaudeDriver:
         wall_timeout_s: float,
         model: str | None = None,
         hooks: dict[str, list[HookMatcher]] | None = None,
-        cli_path: str | Path | None = None,
     ) -> None:
         self.env = dict(env)
         self.idle_timeout_s = idle_timeout_s
         self.wall_timeout_s = wall_timeout_s
         self.model = model
         self.hooks = hooks
-        self.cli_path = cli_path
 
     def options(self, request: AgentRequest, recorder: StreamRecorder) -> ClaudeAgentOptions:
         return ClaudeAgentOptions(
@@ -69,7 +66,6 @@ class ClaudeDriver:
             env=self.env,
             hooks=self.hooks,  # type: ignore[arg-type]
             stderr=recorder.add_stderr,
-            cli_path=self.cli_path,
         )
 
     async def run(self, request: AgentRequest) -> IterationResult:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import re
 import signal
 import subprocess
@@ -32,6 +31,7 @@ from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
 
+from ai_factory.core.processes import signal_group
 from ai_factory.worker.agent import AgentRequest, AgentUnavailableError
 from ai_factory.worker.agent.result import IterationResult, StopReason
 from ai_factory.worker.agent.tools import repo_relative
@@ -185,8 +185,7 @@ class _Run:
 async def _terminate(proc: asyncio.subprocess.Process) -> None:
     """SIGTERM the command's process group, SIGKILL it after a grace period."""
     for sig, wait_s in ((signal.SIGTERM, TERM_GRACE_S), (signal.SIGKILL, TERM_GRACE_S)):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, sig)
+        signal_group(proc.pid, sig)
         try:
             await asyncio.wait_for(proc.wait(), timeout=wait_s)
             return
