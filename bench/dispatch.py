@@ -182,7 +182,6 @@ async def run(items: int, baseline_items: int, worker: str) -> None:
                 queue=services.queue,
                 lifecycle=runtime.lifecycle,
                 rate_limiter=services.rate_limiter,
-                max_workers=settings.max_workers,
                 events=None,
                 tick_s=5.0,
             )

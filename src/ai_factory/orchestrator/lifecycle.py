@@ -112,10 +112,6 @@ class WorkerLifecycle:
 
     # --- reads ---
 
-    async def active_count(self) -> int:
-        row = await self.db.fetch_one(Q["count_active"])
-        return row["n"] if row else 0
-
     async def active(self) -> list[WorkerState]:
         return [WorkerState(r) for r in await self.db.fetch_all(Q["active"])]
 

@@ -11,7 +11,6 @@ worker until that window resets.
 from __future__ import annotations
 
 import logging
-import time
 from datetime import datetime, timedelta
 from uuid import UUID
 
@@ -77,11 +76,6 @@ class RateLimiter:
         self.cooldown_seconds = cooldown_seconds
         self.daily_cost_budget_usd = daily_cost_budget_usd
         self.monthly_cost_budget_usd = monthly_cost_budget_usd
-        self._last_spawn = float("-inf")
-
-    def record_spawn(self) -> None:
-        """Note a spawn at once (the worker row may be written a moment later)."""
-        self._last_spawn = time.monotonic()
 
     async def record_limit(
         self, report: LimitReport, *, worker_id: UUID | None = None, work_item_id: UUID | None = None
@@ -114,10 +108,12 @@ class RateLimiter:
         windows = [UsageWindow.model_validate(r) for r in await self.db.fetch_all(Q["windows"])]
         assert spawn is not None and today is not None and month is not None
 
-        since_spawn = time.monotonic() - self._last_spawn
+        # The last spawn is the newest worker row (the scheduler writes it before its pass
+        # ends, so every orchestrator on the database sees it).
+        cooldown_remaining = 0.0
         if spawn["last_spawn_at"] is not None:
-            since_spawn = min(since_spawn, (spawn["db_now"] - spawn["last_spawn_at"]).total_seconds())
-        cooldown_remaining = max(0.0, self.cooldown_seconds - since_spawn)
+            since_spawn = (spawn["db_now"] - spawn["last_spawn_at"]).total_seconds()
+            cooldown_remaining = max(0.0, self.cooldown_seconds - since_spawn)
 
         rejected = [w for w in windows if w.status == "rejected" and w.resets_at and w.resets_at > now]
         paused_until = max((w.resets_at for w in rejected), default=None)  # type: ignore[type-var]

@@ -60,8 +60,8 @@ class WorkerRuntime:
         self._hurry = asyncio.Event()
 
     async def run(self) -> None:
-        """Recover, then run every loop until cancelled."""
-        await self.lifecycle.spawner.check()
+        """Recover, then run every loop until cancelled (the composition root has checked
+        the spawner before serving)."""
         events = asyncio.create_task(self.events.run(), name="events")
         tasks = [events]
         try:
@@ -128,7 +128,6 @@ class WorkerRuntime:
                 queue=queue,
                 lifecycle=lifecycle,
                 rate_limiter=rate_limiter,
-                max_workers=settings.max_workers,
                 events=events,
             ),
             health=HealthMonitor(

@@ -38,12 +38,9 @@ class _Server(uvicorn.Server):
 async def _reembed_learnings(services: Services) -> None:
     """After a change of FACTORY_EMBEDDER, give old learnings vectors from the new one."""
     try:
-        count = await services.learnings.reembed()
+        await services.learnings.reembed()  # logs what it did
     except Exception:  # search still works (full-text) for learnings without a vector
         log.exception("learnings.reembed_failed")
-        return
-    if count:
-        log.info("learnings.reembedded count=%s", count)
 
 
 def _log_component_end(task: asyncio.Task[None]) -> None:

@@ -2,11 +2,12 @@
 
 It wakes when an item changes status (a new item, or a worker finishing and freeing
 capacity), announced by the event hub, and on a one-second tick as a backstop for
-lost notifications. Each pass starts workers while there is capacity, counted from
-the database (live worker rows, not an in-memory counter), the rate limiter allows
-a spawn, and the queue has something to claim (checked first: an idle pass is
-one indexed read). Passes of all orchestrators on one database take turns (a
-PostgreSQL advisory lock), so together they never exceed MAX_WORKERS. A failing pass is logged and the
+lost notifications. Each pass starts workers while the queue has something to
+claim (checked first: an idle pass is one indexed read) and the rate limiter
+allows a spawn: MAX_WORKERS counted from the database (live worker rows, not an
+in-memory counter), budgets, cooldown, usage-limit pauses. Passes of all
+orchestrators on one database take turns (a PostgreSQL advisory lock), so together
+they never exceed MAX_WORKERS. A failing pass is logged and the
 loop goes on. `pause()` stops claiming (graceful shutdown).
 """
 
@@ -35,14 +36,12 @@ class Scheduler:
         queue: QueueManager,
         lifecycle: WorkerLifecycle,
         rate_limiter: RateLimiter,
-        max_workers: int,
         events: EventHub | None = None,
         tick_s: float = TICK_S,
     ) -> None:
         self.queue = queue
         self.lifecycle = lifecycle
         self.rate_limiter = rate_limiter
-        self.max_workers = max_workers
         self.events = events
         self.tick_s = tick_s
         self.paused = False
@@ -59,7 +58,8 @@ class Scheduler:
     async def run(self) -> None:
         subscription = self.events.subscribe() if self.events is not None else None
         listener = asyncio.create_task(self._listen(subscription)) if subscription else None
-        log.info("scheduler.started max_workers=%s tick_s=%s", self.max_workers, self.tick_s)
+        log.info("scheduler.started max_workers=%s tick_s=%s", self.rate_limiter.max_workers,
+                 self.tick_s)  # fmt: skip
         try:
             while True:
                 self._wake.clear()
@@ -92,9 +92,7 @@ class Scheduler:
     async def _dispatch_locked(self) -> int:
         started = 0
         while not self.paused:
-            if await self.lifecycle.active_count() >= self.max_workers:
-                break
-            limits = await self.rate_limiter.status()
+            limits = await self.rate_limiter.status()  # MAX_WORKERS among them
             if not limits.can_spawn:
                 log.debug("scheduler.blocked by=%s", ",".join(limits.blocked_by))
                 break
@@ -102,7 +100,6 @@ class Scheduler:
             assignment = await self.queue.claim_next(worker_id=worker_id, reason="claimed by the scheduler")
             if assignment is None:
                 break
-            self.rate_limiter.record_spawn()
             if await self.lifecycle.launch(assignment, worker_id=worker_id):
                 started += 1
             if not await self.queue.has_claimable():

@@ -287,7 +287,7 @@ async def test_two_orchestrators_together_never_start_more_than_max_workers(
         started = await asyncio.gather(*passes)
 
         assert sum(started) == 2, started
-        assert await orchestrators[1].runtime.lifecycle.active_count() == 2
+        assert (await orchestrators[1].rate_limiter.status()).active_workers == 2
         assert (await orchestrators[0].queue.stats()).by_status["queued"] == 4
     finally:
         for orchestrator in orchestrators:

@@ -100,16 +100,15 @@ class Database:
                 self._ambient.reset(token)
 
     @asynccontextmanager
-    async def advisory_lock(self, key: int) -> AsyncIterator[None]:
+    async def advisory_lock(
+        self, key: int
+    ) -> AsyncIterator[psycopg.AsyncConnection[dict[str, Any]]]:
         """Hold PostgreSQL advisory lock `key` for the block, across every process on the
-        database (on a connection of its own; a process that dies releases it)."""
-        async with self.pool.connection() as conn:
+        database; yields the connection that holds it (a process that dies releases it)."""
+        async with self.connection() as conn:
+            await conn.execute("SELECT pg_advisory_lock(%(key)s)", {"key": key})
             try:
-                await conn.execute("SELECT pg_advisory_lock(%(key)s)", {"key": key})
-            except psycopg.OperationalError as exc:
-                raise StoreError(f"database unavailable: {exc}") from exc
-            try:
-                yield
+                yield conn
             finally:
                 with contextlib.suppress(psycopg.OperationalError):  # a dead session let go
                     await conn.execute("SELECT pg_advisory_unlock(%(key)s)", {"key": key})

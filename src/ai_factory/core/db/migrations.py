@@ -47,33 +47,29 @@ def available_migrations() -> list[Migration]:
 async def apply_migrations(db: Database) -> list[Migration]:
     """Apply every migration not yet recorded; return the ones applied now."""
     applied_now: list[Migration] = []
-    async with db.connection() as conn:
-        await conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
-        try:
-            await conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                " version INT PRIMARY KEY, name TEXT NOT NULL,"
-                " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
-            )
-            cur = await conn.execute("SELECT version FROM schema_migrations")
-            done = {row["version"] for row in await cur.fetchall()}
-            for migration in available_migrations():
-                if migration.version in done:
-                    continue
-                try:
-                    async with conn.transaction():
-                        await conn.execute(migration.sql.encode())
-                        await conn.execute(
-                            "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
-                            (migration.version, migration.name),
-                        )
-                except psycopg.Error as exc:
-                    raise StoreError(
-                        f"migration {migration.version:03d}_{migration.name} failed: {exc}"
-                    ) from exc
-                log.info("db.migrated version=%03d name=%s", migration.version, migration.name)
-                applied_now.append(migration)
-        finally:
-            await conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+    async with db.advisory_lock(_LOCK_KEY) as conn:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version INT PRIMARY KEY, name TEXT NOT NULL,"
+            " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+        )
+        cur = await conn.execute("SELECT version FROM schema_migrations")
+        done = {row["version"] for row in await cur.fetchall()}
+        for migration in available_migrations():
+            if migration.version in done:
+                continue
+            try:
+                async with conn.transaction():
+                    await conn.execute(migration.sql.encode())
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                        (migration.version, migration.name),
+                    )
+            except psycopg.Error as exc:
+                raise StoreError(
+                    f"migration {migration.version:03d}_{migration.name} failed: {exc}"
+                ) from exc
+            log.info("db.migrated version=%03d name=%s", migration.version, migration.name)
+            applied_now.append(migration)
     await db.refresh_capabilities()
     return applied_now

@@ -1,6 +1,6 @@
 """Typed models shared by every process (the reference's types.ts)."""
 
-from ai_factory.core.models.base import WireModel
+from ai_factory.core.models.base import Success, WireModel
 from ai_factory.core.models.learnings import CreateLearningInput, Learning
 from ai_factory.core.models.metrics import FactoryMetrics, WorkerMetrics
 from ai_factory.core.models.work import (
@@ -51,6 +51,7 @@ __all__ = [
     "PriorityUpdate",
     "QueueStats",
     "Source",
+    "Success",
     "WireModel",
     "WorkAssignment",
     "WorkItem",

@@ -23,3 +23,9 @@ class WireModel(BaseModel):
     def to_wire(self) -> dict[str, Any]:
         """The JSON-ready dict with camelCase keys."""
         return self.model_dump(mode="json", by_alias=True)
+
+
+class Success(WireModel):
+    """The reference's answer to an action with nothing else to say: ``{"success": true}``."""
+
+    success: bool = True

@@ -8,6 +8,7 @@ from ai_factory.core.models import (
     IterationReport,
     LimitReport,
     LockResult,
+    Success,
     WireModel,
     Worker,
     WorkerCompleteRequest,
@@ -27,10 +28,6 @@ from ai_factory.orchestrator.api.deps import (
 )
 
 router = APIRouter(prefix="/api", tags=["workers"])
-
-
-class Success(WireModel):
-    success: bool = True
 
 
 class UnlockResult(WireModel):

@@ -2,10 +2,6 @@
 -- rows, staleness, and items left without a live worker. Item transitions themselves go
 -- through the fenced queries in work_items.sql.
 
--- name: count_active
-SELECT count(*)::int AS n FROM workers
- WHERE status IN ('idle', 'busy', 'stuck') AND finished_at IS NULL;
-
 -- name: set_handle
 UPDATE workers
    SET pid = %(pid)s, pid_start = %(pid_start)s, spawn_host = %(spawn_host)s,

@@ -21,7 +21,7 @@ SELECT count(*)::int AS iterations, coalesce(sum(cost_usd), 0)::float AS cost_us
   FROM iterations WHERE created_at >= %(since)s;
 
 -- name: spawn_state
--- Live workers, as the scheduler counts them (lifecycle.sql count_active).
+-- Live workers (the scheduler's MAX_WORKERS count) and the last spawn (the cooldown).
 SELECT (SELECT count(*) FROM workers
          WHERE status IN ('idle', 'busy', 'stuck') AND finished_at IS NULL)::int AS active,
        (SELECT max(created_at) FROM workers) AS last_spawn_at,
