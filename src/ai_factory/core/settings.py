@@ -13,6 +13,7 @@ names the variable, e.g. ``MAX_WORKERS: must be an integer (got 'abc')``.
 
 from __future__ import annotations
 
+import re
 import shlex
 from pathlib import Path
 from typing import Annotated, Literal
@@ -105,6 +106,12 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("repos")
+    @classmethod
+    def _repo_names(cls, value: list[str]) -> list[str]:
+        # One spelling for every reader (polling, webhooks): owner/repo.
+        return [normalise_repo(entry) for entry in value]
+
     @field_validator("factory_worker_command")
     @classmethod
     def _check_worker_command(cls, value: str | None) -> str | None:
@@ -180,6 +187,15 @@ class Settings(BaseSettings):
             for name in type(self).model_fields
             if isinstance(value := getattr(self, name), SecretStr)
         ]
+
+
+_REPO_PREFIX = re.compile(r"^(?:https?://[^/]+/|git@[^:]+:)")
+
+
+def normalise_repo(entry: str) -> str:
+    """`owner/repo` from `owner/repo`, a GitHub URL or an ssh remote (as REPOS may name it)."""
+    name = _REPO_PREFIX.sub("", entry.strip()).strip("/")
+    return name.removesuffix(".git")
 
 
 def _describe(error: dict) -> str:

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from ai_factory.core.errors import FactoryError
-from ai_factory.core.settings import Settings
+from ai_factory.core.settings import Settings, normalise_repo
 from ai_factory.intake.github import GitHubClient
 from ai_factory.intake.labels import IntakeLabels
 from ai_factory.intake.models import RepoInfo
@@ -35,15 +34,6 @@ log = logging.getLogger(__name__)
 R = TypeVar("R")
 REQUEST_CHECK_INTERVAL_S = 1.0
 REPO_CACHE_S = 600.0
-_REPO_PREFIX = re.compile(r"^(?:https?://[^/]+/|git@[^:]+:)")
-
-
-def normalise_repo(entry: str) -> str:
-    """`owner/repo` from `owner/repo`, a github URL or an ssh remote."""
-    name = _REPO_PREFIX.sub("", entry.strip()).strip("/")
-    return name.removesuffix(".git")
-
-
 @dataclass
 class PollSummary:
     outcomes: dict[str, list[int]] = field(default_factory=dict)
@@ -71,7 +61,7 @@ class IntakeService:
         self.github = github
         self.processor = processor
         self.submitter = submitter
-        self.repos = [normalise_repo(r) for r in repos if r.strip()]
+        self.repos = repos  # owner/repo (settings normalise REPOS)
         self.labels = labels
         self.poll_interval_s = poll_interval_s
         self.request_check_s = request_check_s

@@ -8,11 +8,11 @@ import pytest
 
 from ai_factory.core.github_retry import retry_delay
 from ai_factory.core.models import WorkItem
+from ai_factory.core.settings import load_settings, normalise_repo
 from ai_factory.intake import feedback
 from ai_factory.intake.labels import IntakeLabels, priority_from_labels
 from ai_factory.intake.models import Comment
 from ai_factory.intake.sanitize import sanitize
-from ai_factory.intake.service import normalise_repo
 from ai_factory.intake.spec_gen import (
     SYSTEM_PROMPT,
     ClaudeSpecGenerator,
@@ -220,6 +220,17 @@ def test_repos_may_be_named_by_url() -> None:
     assert normalise_repo("https://github.com/acme/widgets.git") == "acme/widgets"
     assert normalise_repo("git@github.com:acme/widgets.git") == "acme/widgets"
     assert normalise_repo(" acme/widgets ") == "acme/widgets"
+
+
+def test_a_repo_named_by_url_in_repos_takes_webhooks_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Polling and webhooks read one spelling of REPOS (a URL used to pass polling only)."""
+    monkeypatch.setenv("REPOS", "https://github.com/acme/widgets.git, git@github.com:acme/gears")
+    settings = load_settings(_env_file=None)
+    assert settings.repos == ["acme/widgets", "acme/gears"]
+    labelled = _payload("labeled", label="ai-factory")
+    assert labelled["repository"]["full_name"] == "acme/widgets"
+    decided = decide("issues", labelled, labels=IntakeLabels(), repos=settings.repos)
+    assert decided.kind is not ActionKind.IGNORE
 
 
 def test_markers_count_only_intakes_own_comments() -> None:
