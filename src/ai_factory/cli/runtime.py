@@ -11,11 +11,11 @@ from rich.table import Table
 
 from ai_factory.cli.context import api_client, settings_for_command
 from ai_factory.cli.output import age, out, print_json
+from ai_factory.core.models import SETTLED_STATUSES
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 FOLLOW_POLL_S = 0.5
-FINISHED = ("completed", "failed", "cancelled", "stuck")
 
 
 def workers(
@@ -68,7 +68,7 @@ def logs(
             continue  # more is already there
         if not follow:
             return
-        if client.get(f"/api/work/{item_id}")["status"] in FINISHED:
+        if client.get(f"/api/work/{item_id}")["status"] in SETTLED_STATUSES:
             tail = client.get(f"/api/work/{item_id}/logs", offset=offset)
             sys.stdout.write(tail["text"])
             return

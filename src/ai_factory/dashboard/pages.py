@@ -19,7 +19,7 @@ from ai_factory.dashboard.formatting import describe_limits
 from ai_factory.dashboard.logview import tag_lines, tail_offset
 from ai_factory.dashboard.metrics import build_metrics
 from ai_factory.dashboard.progress import spec_progress
-from ai_factory.dashboard.web import DashboardDep, PageSession
+from ai_factory.dashboard.web import LIVE_REFRESH_HEADER, DashboardDep, PageSession
 from ai_factory.orchestrator.queue import parse_id
 
 router = APIRouter(include_in_schema=False)
@@ -43,7 +43,6 @@ async def overview(request: Request, dashboard: DashboardDep, _: PageSession) ->
         limiter=describe_limits(limits, services.clock.tz),
         workers=workers,
         stuck=[w for w in workers if w.worker.status.value == "stuck"],
-        silent_after_s=services.settings.heartbeat_interval * 3,
         events=await dashboard.store.recent_events(limit=20),
         totals=await dashboard.store.totals(),
     )
@@ -60,7 +59,6 @@ async def workers(
         active=[w for w in rows if w.active],
         finished=[w for w in rows if not w.active],
         show_all=all,
-        silent_after_s=dashboard.services.settings.heartbeat_interval * 3,
     )
 
 
@@ -78,6 +76,9 @@ async def worker(
     lines, offset = [], 0
     if row.worker.work_item_id is not None:
         item = await dashboard.services.queue.get(row.worker.work_item_id)
+    # A live refresh swaps only the data-live regions; the log outside them follows its own
+    # stream, so only a full page load reads the log's tail.
+    if item is not None and not request.headers.get(LIVE_REFRESH_HEADER):
         logs = dashboard.services.logs
         size = (await logs.read_async(item.id, offset=0, limit=1)).size
         start = tail_offset(size, LOG_TAIL_BYTES)
@@ -95,7 +96,6 @@ async def worker(
         item=item,
         log_lines=lines,
         log_offset=offset,
-        silent_after_s=dashboard.services.settings.heartbeat_interval * 3,
     )
 
 

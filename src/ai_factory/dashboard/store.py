@@ -97,7 +97,6 @@ class StatusCounts(BaseModel):
 
     by_status: dict[str, int] = Field(default_factory=dict)
     by_priority: dict[str, int] = Field(default_factory=dict)
-    active_by_priority: dict[str, int] = Field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -137,8 +136,6 @@ class DashboardStore:
             status, priority, n = row["status"], row["priority"], row["n"]
             counts.by_status[status] = counts.by_status.get(status, 0) + n
             counts.by_priority[priority] = counts.by_priority.get(priority, 0) + n
-            if status in ("queued", "assigned", "running", "stuck"):
-                counts.active_by_priority[priority] = counts.active_by_priority.get(priority, 0) + n
         return counts
 
     async def repos(self, *, limit: int = 50) -> list[RepoCount]:

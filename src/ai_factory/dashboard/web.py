@@ -11,7 +11,6 @@ form, accepted only with the session's CSRF token (403 otherwise).
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -34,15 +33,13 @@ from ai_factory.orchestrator.services import Services
 
 log = logging.getLogger(__name__)
 
+LIVE_REFRESH_HEADER = "X-Dashboard-Refresh"  # sent by dashboard.js when it re-fetches a page
+
 # No inline script or style anywhere: a spec that slipped through escaping still could not run.
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
 )
-
-
-def _since(value: datetime | None) -> float | None:
-    return None if value is None else (datetime.now(UTC) - value).total_seconds()
 
 
 class LoginRequired(Exception):
@@ -80,7 +77,11 @@ class Dashboard:
             window=formatting.window_name,
             markdown=self.markdown.render,
         )
-        self.env.globals.update(percent=formatting.percent, since=_since)
+        # A live worker whose heartbeat is older than three intervals shows as silent.
+        self.env.globals.update(
+            percent=formatting.percent,
+            silent_after_s=services.settings.heartbeat_interval * 3,
+        )
 
     @classmethod
     def build(cls, services: Services) -> Dashboard:

@@ -31,7 +31,6 @@ from ai_factory.core.errors import (
     NotFoundError,
 )
 from ai_factory.core.github_retry import (
-    MAX_SERVER_ERROR_RETRIES,
     RATE_LIMIT_BACKOFF_S,
     SERVER_ERROR_BACKOFF_S,
     retry_delay,
@@ -301,12 +300,12 @@ class GitHubClient:
                     delay,
                     attempt + 1,
                 )
-            except RequestError as exc:  # timeouts and transport errors
-                if attempt >= MAX_SERVER_ERROR_RETRIES:
+            except RequestError as exc:  # timeouts and transport errors: status 0
+                delay = retry_delay(0, {}, "", attempt, server_backoff_s=self._server_backoff_s)
+                if delay is None:
                     raise GitHubUnavailableError(
                         f"GitHub did not answer: {what} ({type(exc.exc).__name__})"
                     ) from exc
-                delay = self._server_backoff_s * 2**attempt
                 log.warning(
                     "github.retry what=%r error=%s wait_s=%.1f", what, type(exc.exc).__name__, delay
                 )

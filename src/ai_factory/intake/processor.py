@@ -36,6 +36,7 @@ from enum import StrEnum
 
 from ai_factory.core.models import (
     ACTIVE_STATUSES,
+    SETTLED_STATUSES,
     CreateWorkItemInput,
     Source,
     WorkItem,
@@ -56,14 +57,6 @@ log = logging.getLogger(__name__)
 SAME_LABELLING_MARGIN = timedelta(seconds=2)
 SPEC_RETRY_BASE_S = 60.0
 SPEC_RETRY_MAX_S = 3600.0
-REPORTED = frozenset(
-    {
-        WorkItemStatus.COMPLETED,
-        WorkItemStatus.FAILED,
-        WorkItemStatus.STUCK,
-        WorkItemStatus.CANCELLED,
-    }
-)
 
 
 class Outcome(StrEnum):
@@ -255,7 +248,7 @@ class IssueProcessor:
                 )
                 or item
             )
-        if item.status not in REPORTED:
+        if item.status not in SETTLED_STATUSES:
             return Outcome.WAITING
         said = feedback.markers(
             await self.github.comments(repo.full_name, issue.number),

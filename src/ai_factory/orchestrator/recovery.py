@@ -86,14 +86,12 @@ class WorkerRuntime:
         for state in await self.lifecycle.active():
             if not state.holds_item:
                 self.lifecycle.in_background(self.lifecycle.settle(state))
-            elif self.lifecycle.owns(state):
-                if await self.lifecycle.spawner.watch(state.handle):
-                    adopted += 1
-                else:
-                    await self.lifecycle.retire(state, reason="worker gone after an orchestrator restart")
-                    requeued += 1
-            elif state.silent_s > self.heartbeat_timeout_s:
-                await self.lifecycle.retire(state, reason="worker gone after an orchestrator restart")
+            elif self.lifecycle.owns(state) and await self.lifecycle.spawner.watch(state.handle):
+                adopted += 1
+            elif self.lifecycle.owns(state) or state.silent_s > self.heartbeat_timeout_s:
+                await self.lifecycle.retire(
+                    state, reason="worker gone after an orchestrator restart"
+                )
                 requeued += 1
         orphans = await self.health.requeue_orphans(grace_s=0)
         log.info("runtime.recovered adopted=%s requeued=%s orphans=%s", adopted, requeued, orphans)

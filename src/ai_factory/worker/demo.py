@@ -30,6 +30,7 @@ from typing import Any, TextIO
 
 import httpx
 
+from ai_factory.core.models import SETTLED_STATUSES
 from ai_factory.core.secrets import FACTORY_SECRETS
 from ai_factory.sim import SimServer, sim_env
 
@@ -194,7 +195,7 @@ def _follow(api: httpx.Client, item_id: str, say: _Printer) -> dict[str, Any]:
             after = max(after, int(event["id"]))
             say.line(f"  [{event['kind']}] {event.get('reason') or event.get('toStatus') or ''}")
         item = api.get(f"/api/work/{item_id}").json()
-        if item["status"] in ("completed", "failed", "stuck", "cancelled"):
+        if item["status"] in SETTLED_STATUSES:
             return item
         if time.monotonic() > deadline:
             say.line("The demo took too long; stopping.")

@@ -5,6 +5,7 @@ from ai_factory.core.models.learnings import CreateLearningInput, Learning
 from ai_factory.core.models.metrics import FactoryMetrics, WorkerMetrics
 from ai_factory.core.models.work import (
     ACTIVE_STATUSES,
+    SETTLED_STATUSES,
     CreateWorkItemInput,
     Priority,
     PriorityUpdate,
@@ -42,6 +43,7 @@ __all__ = [
     "LimitReport",
     "LimitStatus",
     "ACTIVE_STATUSES",
+    "SETTLED_STATUSES",
     "CreateLearningInput",
     "CreateWorkItemInput",
     "FactoryMetrics",

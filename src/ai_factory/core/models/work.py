@@ -26,6 +26,16 @@ class WorkItemStatus(StrEnum):
 ACTIVE_STATUSES = frozenset(
     {WorkItemStatus.QUEUED, WorkItemStatus.ASSIGNED, WorkItemStatus.RUNNING, WorkItemStatus.STUCK}
 )
+# No worker works on the item any more: a result to report or wait for (stuck is in both
+# sets: it holds its source's slot until someone retries or cancels it).
+SETTLED_STATUSES = frozenset(
+    {
+        WorkItemStatus.COMPLETED,
+        WorkItemStatus.FAILED,
+        WorkItemStatus.STUCK,
+        WorkItemStatus.CANCELLED,
+    }
+)
 
 
 class Priority(StrEnum):
