@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from ai_factory.cli.context import api_client, settings_for_command
-from ai_factory.cli.output import age, out, plain, print_json
+from ai_factory.cli.output import JsonOpt, age, out, plain, print_json
 from ai_factory.core.errors import InvalidInputError
 
 
@@ -24,9 +24,7 @@ def learnings(
         Optional[str], typer.Option("--delete", help="Delete the learning with this id.")
     ] = None,
     limit: Annotated[int, typer.Option(help="At most this many (1-200).")] = 50,
-    json_out: Annotated[
-        bool, typer.Option("--json", help="Print JSON instead of a table.")
-    ] = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """Learnings shared by workers: list or search them, add one, or delete one."""
     if add is not None and delete is not None:

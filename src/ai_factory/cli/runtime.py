@@ -10,10 +10,8 @@ import typer
 from rich.table import Table
 
 from ai_factory.cli.context import api_client, settings_for_command
-from ai_factory.cli.output import age, out, print_json
+from ai_factory.cli.output import JsonOpt, age, out, print_json
 from ai_factory.core.models import SETTLED_STATUSES
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 FOLLOW_POLL_S = 0.5
 

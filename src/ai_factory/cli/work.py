@@ -10,10 +10,16 @@ import typer
 from rich.table import Table
 
 from ai_factory.cli.context import api_client, settings_for_command
-from ai_factory.cli.output import age, items_table, out, plain, print_json, status_text
+from ai_factory.cli.output import (
+    JsonOpt,
+    age,
+    items_table,
+    out,
+    plain,
+    print_json,
+    status_text,
+)
 from ai_factory.core.errors import InvalidInputError
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
 def _read_spec(spec: str | None, spec_file: Path | None) -> str:
