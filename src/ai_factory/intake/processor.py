@@ -112,10 +112,7 @@ class IssueProcessor:
         events = await self.github.label_events(repo.full_name, issue.number)
         trigger = next((e for e in reversed(events) if self.labels.is_intake(e.label)), None)
         event_id = trigger.id if trigger else 0
-        said = feedback.markers(
-            await self.github.comments(repo.full_name, issue.number),
-            author=await self.github.login(),
-        )
+        said = await self._said(repo, issue)
 
         trust = await self._trust(repo, trigger)
         if not trust.trusted:
@@ -217,12 +214,17 @@ class IssueProcessor:
                 return Trust(True, trigger.actor, "bot listed in TRUSTED_BOTS")
             return Trust(False, trigger.actor, "bot not listed in TRUSTED_BOTS")
         permission = await self.github.permission(repo.full_name, trigger.actor)
-        if permission.permission in WRITE_ROLES or permission.role_name in WRITE_ROLES:
-            return Trust(
-                True, trigger.actor, f"permission {permission.role_name or permission.permission}"
-            )
         return Trust(
-            False, trigger.actor, f"permission {permission.role_name or permission.permission}"
+            permission.permission in WRITE_ROLES or permission.role_name in WRITE_ROLES,
+            trigger.actor,
+            f"permission {permission.role_name or permission.permission}",
+        )
+
+    async def _said(self, repo: RepoInfo, issue: Issue) -> list[feedback.Marker]:
+        """The markers of intake's own comments on the issue (what it has already said)."""
+        return feedback.markers(
+            await self.github.comments(repo.full_name, issue.number),
+            author=await self.github.login(),
         )
 
     async def _start_processing(self, issue: Issue) -> None:
@@ -250,10 +252,7 @@ class IssueProcessor:
             )
         if item.status not in SETTLED_STATUSES:
             return Outcome.WAITING
-        said = feedback.markers(
-            await self.github.comments(repo.full_name, issue.number),
-            author=await self.github.login(),
-        )
+        said = await self._said(repo, issue)
         if not feedback.has_marker(said, "report", **feedback.report_key(item)):
             await self.github.comment(
                 repo.full_name, issue.number, feedback.report(item, intake_label=self.labels.intake)
