@@ -77,10 +77,14 @@ class Dashboard:
             window=formatting.window_name,
             markdown=self.markdown.render,
         )
-        # A live worker whose heartbeat is older than three intervals shows as silent.
+        # A live worker shows as silent once it has missed three heartbeats, or sooner if
+        # the orchestrator would already give it up (a timeout under three intervals).
+        settings = services.settings
         self.env.globals.update(
             percent=formatting.percent,
-            silent_after_s=services.settings.heartbeat_interval * 3,
+            silent_after_s=min(
+                settings.heartbeat_interval * 3, settings.heartbeat_timeout_seconds
+            ),
         )
 
     @classmethod

@@ -188,3 +188,31 @@ def test_with_a_token_pages_ask_for_it_and_the_cookie_is_not_the_token(
             200,
             201,
         )
+
+
+def test_a_worker_is_shown_silent_before_the_orchestrator_gives_it_up(
+    tmp_path: Path, database_url: str
+) -> None:
+    # Three missed heartbeats (180 s) would come after the 100 s timeout: the timeout rules.
+    settings = make_settings(
+        tmp_path, database_url=database_url, heartbeat_interval=60, heartbeat_timeout_seconds=100
+    )
+    server = ServerThread(settings).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            item = client.post("/api/work", json={"repo": "/srv/app", "spec": SPEC}).json()
+            reg = client.post("/api/worker/register", json={"workItemId": item["id"]}).json()
+            assert 'class="fresh"' in client.get("/workers").text
+            services = server.services
+            assert services is not None
+            server.call(
+                services.db.execute(
+                    "UPDATE workers SET last_heartbeat = now() - interval '110 seconds'"
+                    " WHERE id = %(id)s",
+                    {"id": reg["workerId"]},
+                )
+            )
+            page = client.get("/workers").text
+            assert 'class="silent"' in page and 'class="fresh"' not in page
+    finally:
+        server.stop()
