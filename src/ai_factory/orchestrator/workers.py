@@ -176,7 +176,6 @@ class WorkerManager:
     # --- reports from a working worker ---
 
     async def heartbeat(self, record: WorkerRecord, beat: WorkerHeartbeatRequest) -> Worker:
-        item = await self.current_item(record, "heartbeat")
         row = await self.db.fetch_one(
             Q["heartbeat"],
             {
@@ -188,13 +187,14 @@ class WorkerManager:
             },
         )
         if row is None:
+            await self.current_item(record, "heartbeat")  # raises, saying why
             raise ConflictError(f"worker {record.id} is {record.worker.status}")
         await self.conflicts.renew(record.id)
         if self.leases is not None:
             await self.leases.beat(record.id)
         if row["previous_phase"] != beat.phase.value:
             await self.queue.add_event(
-                item.id,
+                row["work_item_id"],
                 "phase",
                 beat.message or f"phase {beat.phase.value}",
                 {"phase": beat.phase.value, "iteration": beat.iteration, "workerId": str(record.id)},

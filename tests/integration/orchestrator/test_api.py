@@ -437,3 +437,14 @@ def test_worker_output_served_by_the_api_never_shows_a_known_secret(tmp_path: Pa
     finally:
         server.stop()
     assert secret not in text and "pushing with token ***" in text
+
+
+def test_a_live_worker_whose_item_was_cancelled_is_refused_a_heartbeat(http: httpx.Client) -> None:
+    item, reg = register_external(http)
+    auth = {"Authorization": f"Bearer {reg['token']}"}
+    beat = {"iteration": 1, "tokens": 1, "phase": "running"}
+    assert http.post(f"/api/worker/{reg['workerId']}/heartbeat", json=beat, headers=auth).status_code == 200
+    assert http.post(f"/api/work/{item['id']}/cancel").status_code == 200
+    refused = http.post(f"/api/worker/{reg['workerId']}/heartbeat", json=beat, headers=auth)
+    assert refused.status_code == 409
+    assert "cancelled" in refused.text and "no longer current" in refused.text

@@ -26,12 +26,17 @@ UPDATE workers SET status = 'busy', phase = 'setup', last_heartbeat = now(),
 RETURNING *;
 
 -- name: heartbeat
-UPDATE workers
+-- Only while the worker still holds its item's lease (the condition of current_item, in
+-- the same statement); no row otherwise. previous_phase is read from the row as it was.
+UPDATE workers w
    SET last_heartbeat = now(), current_iteration = %(iteration)s,
        total_tokens = %(tokens)s, cost_usd = %(cost_usd)s, phase = %(phase)s,
        status = CASE WHEN %(phase)s = 'stuck' THEN 'stuck' ELSE 'busy' END
- WHERE id = %(id)s AND status IN ('idle', 'busy', 'stuck') AND finished_at IS NULL
-RETURNING *, (SELECT phase FROM workers w WHERE w.id = %(id)s) AS previous_phase;
+  FROM work_items i
+ WHERE w.id = %(id)s AND w.status IN ('idle', 'busy', 'stuck') AND w.finished_at IS NULL
+   AND i.id = w.work_item_id AND i.lease_token = w.lease_token
+   AND i.status IN ('assigned', 'running')
+RETURNING w.*, (SELECT phase FROM workers p WHERE p.id = w.id) AS previous_phase;
 
 -- name: finish
 UPDATE workers SET status = %(status)s, finished_at = now(), phase = NULL
