@@ -22,6 +22,7 @@ worktree's own config) and, if the repository tracks them, `skip-worktree`.
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path, PurePosixPath
 
@@ -104,8 +105,7 @@ class Workspace:
         for key, value in DEFAULT_IDENTITY.items():
             if not self._git.run("config", "--get", key, check=False).stdout.strip():
                 self._run("config", "--worktree", key, value)
-        for pattern in ALWAYS_EXCLUDED:
-            self._skip_if_tracked(pattern.strip("/"))
+        self._skip_if_tracked(*(pattern.strip("/") for pattern in ALWAYS_EXCLUDED))
 
     # -- files ------------------------------------------------------------------------------
 
@@ -131,11 +131,15 @@ class Workspace:
 
     def _excludes_file(self) -> Path:
         """The per-worktree excludes file, in the worktree's private git dir."""
-        git_dir = Path(self._run("rev-parse", "--absolute-git-dir").stdout.strip())
-        return git_dir / EXCLUDES_FILE
+        return self._git_dir / EXCLUDES_FILE
 
-    def _skip_if_tracked(self, rel: str) -> None:
-        tracked = self._run("ls-files", "-z", "--", rel).stdout.split("\0")
+    @functools.cached_property
+    def _git_dir(self) -> Path:
+        return Path(self._run("rev-parse", "--absolute-git-dir").stdout.strip())
+
+    def _skip_if_tracked(self, *rels: str) -> None:
+        """Keep the tracked files at `rels` (paths or folders) out of every commit."""
+        tracked = self._run("ls-files", "-z", "--", *rels).stdout.split("\0")
         tracked = [name for name in tracked if name]
         if tracked:
             self._run("update-index", "--skip-worktree", "--", *tracked)
