@@ -96,7 +96,7 @@ class HealthMonitor:
         expired = await self._expired(states)
         for state in states:
             await self._check_worker(state, state.id in expired)
-        await self._stop_finished()
+        await self._stop_finished(live={state.id for state in states})
         await self.requeue_orphans(grace_s=ORPHAN_GRACE_S)
         for state in states:
             if state.row["work_item_id"] is not None:
@@ -144,9 +144,12 @@ class HealthMonitor:
             detail = f" (exit code {code})" if code is not None else ""
             await lifecycle.retire(state, reason=f"worker process is gone{detail} without reporting a result")
 
-    async def _stop_finished(self) -> None:
-        """Processes still running for workers that were finished (killed, or done and lingering)."""
+    async def _stop_finished(self, *, live: set[UUID]) -> None:
+        """Processes still running for workers that were finished (killed, or done and
+        lingering). Only handles of workers not in this pass's `live` set are looked up."""
         for handle in self.lifecycle.spawner.tracked():
+            if handle.worker_id in live:
+                continue
             state = await self.lifecycle.state(handle.worker_id)
             if state is not None and not state.active:
                 self.lifecycle.in_background(self.lifecycle.settle(state))
