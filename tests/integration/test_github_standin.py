@@ -279,8 +279,8 @@ def test_unknown_routes_and_tokens(standin: GitHubStandin) -> None:
     assert httpx.get(f"{standin.api_url}/repos/acme/nope", headers=auth).status_code == 404
     assert httpx.get(f"{standin.api_url}/repos/{REPO}/issues").status_code == 401
     assert standin.request_count("GET /repos/{owner}/{repo}/issues", status=401) == 1
-    standin.add_token("ghp_second", "intake-bot")
-    with GitHub("ghp_second", base_url=standin.api_url, auto_retry=False) as gh:
+    standin.add_token("second-token", "intake-bot")
+    with GitHub("second-token", base_url=standin.api_url, auto_retry=False) as gh:
         assert gh.rest.users.get_authenticated().parsed_data.login == "intake-bot"
         gh.rest.issues.create_comment("acme", "widgets", standin.create_issue(REPO, "x"),
                                       body="hi")
@@ -392,7 +392,7 @@ def test_clone_then_push_needs_the_token(standin: GitHubStandin, tmp_path: Path)
     _git(env, "commit", "-m", "Add feature", cwd=work)
 
     refused = _git(env, "push", "origin", "ai-factory/issue-7", cwd=work, check=False)
-    wrong = _git({**env, "STANDIN_TOKEN": "ghp_wrong"}, "-c", f"credential.helper={TOKEN_HELPER}",
+    wrong = _git({**env, "STANDIN_TOKEN": "wrong-token"}, "-c", f"credential.helper={TOKEN_HELPER}",
                  "push", "origin", "ai-factory/issue-7", cwd=work, check=False)
     assert refused.returncode != 0 and wrong.returncode != 0
     assert "ai-factory/issue-7" not in standin.branches(REPO)

@@ -70,7 +70,7 @@ async def test_the_anthropic_api_can_write_the_spec(rig: Rig) -> None:
     from ai_factory.intake.spec_gen import AnthropicSpecGenerator
 
     number = rig.open_issue("Greeting", "Please:\nCreate `hello.txt` containing `hi`")
-    generator = AnthropicSpecGenerator(api_key="sk-ant-api03-test", base_url=rig.sim.url)
+    generator = AnthropicSpecGenerator(api_key="test-anthropic-key", base_url=rig.sim.url)
 
     await rig.service(generator=generator).poll_once()
 

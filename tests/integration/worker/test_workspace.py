@@ -446,12 +446,12 @@ def test_a_recycled_worktree_starts_pristine(tmp_path: Path, home: Path,
     ("protocol=ssh\nhost=github.com\n\n", False),
 ])
 def test_credential_helper_answers_only_for_its_host(request_text: str, answered: bool) -> None:
-    env = {"PATH": os.environ["PATH"], "FACTORY_GIT_TOKEN": "ghp_helpertoken123456",
+    env = {"PATH": os.environ["PATH"], "FACTORY_GIT_TOKEN": "helper-test-token",
            "FACTORY_GIT_CREDENTIAL_HOST": "github.com"}
     argv = shlex.split(credential_helper().removeprefix("!")) + ["get"]
     out = subprocess.run(argv, input=request_text, env=env, capture_output=True, text=True,
                          check=True).stdout
-    expected = "username=x-access-token\npassword=ghp_helpertoken123456\n" if answered else ""
+    expected = "username=x-access-token\npassword=helper-test-token\n" if answered else ""
     assert out == expected
     store = subprocess.run(argv[:-1] + ["store"], input=request_text, env=env,
                            capture_output=True, text=True, check=True)

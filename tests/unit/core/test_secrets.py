@@ -49,14 +49,14 @@ def test_every_secret_setting_is_classified() -> None:
 
 @pytest.mark.parametrize("name", [*SECRET_NAMES, *(n.lower() for n in SECRET_NAMES)])
 def test_no_factory_secret_reaches_the_agent(name: str) -> None:
-    base = {"PATH": "/usr/bin", "ANTHROPIC_API_KEY": "sk-ant-agent", name: "the-secret"}
+    base = {"PATH": "/usr/bin", "ANTHROPIC_API_KEY": "agent-own-key", name: "the-secret"}
 
     env = agent_env(base)
     overrides = sdk_env_overrides(base)
 
     assert name not in env and "the-secret" not in env.values()
     assert overrides[name] == "", "the SDK merges its own environment: the secret is blanked"
-    assert env["ANTHROPIC_API_KEY"] == "sk-ant-agent"  # the agent's own login passes
+    assert env["ANTHROPIC_API_KEY"] == "agent-own-key"  # the agent's own login passes
 
 
 def _launch() -> WorkerLaunch:
@@ -71,14 +71,14 @@ def _launch() -> WorkerLaunch:
 def test_a_worker_gets_its_own_secrets_and_none_of_the_orchestrators(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = load_settings(_env_file=None, factory_home=tmp_path, github_token="ghp_push")
+    settings = load_settings(_env_file=None, factory_home=tmp_path, github_token="push-token")
     launch = _launch()
     for name in SECRET_NAMES:
         monkeypatch.setenv(name, f"orchestrators-{name}")
 
     for env in (worker_env(launch, settings=settings), container_env(launch, settings=settings)):
         assert not {k.upper() for k in env} & ORCHESTRATOR_SECRETS
-        assert env["WORKER_TOKEN"] == "lease-token" and env["GITHUB_TOKEN"] == "ghp_push"
+        assert env["WORKER_TOKEN"] == "lease-token" and env["GITHUB_TOKEN"] == "push-token"
         assert not any(v.startswith("orchestrators-") for v in env.values())
 
 
