@@ -7,8 +7,8 @@ docs/claude-cli-notes.md).
 
 from __future__ import annotations
 
-SIM_API_KEY = "sk-ant-api03-sim"
-SIM_OAUTH_TOKEN = "sk-ant-oat01-sim"
+SIM_API_KEY = "sim-api-key"
+SIM_OAUTH_TOKEN = "sim-oauth-token"
 
 
 def sim_env(
