@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID
@@ -240,25 +241,23 @@ class WorkerManager:
 
     async def complete(self, record: WorkerRecord, result: WorkerCompleteRequest) -> WorkItem:
         item = await self.current_item(record, "complete")
-        async with self.db.transaction():  # the item, the metrics and the worker row, or none
-            done = await self.queue.complete(
+        done = await self._finish(
+            record,
+            lambda: self.queue.complete(
                 item.id,
                 self._lease(record),
                 pr_url=result.pr_url,
                 iterations=result.iterations,
                 tokens=result.tokens,
                 cost_usd=result.cost_usd,
-            )
-            await self._finish_row(
-                record,
-                WorkerStatus.DONE,
-                metrics_status="completed",
-                iterations=result.iterations,
-                tokens=result.tokens,
-                cost_usd=result.cost_usd,
-                files_changed=len(result.files_changed),
-            )
-        await self._release_locks(record.id)
+            ),
+            WorkerStatus.DONE,
+            metrics_status="completed",
+            iterations=result.iterations,
+            tokens=result.tokens,
+            cost_usd=result.cost_usd,
+            files_changed=len(result.files_changed),
+        )
         if self.learnings and result.new_learnings:
             try:
                 await self.learnings.save_many(
@@ -270,47 +269,41 @@ class WorkerManager:
 
     async def fail(self, record: WorkerRecord, report: WorkerFailRequest) -> WorkItem:
         item = await self.current_item(record, "fail")
-        async with self.db.transaction():
-            failed = await self.queue.fail(
+        return await self._finish(
+            record,
+            lambda: self.queue.fail(
                 item.id,
                 self._lease(record),
                 error=report.error,
                 iterations=max(report.iteration, record.worker.current_iteration),
                 tokens=record.worker.total_tokens,
                 cost_usd=record.worker.cost_usd,
-            )
-            await self._finish_row(
-                record,
-                WorkerStatus.DONE,
-                metrics_status="failed",
-                iterations=report.iteration,
-                tokens=record.worker.total_tokens,
-                cost_usd=record.worker.cost_usd,
-            )
-        await self._release_locks(record.id)
-        return failed
+            ),
+            WorkerStatus.DONE,
+            metrics_status="failed",
+            iterations=report.iteration,
+            tokens=record.worker.total_tokens,
+            cost_usd=record.worker.cost_usd,
+        )
 
     async def stuck(self, record: WorkerRecord, report: WorkerStuckRequest) -> WorkItem:
         item = await self.current_item(record, "report stuck")
-        async with self.db.transaction():
-            stuck = await self.queue.mark_stuck(
+        return await self._finish(
+            record,
+            lambda: self.queue.mark_stuck(
                 item.id,
                 self._lease(record),
                 reason=report.reason,
                 iterations=record.worker.current_iteration,
                 tokens=record.worker.total_tokens,
                 cost_usd=record.worker.cost_usd,
-            )
-            await self._finish_row(
-                record,
-                WorkerStatus.STUCK,
-                metrics_status="stuck",
-                iterations=record.worker.current_iteration,
-                tokens=record.worker.total_tokens,
-                cost_usd=record.worker.cost_usd,
-            )
-        await self._release_locks(record.id)
-        return stuck
+            ),
+            WorkerStatus.STUCK,
+            metrics_status="stuck",
+            iterations=record.worker.current_iteration,
+            tokens=record.worker.total_tokens,
+            cost_usd=record.worker.cost_usd,
+        )
 
     # --- administration ---
 
@@ -394,9 +387,10 @@ class WorkerManager:
         assert record.lease_token is not None
         return record.lease_token
 
-    async def _finish_row(
+    async def _finish(
         self,
         record: WorkerRecord,
+        move_item: Callable[[], Awaitable[WorkItem]],
         status: WorkerStatus,
         *,
         metrics_status: str,
@@ -404,19 +398,26 @@ class WorkerManager:
         tokens: int,
         cost_usd: float,
         files_changed: int = 0,
-    ) -> None:
-        await self.db.execute(
-            Q["insert_metrics"],
-            {
-                "id": record.id,
-                "iterations": iterations,
-                "tokens": tokens,
-                "cost_usd": cost_usd,
-                "files_changed": files_changed,
-                "status": metrics_status,
-            },
-        )
-        await self.db.execute(Q["finish"], {"id": record.id, "status": status.value})
+    ) -> WorkItem:
+        """A worker's own end (complete, fail, stuck): `move_item` settles the item, and the
+        metrics and the worker row are written in the same transaction (all or none);
+        then the worker's locks are freed. Returns the settled item."""
+        async with self.db.transaction():
+            item = await move_item()
+            await self.db.execute(
+                Q["insert_metrics"],
+                {
+                    "id": record.id,
+                    "iterations": iterations,
+                    "tokens": tokens,
+                    "cost_usd": cost_usd,
+                    "files_changed": files_changed,
+                    "status": metrics_status,
+                },
+            )
+            await self.db.execute(Q["finish"], {"id": record.id, "status": status.value})
+        await self._release_locks(record.id)
+        return item
 
     async def _release_locks(self, worker_id: UUID) -> None:
         """Best effort: a lock left behind expires with its TTL."""
