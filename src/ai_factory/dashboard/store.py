@@ -22,7 +22,6 @@ from ai_factory.core.models import (
     WorkItemStatus,
     spec_title,
 )
-from ai_factory.orchestrator.workers import LIVE_STATUSES
 
 Q = load_queries("dashboard")
 
@@ -52,7 +51,7 @@ class WorkerRow(BaseModel):
 
     @property
     def active(self) -> bool:
-        return self.worker.status in LIVE_STATUSES and self.worker.finished_at is None
+        return self.worker.live
 
 
 class RepoCount(BaseModel):

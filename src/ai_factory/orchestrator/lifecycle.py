@@ -28,10 +28,11 @@ from ai_factory.core.db.database import Database
 from ai_factory.core.db.queries import load_queries
 from ai_factory.core.errors import ConflictError
 from ai_factory.core.models import WorkAssignment
+from ai_factory.core.models.workers import is_live
 from ai_factory.orchestrator.events import RECONNECTED, EventHub
 from ai_factory.orchestrator.queue import QueueManager
 from ai_factory.orchestrator.spawners import Spawner, WorkerExit, WorkerHandle, WorkerLaunch
-from ai_factory.orchestrator.workers import LIVE_STATUSES, HeartbeatLeases, WorkerManager
+from ai_factory.orchestrator.workers import HeartbeatLeases, WorkerManager
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class WorkerState:
 
     @property
     def active(self) -> bool:
-        return self.row["status"] in LIVE_STATUSES and self.row["finished_at"] is None
+        return is_live(self.row["status"], self.row["finished_at"])
 
     @property
     def holds_item(self) -> bool:

@@ -42,10 +42,6 @@ log = logging.getLogger(__name__)
 
 Q = load_queries("workers")
 
-# A worker is live in these states until finished_at is set (workers.sql says the same).
-LIVE_STATUSES = frozenset({WorkerStatus.IDLE, WorkerStatus.BUSY, WorkerStatus.STUCK})
-
-
 @dataclass(frozen=True, slots=True)
 class WorkerRecord:
     """A worker row as the orchestrator sees it, secrets included."""
@@ -322,7 +318,7 @@ class WorkerManager:
         requeued item keeps its attempts; ``retry_in_s`` holds it back that long.
         """
         record = await self.get_record(worker_id)
-        if record.worker.finished_at is not None or record.worker.status not in LIVE_STATUSES:
+        if not record.worker.live:
             raise ConflictError(f"worker {record.id} is {record.worker.status}; nothing to kill")
         # The item first: once its lease moves on, the worker's reports are refused.
         item_id = record.worker.work_item_id
@@ -375,7 +371,7 @@ class WorkerManager:
         if record.worker.work_item_id is None:
             raise ConflictError(f"worker {record.id} has no work item to {action}")
         item = await self.queue.get(record.worker.work_item_id)
-        if record.worker.finished_at is not None or record.worker.status not in LIVE_STATUSES:
+        if not record.worker.live:
             raise ConflictError(f"cannot {action}: worker {record.id} is {record.worker.status}")
         raise ConflictError(
             f"cannot {action}: work item {item.id} is {item.status} and this worker's lease"

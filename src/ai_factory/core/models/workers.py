@@ -25,6 +25,15 @@ class WorkerStatus(StrEnum):
     DONE = "done"  # finished and exited
 
 
+# A worker is live (may still act) in these states until finished_at is set
+# (workers.sql says the same).
+LIVE_STATUSES = frozenset({WorkerStatus.IDLE, WorkerStatus.BUSY, WorkerStatus.STUCK})
+
+
+def is_live(status: str, finished_at: datetime | None) -> bool:
+    return status in LIVE_STATUSES and finished_at is None
+
+
 class WorkerPhase(StrEnum):
     SETUP = "setup"
     RUNNING = "running"
@@ -49,6 +58,10 @@ class Worker(WireModel):
     last_heartbeat: datetime
     created_at: datetime
     finished_at: datetime | None = None
+
+    @property
+    def live(self) -> bool:
+        return is_live(self.status, self.finished_at)
 
 
 RepoPath = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
