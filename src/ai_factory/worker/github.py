@@ -95,7 +95,7 @@ class GitHubClient:
                 message = self._message(exc)
             except (RequestTimeout, RequestError) as exc:
                 status, headers, message = 0, {}, self._mask(str(exc)) or type(exc).__name__
-            delay = retry_delay(status, {k.lower(): v for k, v in headers.items()}, message,
+            delay = retry_delay(status, headers, message,
                                 attempt, backoff_s=policy.backoff_s,
                                 server_backoff_s=policy.backoff_s)  # fmt: skip
             last = attempt == policy.max_attempts - 1
