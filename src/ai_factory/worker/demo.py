@@ -31,6 +31,7 @@ from typing import Any, TextIO
 import httpx
 
 from ai_factory.core.models import SETTLED_STATUSES
+from ai_factory.core.processes import signal_group
 from ai_factory.core.secrets import FACTORY_SECRETS
 from ai_factory.sim import SimServer, sim_env
 
@@ -232,5 +233,5 @@ def _stop(factory: subprocess.Popen[bytes]) -> None:
     try:
         factory.wait(STOP_GRACE_S)
     except subprocess.TimeoutExpired:
-        os.killpg(factory.pid, signal.SIGKILL)
+        signal_group(factory.pid, signal.SIGKILL)
         factory.wait()

@@ -27,10 +27,10 @@ from ai_factory.core.models import (
     WorkerStuckRequest,
     WorkItem,
 )
+from ai_factory.core.spec import SPEC_FILE
 from ai_factory.worker.client import Heartbeat, LeaseLostError, OrchestratorClient
 from ai_factory.worker.learnings import collect_new_learnings
 from ai_factory.worker.loop import LoopOutcome, LoopResult
-from ai_factory.worker.progress import SPEC_FILE
 from ai_factory.worker.workspace import Workspace
 
 log = logging.getLogger(__name__)

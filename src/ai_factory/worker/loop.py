@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ai_factory.core.models import IterationOutcome, WorkerPhase
+from ai_factory.core.spec import SPEC_FILE, SpecTasks, parse_tasks
 from ai_factory.worker.agent import (
     AgentDriver,
     AgentRequest,
@@ -56,12 +57,9 @@ from ai_factory.worker.limits import (
     warning_report,
 )
 from ai_factory.worker.progress import (
-    SPEC_FILE,
     ProgressTracker,
-    SpecTasks,
     iteration_outcome,
     iteration_report,
-    parse_tasks,
     read_tasks,
 )
 from ai_factory.worker.prompt import PromptContext, iteration_prompt, system_append

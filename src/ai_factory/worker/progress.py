@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ai_factory.core.models import IterationOutcome, IterationReport
-from ai_factory.core.spec import SPEC_FILE, SpecTasks, parse_tasks  # also imported from here
+from ai_factory.core.spec import SPEC_FILE, SpecTasks, parse_tasks
 from ai_factory.worker.agent.result import IterationResult, StopReason
 from ai_factory.worker.gate import GateResult
 

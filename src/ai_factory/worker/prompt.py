@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 
+from ai_factory.core.spec import SpecTasks
 from ai_factory.worker.gate import GateResult
-from ai_factory.worker.progress import SpecTasks
 
 SPEC_PROMPT_CHARS = 20_000
 LEARNINGS_PROMPT_CHARS = 4_000

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ai_factory.worker.progress import ProgressTracker, parse_tasks
+from ai_factory.core.spec import parse_tasks
+from ai_factory.worker.progress import ProgressTracker
 
 SPEC = """# Add greetings
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from ai_factory.core.spec import parse_tasks
 from ai_factory.worker.gate import GateResult
-from ai_factory.worker.progress import parse_tasks
 from ai_factory.worker.prompt import PromptContext, iteration_prompt, system_append
 
 SPEC = "# Work\n\n- [x] Create `app.py`\n- [ ] Create `b.txt`\n"
