@@ -40,10 +40,14 @@ DRIVER_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestExcep
 LOG_JOIN_S = 5.0
 
 
-def _is_gone(exc: docker.errors.APIError) -> bool:
+def _is_gone(exc: Exception) -> bool:
     """A container removed while we asked: Docker says 404, Podman may say 500 "no such
     container"."""
-    return "no such container" in str(exc.explanation or exc).lower()
+    if isinstance(exc, docker.errors.NotFound):
+        return True
+    return isinstance(exc, docker.errors.APIError) and (
+        "no such container" in str(exc.explanation or exc).lower()
+    )
 
 
 class DockerSpawner:
@@ -115,10 +119,8 @@ class DockerSpawner:
         try:
             client = await self._docker()
             container = await asyncio.to_thread(client.containers.get, handle.container_id)
-        except docker.errors.NotFound:
-            return False
         except (SpawnError, *DRIVER_ERRORS) as exc:
-            if isinstance(exc, docker.errors.APIError) and _is_gone(exc):
+            if _is_gone(exc):
                 return False
             # The engine is unreachable: we cannot tell, so do not declare the worker dead;
             # its heartbeats decide.
@@ -141,10 +143,9 @@ class DockerSpawner:
             client = await self._docker()
             container = await asyncio.to_thread(client.containers.get, handle.container_id)
             await asyncio.to_thread(container.stop, timeout=max(0, int(grace_s)))
-        except docker.errors.NotFound:
-            return
         except DRIVER_ERRORS as exc:
-            log.warning("worker.stop_failed worker=%s error=%s", handle.worker_id, exc)
+            if not _is_gone(exc):
+                log.warning("worker.stop_failed worker=%s error=%s", handle.worker_id, exc)
 
     def tracked(self) -> list[WorkerHandle]:
         return list(self._handles.values())
@@ -179,10 +180,10 @@ class DockerSpawner:
         try:
             container = self._client.containers.get(handle.container_id)
             code = container.wait().get("StatusCode")
-        except docker.errors.NotFound:
-            pass  # already gone (AutoRemove): the exit code went with it
         except DRIVER_ERRORS as exc:
-            log.warning("worker.wait_failed worker=%s error=%s", handle.worker_id, exc)
+            # Already gone (AutoRemove) is no failure: the exit code went with it.
+            if not _is_gone(exc):
+                log.warning("worker.wait_failed worker=%s error=%s", handle.worker_id, exc)
         copier.join(LOG_JOIN_S)
         try:
             loop.call_soon_threadsafe(self._report, handle, code)
