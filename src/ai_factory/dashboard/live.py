@@ -25,7 +25,7 @@ from fastapi.responses import Response, StreamingResponse
 from ai_factory.dashboard.logview import tag_lines
 from ai_factory.dashboard.web import DashboardDep
 from ai_factory.orchestrator.events import RECONNECTED, EventHub
-from ai_factory.orchestrator.logs import WorkerLogs
+from ai_factory.orchestrator.logs import MAX_LOG_OFFSET, WorkerLogs
 from ai_factory.orchestrator.queue import parse_id
 
 router = APIRouter(prefix="/live", include_in_schema=False)
@@ -107,7 +107,7 @@ async def logs(
     request: Request,
     item_id: str,
     dashboard: DashboardDep,
-    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_LOG_OFFSET)] = 0,
 ) -> Response:
     if dashboard.protected and dashboard.session_of(request) is None:
         return Response("login required", status_code=401, media_type="text/plain")

@@ -27,6 +27,8 @@ from ai_factory.core.models import WireModel
 log = logging.getLogger(__name__)
 
 READ_LIMIT_BYTES = 256 * 1024
+# The largest byte offset a reader may ask for (far past any log; fits a signed 64-bit int).
+MAX_LOG_OFFSET = 2**62
 
 
 class LogChunk(WireModel):

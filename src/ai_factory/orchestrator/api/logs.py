@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from ai_factory.orchestrator.api.deps import AdminDep, ServicesDep
-from ai_factory.orchestrator.logs import READ_LIMIT_BYTES, LogChunk
+from ai_factory.orchestrator.logs import MAX_LOG_OFFSET, READ_LIMIT_BYTES, LogChunk
 
 router = APIRouter(prefix="/api", tags=["work"], dependencies=[AdminDep])
 
@@ -16,7 +16,7 @@ router = APIRouter(prefix="/api", tags=["work"], dependencies=[AdminDep])
 async def logs(
     item_id: str,
     services: ServicesDep,
-    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_LOG_OFFSET)] = 0,
     limit: Annotated[int, Query(ge=1, le=READ_LIMIT_BYTES)] = READ_LIMIT_BYTES,
 ) -> LogChunk:
     item = await services.queue.get(item_id)
