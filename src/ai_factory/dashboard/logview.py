@@ -54,8 +54,3 @@ def classify(line: str) -> Tag:
 
 def tag_lines(text: str) -> list[LogLine]:
     return [LogLine(tag=classify(line), text=line) for line in text.splitlines() if line.strip()]
-
-
-def tail_offset(size: int, keep_bytes: int) -> int:
-    """Where to start reading to show about the last `keep_bytes` of a log."""
-    return max(0, size - keep_bytes)

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse
 from ai_factory.core.errors import NotFoundError
 from ai_factory.core.models import Priority, WorkItemStatus
 from ai_factory.dashboard.formatting import describe_limits
-from ai_factory.dashboard.logview import tag_lines, tail_offset
+from ai_factory.dashboard.logview import tag_lines
 from ai_factory.dashboard.metrics import build_metrics
 from ai_factory.dashboard.progress import spec_progress
 from ai_factory.dashboard.web import LIVE_REFRESH_HEADER, DashboardDep, PageSession
@@ -79,12 +79,11 @@ async def worker(
     # A live refresh swaps only the data-live regions; the log outside them follows its own
     # stream, so only a full page load reads the log's tail.
     if item is not None and not request.headers.get(LIVE_REFRESH_HEADER):
-        logs = dashboard.services.logs
-        size = (await logs.read_async(item.id, offset=0, limit=1)).size
-        start = tail_offset(size, LOG_TAIL_BYTES)
-        chunk = await logs.read_async(item.id, offset=start, limit=LOG_TAIL_BYTES)
+        chunk = await dashboard.services.logs.read_async(
+            item.id, limit=LOG_TAIL_BYTES, from_end=True
+        )
         text = chunk.text
-        if start > 0:
+        if chunk.offset > 0:
             text = text.partition("\n")[2]  # the first line is cut
         complete, _, rest = text.rpartition("\n")
         lines = tag_lines(complete)

@@ -58,16 +58,34 @@ class WorkerLogs:
         return fd
 
     async def read_async(
-        self, item_id: UUID, *, offset: int = 0, limit: int = READ_LIMIT_BYTES
+        self,
+        item_id: UUID,
+        *,
+        offset: int = 0,
+        limit: int = READ_LIMIT_BYTES,
+        from_end: bool = False,
     ) -> LogChunk:
         """`read` in a thread: request handlers must not block the event loop on disk."""
-        return await asyncio.to_thread(self.read, item_id, offset=offset, limit=limit)
+        return await asyncio.to_thread(
+            self.read, item_id, offset=offset, limit=limit, from_end=from_end
+        )
 
-    def read(self, item_id: UUID, *, offset: int = 0, limit: int = READ_LIMIT_BYTES) -> LogChunk:
+    def read(
+        self,
+        item_id: UUID,
+        *,
+        offset: int = 0,
+        limit: int = READ_LIMIT_BYTES,
+        from_end: bool = False,
+    ) -> LogChunk:
+        """Up to `limit` bytes from `offset`; with `from_end`, the log's last `limit` bytes
+        (the chunk's `offset` says where they start)."""
         path = self.path(item_id)
         try:
             with path.open("rb") as handle:
                 size = os.fstat(handle.fileno()).st_size
+                if from_end:
+                    offset = max(0, size - limit)
                 reset = offset > size
                 start = 0 if reset else offset
                 handle.seek(start)

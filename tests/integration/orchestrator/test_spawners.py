@@ -283,3 +283,20 @@ def test_log_reads_never_split_a_character_and_restart_after_rotation(tmp_path: 
     after = logs.read(item_id, offset=offset + 5000)
     assert after.reset and after.offset == 0 and "[log rotated" in after.text
     assert logs.read(uuid.uuid4()).size == 0
+
+
+def test_a_log_read_from_the_end_returns_its_last_bytes_and_where_they_start(
+    tmp_path: Path,
+) -> None:
+    logs = WorkerLogs(root=tmp_path / "logs", max_bytes=1 << 20)
+    item_id = uuid.uuid4()
+    fd = logs.open_append(item_id, "worker w attempt 1 (process)")
+    os.write(fd, b"".join(f"line {n}\n".encode() for n in range(100)))
+    os.close(fd)
+    size = logs.read(item_id).size
+
+    tail = logs.read(item_id, limit=16, from_end=True)
+    assert (tail.offset, tail.next_offset, tail.text) == (size - 16, size, "line 98\nline 99\n")
+    whole = logs.read(item_id, limit=size + 100, from_end=True)
+    assert whole.offset == 0 and whole.text.endswith("line 99\n") and not whole.reset
+    assert logs.read(uuid.uuid4(), limit=16, from_end=True).size == 0
