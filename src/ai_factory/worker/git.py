@@ -316,8 +316,6 @@ def _run(argv: Sequence[str], *, cwd: Path, env: dict[str, str], input_text: str
                      stderr.decode(errors="replace"))
 
 
-
-
 def _describe(args: Sequence[str]) -> str:
     """The subcommand and its options, for messages; values stay out (they can be long)."""
     words = [a for a in args if a.startswith("-") and a != "--"][:4]
