@@ -26,26 +26,26 @@ from pathlib import Path
 # bench/queue.py shadows the stdlib's `queue`; keep this folder off the import path.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import json  # noqa: E402
-import logging  # noqa: E402
-import os  # noqa: E402
-import random  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from urllib.parse import urlsplit, urlunsplit  # noqa: E402
+import argparse
+import asyncio
+import json
+import logging
+import os
+import random
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
 
-import psycopg  # noqa: E402
+import psycopg
 
-from ai_factory.core.db.database import Database  # noqa: E402
-from ai_factory.core.db.embedded import EmbeddedPostgres  # noqa: E402
-from ai_factory.core.db.migrations import apply_migrations  # noqa: E402
-from ai_factory.core.learnings.embedder import Embedder, embedder_from_name  # noqa: E402
-from ai_factory.core.learnings.models import SearchMode  # noqa: E402
-from ai_factory.core.learnings.store import LearningStore, scope_repos  # noqa: E402
+from ai_factory.core.db.database import Database
+from ai_factory.core.db.embedded import EmbeddedPostgres
+from ai_factory.core.db.migrations import apply_migrations
+from ai_factory.core.learnings.embedder import Embedder, embedder_from_name
+from ai_factory.core.learnings.models import SearchMode
+from ai_factory.core.learnings.store import LearningStore, scope_repos
 
 DATA = Path(__file__).parent / "data" / "learnings.json"
 MODES = (SearchMode.TEXT, SearchMode.VECTOR, SearchMode.HYBRID)

@@ -16,6 +16,7 @@ import pytest
 
 from ai_factory.core.models import WorkItem
 from ai_factory.core.settings import Settings
+from ai_factory.orchestrator.tokens import hash_token, new_worker_token
 from ai_factory.sim import SimServer, sim_env
 from tests.conftest import make_settings
 from tests.support.server import ServerThread
@@ -106,7 +107,7 @@ def item_detail(api: ServerThread, item_id: UUID) -> dict[str, Any]:
 
 @dataclass
 class Spawned:
-    """A worker row created the way the scheduler's spawner does (claim + create)."""
+    """A worker row created the way the scheduler does (the claim creates it)."""
 
     worker_id: UUID
     token: str
@@ -116,9 +117,13 @@ class Spawned:
 def spawn_record(api: ServerThread, item: WorkItem) -> Spawned:
     services = api.services
     assert services is not None
-    worker_id = uuid4()
-    assignment = api.call(services.queue.claim(item.id, worker_id=worker_id))
-    _, token = api.call(services.workers.create(assignment, worker_id=worker_id, spawner="process"))
+    worker_id, token = uuid4(), new_worker_token()
+    assignment = api.call(
+        services.ledger.claim_next(
+            worker_id=worker_id, token_hash=hash_token(token), spawner="process"
+        )
+    )
+    assert assignment is not None and assignment.item.id == item.id, "the item was not next"
     return Spawned(worker_id, token, assignment.item)  # type: ignore[union-attr]
 
 

@@ -76,7 +76,7 @@ class StandinRequestHandler(BaseHTTPRequestHandler):
 
     do_POST = do_PATCH = do_PUT = do_DELETE = do_HEAD = do_GET
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
+    def log_message(self, format: str, *args: object) -> None:
         log.debug("standin.http " + format, *args)
 
     def _dispatch(self) -> None:

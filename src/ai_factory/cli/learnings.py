@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -14,14 +14,14 @@ from ai_factory.core.errors import InvalidInputError
 
 def learnings(
     repo: Annotated[
-        Optional[str], typer.Option(help="Only this repository (and global learnings).")
+        str | None, typer.Option(help="Only this repository (and global learnings).")
     ] = None,
-    search: Annotated[Optional[str], typer.Option(help="Best matches for this text first.")] = None,
+    search: Annotated[str | None, typer.Option(help="Best matches for this text first.")] = None,
     add: Annotated[
-        Optional[str], typer.Option("--add", help="Save this learning (for --repo, else global).")
+        str | None, typer.Option("--add", help="Save this learning (for --repo, else global).")
     ] = None,
     delete: Annotated[
-        Optional[str], typer.Option("--delete", help="Delete the learning with this id.")
+        str | None, typer.Option("--delete", help="Delete the learning with this id.")
     ] = None,
     limit: Annotated[int, typer.Option(help="At most this many (1-200).")] = 50,
     json_out: JsonOpt = False,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -41,7 +41,7 @@ def print_json(data: Any) -> None:
 def age(stamp: str | None) -> str:
     if not stamp:
         return "-"
-    seconds = (datetime.now(timezone.utc) - datetime.fromisoformat(stamp)).total_seconds()
+    seconds = (datetime.now(UTC) - datetime.fromisoformat(stamp)).total_seconds()
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
             return f"{int(seconds // size)}{unit}"

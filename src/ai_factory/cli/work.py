@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -35,8 +35,8 @@ def _read_spec(spec: str | None, spec_file: Path | None) -> str:
 
 def submit(
     repo: Annotated[str, typer.Option(help="Repository URL or local path.")],
-    spec_file: Annotated[Optional[Path], typer.Option("--spec-file", help="SPEC.md to run.")] = None,
-    spec: Annotated[Optional[str], typer.Option("--spec", help="Spec text, or - to read stdin.")] = None,
+    spec_file: Annotated[Path | None, typer.Option("--spec-file", help="SPEC.md to run.")] = None,
+    spec: Annotated[str | None, typer.Option("--spec", help="Spec text, or - to read stdin.")] = None,
     priority: Annotated[str, typer.Option(help="critical, high, medium or low.")] = "medium",
     base_branch: Annotated[str, typer.Option("--base-branch", help="Branch to start from.")] = "main",
     json_out: JsonOpt = False,
@@ -75,8 +75,8 @@ def status(json_out: JsonOpt = False) -> None:
 
 def queue(
     all_items: Annotated[bool, typer.Option("--all", help="Include finished items.")] = False,
-    status_filter: Annotated[Optional[str], typer.Option("--status", help="e.g. failed,stuck")] = None,
-    repo: Annotated[Optional[str], typer.Option(help="Only this repository.")] = None,
+    status_filter: Annotated[str | None, typer.Option("--status", help="e.g. failed,stuck")] = None,
+    repo: Annotated[str | None, typer.Option(help="Only this repository.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many.")] = 50,
     json_out: JsonOpt = False,
 ) -> None:

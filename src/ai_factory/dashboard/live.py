@@ -22,11 +22,11 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
+from ai_factory.core.ids import parse_id
 from ai_factory.dashboard.logview import tag_lines
 from ai_factory.dashboard.web import DashboardDep
 from ai_factory.orchestrator.events import RECONNECTED, EventHub
 from ai_factory.orchestrator.logs import MAX_LOG_OFFSET, WorkerLogs
-from ai_factory.orchestrator.queue import parse_id
 
 router = APIRouter(prefix="/live", include_in_schema=False)
 

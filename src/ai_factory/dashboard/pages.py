@@ -14,13 +14,13 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from ai_factory.core.errors import NotFoundError
+from ai_factory.core.ids import parse_id
 from ai_factory.core.models import Priority, WorkItemStatus
 from ai_factory.dashboard.formatting import describe_limits
 from ai_factory.dashboard.logview import tag_lines
 from ai_factory.dashboard.metrics import build_metrics
 from ai_factory.dashboard.progress import spec_progress
 from ai_factory.dashboard.web import LIVE_REFRESH_HEADER, DashboardDep, PageSession
-from ai_factory.orchestrator.queue import parse_id
 
 router = APIRouter(include_in_schema=False)
 

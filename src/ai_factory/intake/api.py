@@ -21,7 +21,7 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 
 from ai_factory.core.errors import AuthError, InvalidInputError
-from ai_factory.core.models import WireModel, WorkItem
+from ai_factory.core.models import Source, WireModel, WorkItem
 from ai_factory.core.settings import Settings
 from ai_factory.intake.labels import IntakeLabels
 from ai_factory.intake.models import IntakeRequest
@@ -97,9 +97,10 @@ async def receive(request: Request, services: ServicesDep) -> JSONResponse:
             delivery_id=delivery_id,
         )
     elif action.kind is ActionKind.CANCEL and action.clone_url and action.issue_number is not None:
-        cancelled = await store.cancel_queued(
-            repo_url=action.clone_url,
-            issue_number=action.issue_number,
+        cancelled = await services.queue.cancel_queued(
+            source=Source.GITHUB,
+            repo=action.clone_url,
+            source_id=str(action.issue_number),
             reason=f"GitHub: {action.reason}",
         )
         result["cancelled"] = str(cancelled.id) if cancelled else None
@@ -135,7 +136,7 @@ async def take_requests(
 
 @admin.post("/cancel", response_model=CancelResult)
 async def cancel_queued(body: CancelRequest, services: ServicesDep) -> CancelResult:
-    item = await IntakeStore(db=services.db).cancel_queued(
-        repo_url=body.repo, issue_number=body.issue_number, reason=body.reason
+    item = await services.queue.cancel_queued(
+        source=Source.GITHUB, repo=body.repo, source_id=str(body.issue_number), reason=body.reason
     )
     return CancelResult(item=item)

@@ -11,7 +11,6 @@ import logging
 
 from ai_factory.core.db.database import Database
 from ai_factory.core.db.queries import load_queries
-from ai_factory.core.models import WorkItem
 from ai_factory.intake.models import IntakeRequest
 
 log = logging.getLogger(__name__)
@@ -58,22 +57,3 @@ class IntakeStore:
         """Remove and return up to `limit` pending requests, oldest first."""
         rows = await self.db.fetch_all(Q["take_requests"], {"limit": limit})
         return sorted((IntakeRequest.model_validate(r) for r in rows), key=lambda r: r.id)
-
-    async def cancel_queued(
-        self, *, repo_url: str, issue_number: int, reason: str
-    ) -> WorkItem | None:
-        """Cancel the issue's item if it is still queued; None when there is none."""
-        row = await self.db.fetch_one(
-            Q["cancel_queued"], {"repo": repo_url, "source_id": str(issue_number), "reason": reason}
-        )
-        if row is None:
-            return None
-        item = WorkItem.model_validate(row)
-        log.info(
-            "work.cancelled id=%s repo=%s issue=%s reason=%s",
-            item.id,
-            repo_url,
-            issue_number,
-            reason,
-        )
-        return item

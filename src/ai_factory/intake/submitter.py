@@ -64,8 +64,8 @@ class DirectSubmitter:
     async def cancel_queued(
         self, *, repo_url: str, issue_number: int, reason: str
     ) -> WorkItem | None:
-        return await self.store.cancel_queued(
-            repo_url=repo_url, issue_number=issue_number, reason=reason
+        return await self.queue.cancel_queued(
+            source=Source.GITHUB, repo=repo_url, source_id=str(issue_number), reason=reason
         )
 
     async def take_requests(self, *, limit: int = 50) -> list[IntakeRequest]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone, tzinfo
+from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo
 
 
@@ -10,7 +10,7 @@ class Clock:
     """Wall-clock time in the factory's time zone (FACTORY_TIMEZONE, default local)."""
 
     def __init__(self, tz_name: str | None = None) -> None:
-        self.tz: tzinfo = ZoneInfo(tz_name) if tz_name else datetime.now().astimezone().tzinfo or timezone.utc
+        self.tz: tzinfo = ZoneInfo(tz_name) if tz_name else datetime.now().astimezone().tzinfo or UTC
 
     def now(self) -> datetime:
         return datetime.now(self.tz)

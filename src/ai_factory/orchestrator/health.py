@@ -24,14 +24,11 @@ from uuid import UUID
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from ai_factory.core.db.queries import load_queries
-from ai_factory.core.errors import ConflictError
-from ai_factory.orchestrator.lifecycle import WorkerLifecycle, WorkerState
+from ai_factory.orchestrator.ledger import Ledger, WorkerState
+from ai_factory.orchestrator.lifecycle import WorkerLifecycle
 from ai_factory.orchestrator.logs import WorkerLogs
 
 log = logging.getLogger(__name__)
-
-Q = load_queries("lifecycle")
 
 ORPHAN_GRACE_S = 10.0  # a claim is followed by its worker row within milliseconds
 SPAWN_GRACE_S = 2.0  # the handle is recorded a moment after the row
@@ -71,12 +68,14 @@ class HealthMonitor:
     def __init__(
         self,
         *,
+        ledger: Ledger,
         lifecycle: WorkerLifecycle,
         logs: WorkerLogs,
         heartbeat_timeout_s: float,
         interval_s: float,
         leases: RedisLeases | None = None,
     ) -> None:
+        self.ledger = ledger
         self.lifecycle = lifecycle
         self.logs = logs
         self.heartbeat_timeout_s = heartbeat_timeout_s
@@ -92,29 +91,23 @@ class HealthMonitor:
                 log.exception("health.check_failed")
 
     async def check(self) -> None:
-        states = await self.lifecycle.active()
+        states = await self.ledger.live_workers()
         expired = await self._expired(states)
         for state in states:
             await self._check_worker(state, state.id in expired)
         await self._stop_finished(live={state.id for state in states})
         await self.requeue_orphans(grace_s=ORPHAN_GRACE_S)
         for state in states:
-            if state.row["work_item_id"] is not None:
-                await asyncio.to_thread(self.logs.enforce_cap, state.row["work_item_id"])
+            if state.work_item_id is not None:
+                await asyncio.to_thread(self.logs.enforce_cap, state.work_item_id)
 
     async def requeue_orphans(self, *, grace_s: float) -> int:
         """Claimed items that no live worker holds go back to the queue, attempt refunded."""
         count = 0
-        rows = await self.lifecycle.db.fetch_all(Q["orphaned_items"], {"grace_s": grace_s})
-        for row in rows:
-            try:
-                await self.lifecycle.queue.requeue(
-                    row["id"], row["lease_token"], reason="no live worker holds it", refund_attempt=True
-                )
+        for orphan in await self.ledger.orphaned_items(grace_s=grace_s):
+            if await self.ledger.release_orphan(orphan, reason="no live worker holds it"):
                 count += 1
-                log.warning("health.orphan_requeued item=%s", row["id"])
-            except ConflictError:
-                pass  # it moved on meanwhile
+                log.warning("health.orphan_requeued item=%s", orphan.id)
         return count
 
     # --- helpers ---
@@ -140,7 +133,7 @@ class HealthMonitor:
             and state.age_s > SPAWN_GRACE_S
             and not await lifecycle.spawner.alive(state.handle)
         ):
-            code = state.row["exit_code"]
+            code = state.exit_code
             detail = f" (exit code {code})" if code is not None else ""
             await lifecycle.retire(state, reason=f"worker process is gone{detail} without reporting a result")
 
@@ -150,6 +143,6 @@ class HealthMonitor:
         for handle in self.lifecycle.spawner.tracked():
             if handle.worker_id in live:
                 continue
-            state = await self.lifecycle.state(handle.worker_id)
-            if state is not None and not state.active:
+            state = await self.ledger.worker_state(handle.worker_id)
+            if state is not None and not state.live:
                 self.lifecycle.in_background(self.lifecycle.settle(state))

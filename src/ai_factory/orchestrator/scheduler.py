@@ -16,30 +16,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 
 from ai_factory.orchestrator.events import RECONNECTED, EventHub, Subscription
-from ai_factory.orchestrator.lifecycle import WorkerLifecycle
-from ai_factory.orchestrator.queue import QueueManager
+from ai_factory.orchestrator.ledger import Ledger
+from ai_factory.orchestrator.lifecycle import Launch, WorkerLifecycle
 from ai_factory.orchestrator.rate_limits import RateLimiter
 
 log = logging.getLogger(__name__)
 
 TICK_S = 1.0
-DISPATCH_LOCK_KEY = int.from_bytes(b"aifdispt", "big")  # any fixed 64-bit key of our own
 
 
 class Scheduler:
     def __init__(
         self,
         *,
-        queue: QueueManager,
+        ledger: Ledger,
         lifecycle: WorkerLifecycle,
         rate_limiter: RateLimiter,
         events: EventHub | None = None,
         tick_s: float = TICK_S,
     ) -> None:
-        self.queue = queue
+        self.ledger = ledger
         self.lifecycle = lifecycle
         self.rate_limiter = rate_limiter
         self.events = events
@@ -84,9 +82,9 @@ class Scheduler:
         counting live workers and creating one must not interleave with another pass, or
         two orchestrators would each see room for the same last worker.
         """
-        if not await self.queue.has_claimable():
+        if not await self.ledger.has_claimable():
             return 0  # the common idle pass: one indexed read, no lock, no limiter queries
-        async with self.lifecycle.db.advisory_lock(DISPATCH_LOCK_KEY):
+        async with self.ledger.dispatch_turn():
             return await self._dispatch_locked()
 
     async def _dispatch_locked(self) -> int:
@@ -96,13 +94,12 @@ class Scheduler:
             if not limits.can_spawn:
                 log.debug("scheduler.blocked by=%s", ",".join(limits.blocked_by))
                 break
-            worker_id = uuid.uuid4()
-            assignment = await self.queue.claim_next(worker_id=worker_id, reason="claimed by the scheduler")
-            if assignment is None:
+            launched = await self.lifecycle.launch_next()
+            if launched is Launch.NOTHING:
                 break
-            if await self.lifecycle.launch(assignment, worker_id=worker_id):
+            if launched is Launch.STARTED:
                 started += 1
-            if not await self.queue.has_claimable():
+            if not await self.ledger.has_claimable():
                 break  # nothing left: spare the limiter's queries
         return started
 

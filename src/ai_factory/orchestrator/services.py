@@ -16,11 +16,12 @@ from ai_factory.orchestrator.conflicts import (
     RedisConflictDetector,
 )
 from ai_factory.orchestrator.health import RedisLeases
+from ai_factory.orchestrator.ledger import Ledger
 from ai_factory.orchestrator.logs import WorkerLogs
 from ai_factory.orchestrator.metrics import MetricsCollector
 from ai_factory.orchestrator.queue import QueueManager
 from ai_factory.orchestrator.rate_limits import RateLimiter
-from ai_factory.orchestrator.recovery import WorkerRuntime
+from ai_factory.orchestrator.worker_runtime import WorkerRuntime
 from ai_factory.orchestrator.workers import WorkerManager
 
 
@@ -29,6 +30,7 @@ class Services:
     settings: Settings
     db: Database
     clock: Clock
+    ledger: Ledger
     queue: QueueManager
     workers: WorkerManager
     conflicts: ConflictDetector
@@ -42,13 +44,14 @@ class Services:
     @classmethod
     def build(cls, settings: Settings, db: Database, *, clock: Clock | None = None) -> Services:
         clock = clock or Clock(settings.factory_timezone)
-        queue = QueueManager(db=db, default_max_attempts=settings.max_attempts)
         redis = aioredis.Redis.from_url(settings.redis_url) if settings.redis_url else None
         conflicts: ConflictDetector = (
             RedisConflictDetector(redis=redis, prefix=settings.redis_prefix)
             if redis is not None
             else PostgresConflictDetector(db=db)
         )
+        ledger = Ledger(db=db, conflicts=conflicts)
+        queue = QueueManager(ledger=ledger, default_max_attempts=settings.max_attempts)
         learnings = LearningStore.from_settings(settings, db=db)
         leases = (
             RedisLeases(redis=redis, prefix=settings.redis_prefix, ttl_s=settings.heartbeat_timeout_seconds)
@@ -56,7 +59,7 @@ class Services:
             else None
         )
         workers = WorkerManager(
-            db=db, queue=queue, conflicts=conflicts, learnings=learnings, leases=leases
+            ledger=ledger, conflicts=conflicts, learnings=learnings, leases=leases
         )
         rate_limiter = RateLimiter(
             db=db,
@@ -70,9 +73,7 @@ class Services:
         logs = WorkerLogs(root=settings.factory_home / "logs", max_bytes=settings.log_max_bytes)
         runtime = WorkerRuntime.build(
             settings,
-            db=db,
-            queue=queue,
-            workers=workers,
+            ledger=ledger,
             rate_limiter=rate_limiter,
             logs=logs,
             leases=leases,
@@ -82,6 +83,7 @@ class Services:
             settings=settings,
             db=db,
             clock=clock,
+            ledger=ledger,
             queue=queue,
             workers=workers,
             conflicts=conflicts,

@@ -20,7 +20,7 @@ from ai_factory.core.learnings.hashing import HashingEmbedder
 from ai_factory.core.learnings.models import LearningScope, SearchMode
 from ai_factory.core.learnings.store import LearningStore, index_name
 from ai_factory.core.models import CreateWorkItemInput
-from ai_factory.orchestrator.queue import QueueManager
+from tests.support.ledger import queue_on
 from tests.support.pg import PgServer
 
 LEARNINGS = [
@@ -175,7 +175,7 @@ async def test_vector_search_uses_the_embedders_hnsw_index(db: Database) -> None
 
 async def test_a_worker_s_learnings_keep_their_source(db: Database) -> None:
     store = store_for(db)
-    item, _ = await QueueManager(db=db).add(CreateWorkItemInput(repo="acme/shop", spec="- [ ] x"))
+    item, _ = await queue_on(db).add(CreateWorkItemInput(repo="acme/shop", spec="- [ ] x"))
     worker = uuid.uuid4()
     await store.save_many(
         "acme/shop", ["Use uv, not pip.", "", "x" * 5000, "use uv, not pip"],

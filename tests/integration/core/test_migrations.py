@@ -19,7 +19,7 @@ TABLE_MODELS = {
     "worker_metrics": WorkerMetrics,
     "work_item_events": WorkItemEvent,
 }
-COMPUTED = {"work_items": set(), "workers": set()}
+COMPUTED = {"work_items": set(), "workers": {"live"}}  # worker_is_live() in the queries
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from ai_factory.orchestrator.events import (
 from ai_factory.orchestrator.queue import QueueManager
 from tests.integration.orchestrator import test_scheduler as harness
 from tests.integration.orchestrator.test_scheduler import spec, wait_for
+from tests.support.ledger import queue_on
 
 start_factory = harness.start_factory  # the shared fixture
 
@@ -67,7 +68,7 @@ async def test_subscribers_get_typed_events_from_postgres_and_survive_a_dropped_
 ) -> None:
     hub = EventHub(database_url=database_url)
     task = await running(hub)
-    queue = QueueManager(db=db)
+    queue = queue_on(db)
     try:
         async with hub.subscribe() as feed, hub.subscribe() as second:
             item_id = await submit(queue)
@@ -103,7 +104,7 @@ async def test_with_redis_events_are_relayed_on_the_redis_channel(
             # The relay connects on its own; submit until its first event comes through.
             async def relayed() -> FactoryEvent:
                 while True:
-                    await submit(QueueManager(db=db))
+                    await submit(queue_on(db))
                     try:
                         return await next_event(feed, kind="status", timeout=1)
                     except TimeoutError:

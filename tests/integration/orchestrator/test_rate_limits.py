@@ -1,6 +1,6 @@
 """The rate limiter decides from persisted state: budgets, windows, costs, workers."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -9,6 +9,7 @@ from ai_factory.core.models import CreateWorkItemInput, IterationReport, LimitRe
 from ai_factory.orchestrator.clock import Clock
 from ai_factory.orchestrator.services import Services
 from tests.conftest import make_settings
+from tests.support.ledger import claim_next
 
 
 class ShiftedClock(Clock):
@@ -34,9 +35,9 @@ def build(tmp_path, database_url: str, db: Database, clock: Clock, **overrides) 
 
 async def run_iterations(services: Services, count: int, cost: float = 0.0) -> None:
     item, _ = await services.queue.add(CreateWorkItemInput(repo="/srv/r", spec="- [ ] x"))
-    assignment = await services.queue.claim(item.id)
-    worker, _ = await services.workers.create(assignment)
-    record = await services.workers.get_record(worker.id)
+    record = await claim_next(services.ledger)
+    assert record is not None
+    worker = record.worker
     for n in range(1, count + 1):
         await services.workers.record_iteration(
             record, IterationReport(iteration=n, input_tokens=100, output_tokens=50, cost_usd=cost)
@@ -89,7 +90,7 @@ async def test_rejection_without_a_reset_time_still_pauses(tmp_path, database_ur
     await services.rate_limiter.record_limit(LimitReport(status=LimitStatus.REJECTED))
     status = await services.rate_limiter.status()
     assert "usage_limit" in status.blocked_by and status.paused_until is not None
-    assert status.paused_until > datetime.now(timezone.utc)
+    assert status.paused_until > datetime.now(UTC)
 
 
 async def test_cost_budgets(tmp_path, database_url, db, clock) -> None:
@@ -110,7 +111,7 @@ async def test_max_workers_zero_accepts_work_but_starts_none(tmp_path, database_
 async def test_running_workers_and_cooldown_come_from_the_database(tmp_path, database_url, db, clock) -> None:
     services = build(tmp_path, database_url, db, clock, max_workers=1, cooldown_seconds=60)
     item, _ = await services.queue.add(CreateWorkItemInput(repo="/srv/r", spec="- [ ] x"))
-    await services.workers.create(await services.queue.claim(item.id))
+    await claim_next(services.ledger)
     fresh = build(tmp_path, database_url, db, clock, max_workers=1, cooldown_seconds=60)
     status = await fresh.rate_limiter.status()
     assert status.active_workers == 1

@@ -11,6 +11,7 @@ from ai_factory.core.models import (
     WorkItemStatus,
 )
 from ai_factory.orchestrator.services import Services
+from tests.support.ledger import claim_and_start
 
 BREAK_METRICS = """
 CREATE FUNCTION refuse_metrics() RETURNS trigger LANGUAGE plpgsql AS
@@ -24,9 +25,8 @@ async def test_a_complete_that_fails_halfway_changes_nothing_and_can_be_sent_aga
     services: Services, db: Database
 ) -> None:
     item, _ = await services.queue.add(CreateWorkItemInput(repo="/srv/r", spec="- [ ] x"))
-    worker, _ = await services.workers.create(await services.queue.claim(item.id))
-    record = await services.workers.get_record(worker.id)
-    await services.queue.start(item.id, record.lease_token)
+    record, _ = await claim_and_start(services.ledger)
+    worker = record.worker
     report = WorkerCompleteRequest(pr_url="https://example.test/pr/1", iterations=2, tokens=10)
     await db.execute(BREAK_METRICS)
 
@@ -36,7 +36,7 @@ async def test_a_complete_that_fails_halfway_changes_nothing_and_can_be_sent_aga
     assert (await services.queue.get(item.id)).status is WorkItemStatus.RUNNING
     assert (await services.workers.get(worker.id)).status is not WorkerStatus.DONE
     await db.execute("DROP TRIGGER refuse_metrics ON worker_metrics")
-    done = await services.workers.complete(await services.workers.get_record(worker.id), report)
+    done = await services.workers.complete(await services.ledger.worker(worker.id), report)
     assert done.status is WorkItemStatus.COMPLETED and done.pr_url == report.pr_url
     assert (await services.workers.get(worker.id)).status is WorkerStatus.DONE
     rows = await db.fetch_all("SELECT status FROM worker_metrics WHERE worker_id = %(id)s",

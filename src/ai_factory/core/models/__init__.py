@@ -38,16 +38,16 @@ from ai_factory.core.models.workers import (
 )
 
 __all__ = [
-    "IterationOutcome",
-    "IterationReport",
-    "LimitReport",
-    "LimitStatus",
     "ACTIVE_STATUSES",
     "SETTLED_STATUSES",
     "CreateLearningInput",
     "CreateWorkItemInput",
     "FactoryMetrics",
+    "IterationOutcome",
+    "IterationReport",
     "Learning",
+    "LimitReport",
+    "LimitStatus",
     "LockResult",
     "Priority",
     "PriorityUpdate",

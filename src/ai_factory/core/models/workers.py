@@ -25,15 +25,6 @@ class WorkerStatus(StrEnum):
     DONE = "done"  # finished and exited
 
 
-# A worker is live (may still act) in these states until finished_at is set
-# (workers.sql says the same).
-LIVE_STATUSES = frozenset({WorkerStatus.IDLE, WorkerStatus.BUSY, WorkerStatus.STUCK})
-
-
-def is_live(status: str, finished_at: datetime | None) -> bool:
-    return status in LIVE_STATUSES and finished_at is None
-
-
 class WorkerPhase(StrEnum):
     SETUP = "setup"
     RUNNING = "running"
@@ -58,10 +49,9 @@ class Worker(WireModel):
     last_heartbeat: datetime
     created_at: datetime
     finished_at: datetime | None = None
-
-    @property
-    def live(self) -> bool:
-        return is_live(self.status, self.finished_at)
+    live: bool = Field(
+        description="May still act: idle, busy or stuck and not finished (worker_is_live in SQL)."
+    )
 
 
 RepoPath = Annotated[str, StringConstraints(min_length=1, max_length=4096)]

@@ -9,8 +9,8 @@ from fastapi import Depends, Request
 
 from ai_factory.core.errors import AuthError
 from ai_factory.dashboard.session import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE, SessionCodec
+from ai_factory.orchestrator.ledger import WorkerRecord
 from ai_factory.orchestrator.services import Services
-from ai_factory.orchestrator.workers import WorkerRecord
 
 
 def get_services(request: Request) -> Services:

@@ -14,10 +14,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
+from ai_factory.core.ids import parse_id
 from ai_factory.core.learnings.models import LearningRecord
 from ai_factory.core.models import CreateLearningInput, Success
 from ai_factory.orchestrator.api.deps import AdminDep, ServicesDep, require_reader
-from ai_factory.orchestrator.queue import parse_id
 
 router = APIRouter(prefix="/api", tags=["learnings"])
 

@@ -76,7 +76,7 @@ async def lock(body: WorkerLockRequest, worker: WorkerDep, services: ServicesDep
     item = await services.workers.current_item(worker, "lock files for")
     result = await services.conflicts.acquire(worker.id, item.repo, body.files)
     if result.conflicts:
-        await services.queue.add_event(
+        await services.ledger.note(
             item.id,
             "lock_conflict",
             f"files held by another worker: {', '.join(result.conflicts)}",

@@ -25,6 +25,10 @@ def normalize_paths(files: list[str]) -> list[str]:
 
 
 class ConflictDetector(Protocol):
+    # True when the locks live in the factory's database, so that releasing a worker's
+    # locks can join the transaction that finishes the worker (the ledger's).
+    in_database: bool
+
     async def acquire(self, worker_id: UUID, repo: str, files: list[str]) -> LockResult: ...
 
     async def release(self, worker_id: UUID, repo: str, files: list[str]) -> list[str]: ...

@@ -18,6 +18,8 @@ Q = load_queries("file_locks")
 
 
 class PostgresConflictDetector:
+    in_database = True
+
     def __init__(self, *, db: Database, ttl_s: float | None = None) -> None:
         self.db = db
         self.ttl_s = ttl_s or LOCK_TTL_S

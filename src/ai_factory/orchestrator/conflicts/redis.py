@@ -28,6 +28,8 @@ def _script(name: str) -> str:
 
 
 class RedisConflictDetector:
+    in_database = False
+
     def __init__(self, *, redis: aioredis.Redis, prefix: str = "factory", ttl_s: float = LOCK_TTL_S) -> None:
         self.redis = redis
         self.tag = "{" + prefix + "}"

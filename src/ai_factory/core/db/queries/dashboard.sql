@@ -29,24 +29,27 @@ SELECT repo, count(*)::int AS items, max(created_at) AS last_used
   FROM work_items GROUP BY repo ORDER BY max(created_at) DESC LIMIT %(limit)s;
 
 -- name: workers
-SELECT k.*, extract(epoch FROM now() - k.last_heartbeat)::float AS heartbeat_age_s,
+SELECT k.*, worker_is_live(k.status, k.finished_at) AS live,
+       extract(epoch FROM now() - k.last_heartbeat)::float AS heartbeat_age_s,
        w.repo AS item_repo, w.status AS item_status, left(w.spec, 300) AS spec_head
   FROM workers k
   LEFT JOIN work_items w ON w.id = k.work_item_id
- WHERE %(all)s OR (k.status IN ('idle', 'busy', 'stuck') AND k.finished_at IS NULL)
- ORDER BY (k.status IN ('idle', 'busy', 'stuck') AND k.finished_at IS NULL) DESC,
+ WHERE %(all)s OR worker_is_live(k.status, k.finished_at)
+ ORDER BY worker_is_live(k.status, k.finished_at) DESC,
           k.created_at DESC
  LIMIT %(limit)s;
 
 -- name: worker
-SELECT k.*, extract(epoch FROM now() - k.last_heartbeat)::float AS heartbeat_age_s,
+SELECT k.*, worker_is_live(k.status, k.finished_at) AS live,
+       extract(epoch FROM now() - k.last_heartbeat)::float AS heartbeat_age_s,
        w.repo AS item_repo, w.status AS item_status, left(w.spec, 300) AS spec_head
   FROM workers k
   LEFT JOIN work_items w ON w.id = k.work_item_id
  WHERE k.id = %(id)s;
 
 -- name: item_workers
-SELECT k.*, extract(epoch FROM now() - k.last_heartbeat)::float AS heartbeat_age_s,
+SELECT k.*, worker_is_live(k.status, k.finished_at) AS live,
+       extract(epoch FROM now() - k.last_heartbeat)::float AS heartbeat_age_s,
        w.repo AS item_repo, w.status AS item_status, left(w.spec, 300) AS spec_head
   FROM workers k
   JOIN work_items w ON w.id = k.work_item_id

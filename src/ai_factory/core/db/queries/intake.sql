@@ -1,5 +1,5 @@
--- GitHub intake: webhook deliveries, pending intake requests, and the one work-item
--- transition intake makes itself (cancel an item nobody has claimed yet).
+-- GitHub intake: webhook deliveries and pending intake requests. (Cancelling an issue's
+-- queued item is a work-item change: ledger.sql.)
 
 -- name: record_delivery
 -- A row back: first time this delivery id is seen. No row: a replay.
@@ -20,13 +20,4 @@ RETURNING *;
 -- name: take_requests
 DELETE FROM intake_requests
  WHERE id IN (SELECT id FROM intake_requests ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
-RETURNING *;
-
--- name: cancel_queued
--- Only an item still queued: one a worker has claimed is left to finish or fail.
-UPDATE work_items
-   SET status = 'cancelled', completed_at = now(), status_reason = %(reason)s,
-       lease_token = NULL, updated_at = now()
- WHERE source = 'github' AND repo = %(repo)s AND source_id = %(source_id)s
-   AND status = 'queued'
 RETURNING *;

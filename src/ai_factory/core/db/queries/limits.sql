@@ -22,7 +22,6 @@ SELECT count(*)::int AS iterations, coalesce(sum(cost_usd), 0)::float AS cost_us
 
 -- name: spawn_state
 -- Live workers (the scheduler's MAX_WORKERS count) and the last spawn (the cooldown).
-SELECT (SELECT count(*) FROM workers
-         WHERE status IN ('idle', 'busy', 'stuck') AND finished_at IS NULL)::int AS active,
+SELECT (SELECT count(*) FROM workers WHERE worker_is_live(status, finished_at))::int AS active,
        (SELECT max(created_at) FROM workers) AS last_spawn_at,
        now() AS db_now;

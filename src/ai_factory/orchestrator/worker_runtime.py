@@ -22,17 +22,15 @@ import time
 
 import redis.asyncio as aioredis
 
-from ai_factory.core.db.database import Database
 from ai_factory.core.settings import Settings
 from ai_factory.orchestrator.events import EventHub
 from ai_factory.orchestrator.health import HealthMonitor, RedisLeases
+from ai_factory.orchestrator.ledger import Ledger
 from ai_factory.orchestrator.lifecycle import WorkerLifecycle
 from ai_factory.orchestrator.logs import WorkerLogs
-from ai_factory.orchestrator.queue import QueueManager
 from ai_factory.orchestrator.rate_limits import RateLimiter
 from ai_factory.orchestrator.scheduler import Scheduler
 from ai_factory.orchestrator.spawners import build_spawner, worker_api_url
-from ai_factory.orchestrator.workers import WorkerManager
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +41,7 @@ class WorkerRuntime:
     def __init__(
         self,
         *,
+        ledger: Ledger,
         lifecycle: WorkerLifecycle,
         scheduler: Scheduler,
         health: HealthMonitor,
@@ -50,6 +49,7 @@ class WorkerRuntime:
         heartbeat_timeout_s: float,
         shutdown_grace_s: float,
     ) -> None:
+        self.ledger = ledger
         self.lifecycle = lifecycle
         self.scheduler = scheduler
         self.health = health
@@ -83,10 +83,12 @@ class WorkerRuntime:
 
     async def recover(self) -> None:
         adopted = requeued = 0
-        for state in await self.lifecycle.active():
+        for state in await self.ledger.live_workers():
             if not state.holds_item:
                 self.lifecycle.in_background(self.lifecycle.settle(state))
             elif self.lifecycle.owns(state) and await self.lifecycle.spawner.watch(state.handle):
+                if state.work_item_id is not None:
+                    await self.ledger.adopt(state.id, state.work_item_id, how=state.handle.describe())
                 adopted += 1
             elif self.lifecycle.owns(state) or state.silent_s > self.heartbeat_timeout_s:
                 await self.lifecycle.retire(
@@ -101,34 +103,32 @@ class WorkerRuntime:
         cls,
         settings: Settings,
         *,
-        db: Database,
-        queue: QueueManager,
-        workers: WorkerManager,
+        ledger: Ledger,
         rate_limiter: RateLimiter,
         logs: WorkerLogs,
         leases: RedisLeases | None = None,
         redis: aioredis.Redis | None = None,
     ) -> WorkerRuntime:
         """The runtime FACTORY_SPAWNER and the timing settings describe (no I/O)."""
-        events = EventHub(database_url=db.url, redis=redis, prefix=settings.redis_prefix)
+        events = EventHub(database_url=ledger.db.url, redis=redis, prefix=settings.redis_prefix)
         lifecycle = WorkerLifecycle(
-            db=db,
-            queue=queue,
-            workers=workers,
+            ledger=ledger,
             spawner=build_spawner(settings, logs=logs),
             orchestrator_url=worker_api_url(settings),
             leases=leases,
             spawn_retry_s=settings.spawn_retry_seconds,
         )
         return cls(
+            ledger=ledger,
             lifecycle=lifecycle,
             scheduler=Scheduler(
-                queue=queue,
+                ledger=ledger,
                 lifecycle=lifecycle,
                 rate_limiter=rate_limiter,
                 events=events,
             ),
             health=HealthMonitor(
+                ledger=ledger,
                 lifecycle=lifecycle,
                 logs=logs,
                 heartbeat_timeout_s=settings.heartbeat_timeout_seconds,
@@ -150,11 +150,11 @@ class WorkerRuntime:
         deadline = time.monotonic() + self.shutdown_grace_s
         log.info("runtime.draining grace_s=%s", self.shutdown_grace_s)
         while time.monotonic() < deadline and not self._hurry.is_set():
-            if not [s for s in await self.lifecycle.active() if self.lifecycle.owns(s)]:
+            if not [s for s in await self.ledger.live_workers() if self.lifecycle.owns(s)]:
                 break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._hurry.wait(), POLL_S)
-        states = [s for s in await self.lifecycle.active() if self.lifecycle.owns(s)]
+        states = [s for s in await self.ledger.live_workers() if self.lifecycle.owns(s)]
         await asyncio.gather(
             *(
                 self.lifecycle.retire(s, reason="orchestrator shutting down", refund_attempt=True)
