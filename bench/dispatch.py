@@ -179,7 +179,7 @@ async def run(items: int, baseline_items: int, worker: str) -> None:
             await asyncio.gather(scheduler, return_exceptions=True)
 
             reference = Scheduler(
-                queue=services.queue,
+                ledger=services.ledger,
                 lifecycle=runtime.lifecycle,
                 rate_limiter=services.rate_limiter,
                 events=None,

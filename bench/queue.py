@@ -1,9 +1,11 @@
-"""Queue throughput: QueueManager against a minimal raw-SQL loop, same database, same run.
+"""Queue throughput: the ledger against a minimal raw-SQL loop, same database, same run.
 
-8 concurrent clients drain N queued items; each item goes queued -> assigned ->
-running -> completed (the transitions a real worker causes). The raw loop issues
-the same three UPDATEs with a bare psycopg connection per client and no models,
-no error checks. Prints both rates and the ratio (target: QueueManager >= 60%).
+8 concurrent clients drain N queued items through the path a real item takes:
+claim (with its worker row), the worker registers (item running, worker busy),
+the worker completes (item completed, metrics row, worker finished, its locks
+released). The raw loop issues the same statements with a bare psycopg
+connection per client, autocommit, no models, no checks, no transactions.
+Prints both rates and the ratio (target: the ledger >= 60% of raw).
 
     python bench/queue.py [--items 20000] [--clients 8] [--rounds 2]
 
@@ -19,31 +21,46 @@ from pathlib import Path
 # This file is named like the stdlib's `queue`; keep its folder off the import path.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-import argparse
-import asyncio
-import os
-import statistics
-import time
-import uuid
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import os  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
 
-import psycopg
+import psycopg  # noqa: E402
 
-from ai_factory.core.db.database import Database
-from ai_factory.core.db.migrations import apply_migrations
-from ai_factory.orchestrator.queue import QueueManager
+from ai_factory.core.db.database import Database  # noqa: E402
+from ai_factory.core.db.migrations import apply_migrations  # noqa: E402
+from ai_factory.core.models import WorkerCompleteRequest  # noqa: E402
+from ai_factory.orchestrator.conflicts import PostgresConflictDetector  # noqa: E402
+from ai_factory.orchestrator.ledger import Ledger  # noqa: E402
+from ai_factory.orchestrator.tokens import hash_token, new_worker_token  # noqa: E402
 
 ADMIN_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
-CLAIM = """
-UPDATE work_items SET status = 'assigned', lease_token = gen_random_uuid(), attempts = attempts + 1,
-       status_reason = 'claimed', updated_at = now()
- WHERE id = (SELECT id FROM work_items WHERE status = 'queued' AND available_at <= now()
-              ORDER BY priority_rank, created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
-RETURNING id, lease_token"""
-START = """UPDATE work_items SET status = 'running', started_at = now(), updated_at = now()
- WHERE id = %s AND status = 'assigned' AND lease_token = %s"""
-COMPLETE = """UPDATE work_items SET status = 'completed', pr_url = 'x', completed_at = now(), updated_at = now()
- WHERE id = %s AND status = 'running' AND lease_token = %s"""
+RAW_PATH = [
+    # claim + worker row
+    """WITH c AS (UPDATE work_items SET status = 'assigned', lease_token = gen_random_uuid(),
+       attempts = attempts + 1, worker_id = %(w)s, status_reason = 'claimed', updated_at = now()
+     WHERE id = (SELECT id FROM work_items WHERE status = 'queued' AND available_at <= now()
+                  ORDER BY priority_rank, created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+     RETURNING id, lease_token),
+     w AS (INSERT INTO workers (id, work_item_id, lease_token, token_hash, status, spawner)
+           SELECT %(w)s, id, lease_token, 'h', 'idle', 'bench' FROM c RETURNING id)
+     SELECT c.id, c.lease_token FROM c, w""",
+    # register
+    """UPDATE work_items SET status = 'running', started_at = now(), updated_at = now()
+     WHERE id = %(id)s AND status = 'assigned' AND lease_token = %(lease)s""",
+    "UPDATE workers SET status = 'busy', last_heartbeat = now() WHERE id = %(w)s",
+    # complete
+    """UPDATE work_items SET status = 'completed', pr_url = 'x', completed_at = now(), updated_at = now()
+     WHERE id = %(id)s AND status = 'running' AND lease_token = %(lease)s""",
+    """INSERT INTO worker_metrics (worker_id, work_item_id, iterations, tokens_used, cost_usd,
+       duration_seconds, files_changed, status) VALUES (%(w)s, %(id)s, 1, 1, 0, 0, 0, 'completed')""",
+    "UPDATE workers SET status = 'done', finished_at = now() WHERE id = %(w)s",
+    "DELETE FROM file_locks WHERE worker_id = %(w)s",
+]
 
 
 def db_url(name: str) -> str:
@@ -52,7 +69,7 @@ def db_url(name: str) -> str:
 
 
 async def fill(db: Database, n: int) -> None:
-    await db.execute("TRUNCATE work_items CASCADE")
+    await db.execute("TRUNCATE work_items, workers, worker_metrics, file_locks CASCADE")
     await db.execute(
         "INSERT INTO work_items (source, source_id, repo, spec)"
         " SELECT 'api', 'b-' || g, '/srv/bench', 'spec' FROM generate_series(1, %(n)s) g",
@@ -61,15 +78,22 @@ async def fill(db: Database, n: int) -> None:
     await db.execute("VACUUM ANALYZE work_items")
 
 
-async def run_queue_manager(db: Database, clients: int) -> int:
-    queue = QueueManager(db=db)
+async def run_ledger(db: Database, clients: int) -> int:
+    ledger = Ledger(db=db, conflicts=PostgresConflictDetector(db=db))
+    token_hash = hash_token(new_worker_token())
     done = 0
 
     async def client() -> None:
         nonlocal done
-        while (a := await queue.claim_next()) is not None:
-            await queue.start(a.item.id, a.lease_token)
-            await queue.complete(a.item.id, a.lease_token, pr_url="x", iterations=1, tokens=1)
+        while True:
+            worker_id = uuid.uuid4()
+            claimed = await ledger.claim_next(worker_id=worker_id, token_hash=token_hash, spawner="bench")
+            if claimed is None:
+                return
+            # Each worker call reads its worker row first (the API authenticates it).
+            await ledger.start(await ledger.worker(worker_id), host="")
+            record = await ledger.worker(worker_id)
+            await ledger.complete(record, WorkerCompleteRequest(pr_url="x", iterations=1, tokens=1))
             done += 1
 
     await asyncio.gather(*(client() for _ in range(clients)))
@@ -83,11 +107,13 @@ async def run_raw(url: str, clients: int) -> int:
         nonlocal done
         async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
             while True:
-                row = await (await conn.execute(CLAIM)).fetchone()
+                w = uuid.uuid4()
+                row = await (await conn.execute(RAW_PATH[0], {"w": w})).fetchone()
                 if row is None:
                     return
-                await conn.execute(START, row)
-                await conn.execute(COMPLETE, row)
+                params = {"w": w, "id": row[0], "lease": row[1]}
+                for statement in RAW_PATH[1:]:
+                    await conn.execute(statement, params)
                 done += 1
 
     await asyncio.gather(*(client() for _ in range(clients)))
@@ -102,24 +128,24 @@ async def main(items: int, clients: int, rounds: int) -> None:
     db = await Database.open(url, min_size=clients, max_size=clients)
     try:
         await apply_migrations(db)
-        rates: dict[str, list[float]] = {"raw": [], "queue_manager": []}
+        rates: dict[str, list[float]] = {"raw": [], "ledger": []}
         for _ in range(rounds):
-            for label in ("raw", "queue_manager"):
+            for label in ("raw", "ledger"):
                 await fill(db, items)
                 start = time.perf_counter()
                 if label == "raw":
                     n = await run_raw(url, clients)
                 else:
-                    n = await run_queue_manager(db, clients)
+                    n = await run_ledger(db, clients)
                 elapsed = time.perf_counter() - start
                 assert n == items, (label, n)
                 rates[label].append(n / elapsed)
                 print(f"  {label:<14} {n} items in {elapsed:6.2f} s = {n / elapsed:8.0f} items/s")
         raw = statistics.median(rates["raw"])
-        managed = statistics.median(rates["queue_manager"])
+        managed = statistics.median(rates["ledger"])
         print(f"\nclients={clients} items={items} rounds={rounds} (medians)")
-        print(f"raw SQL loop   {raw:8.0f} claim+start+complete/s")
-        print(f"QueueManager   {managed:8.0f} claim+start+complete/s")
+        print(f"raw SQL loop   {raw:8.0f} claim+register+complete/s")
+        print(f"ledger         {managed:8.0f} claim+register+complete/s")
         print(f"ratio          {managed / raw:8.1%}  (target >= 60%)")
     finally:
         await db.close()
