@@ -5,6 +5,7 @@
 -- The ORDER BY expression must stay the index's expression, ((embedding::vector(N))).
 
 -- name: rank_vector
+-- Learnings of every repo nearest the query's embedding (cosine similarity).
 SELECT id, 1 - ((embedding::vector({dims})) <=> %(embedding)s::vector({dims})) AS score
   FROM learnings
  WHERE embedder = {embedder}
@@ -12,6 +13,7 @@ SELECT id, 1 - ((embedding::vector({dims})) <=> %(embedding)s::vector({dims})) A
  LIMIT %(candidates)s;
 
 -- name: rank_vector_in
+-- Learnings of the given repos nearest the query's embedding (cosine).
 SELECT id, 1 - ((embedding::vector({dims})) <=> %(embedding)s::vector({dims})) AS score
   FROM learnings
  WHERE embedder = {embedder} AND repo = ANY (%(repos)s::text[])
@@ -19,6 +21,7 @@ SELECT id, 1 - ((embedding::vector({dims})) <=> %(embedding)s::vector({dims})) A
  LIMIT %(candidates)s;
 
 -- name: create_vector_index
+-- This embedder's partial HNSW index, unless it exists.
 CREATE INDEX IF NOT EXISTS {index} ON learnings
   USING hnsw ((embedding::vector({dims})) vector_cosine_ops)
   WHERE embedder = {embedder};

@@ -2,6 +2,7 @@
 -- Read only. Titles come from the first 300 characters of a spec (never the whole spec).
 
 -- name: recent_events
+-- The newest status events of all items, each with its item's repo and spec head.
 SELECT e.id, e.work_item_id, e.kind, e.from_status, e.to_status, e.reason, e.data,
        e.created_at, w.repo, left(w.spec, 300) AS spec_head
   FROM work_item_events e
@@ -10,6 +11,7 @@ SELECT e.id, e.work_item_id, e.kind, e.from_status, e.to_status, e.reason, e.dat
  LIMIT %(limit)s;
 
 -- name: items
+-- Items by optional status, priority and repo: work in progress first, then by last change.
 SELECT * FROM work_items
  WHERE (%(statuses)s::text[] IS NULL OR status = ANY (%(statuses)s::text[]))
    AND (%(priority)s::text IS NULL OR priority = %(priority)s)
@@ -22,13 +24,16 @@ SELECT * FROM work_items
  LIMIT %(limit)s;
 
 -- name: counts
+-- How many items there are per status and priority, for the overview's totals.
 SELECT status, priority, count(*)::int AS n FROM work_items GROUP BY status, priority;
 
 -- name: repos
+-- Repositories that have items, most recently used first, with their item counts.
 SELECT repo, count(*)::int AS items, max(created_at) AS last_used
   FROM work_items GROUP BY repo ORDER BY max(created_at) DESC LIMIT %(limit)s;
 
 -- name: workers
+-- Workers with heartbeat age and their item; only live ones unless `all` is set.
 SELECT k.*, worker_is_live(k.status, k.finished_at) AS live,
        extract(epoch FROM now() - k.last_heartbeat)::float AS heartbeat_age_s,
        w.repo AS item_repo, w.status AS item_status, left(w.spec, 300) AS spec_head
@@ -40,6 +45,7 @@ SELECT k.*, worker_is_live(k.status, k.finished_at) AS live,
  LIMIT %(limit)s;
 
 -- name: worker
+-- One worker by id, with the same columns as workers.
 SELECT k.*, worker_is_live(k.status, k.finished_at) AS live,
        extract(epoch FROM now() - k.last_heartbeat)::float AS heartbeat_age_s,
        w.repo AS item_repo, w.status AS item_status, left(w.spec, 300) AS spec_head
@@ -48,6 +54,7 @@ SELECT k.*, worker_is_live(k.status, k.finished_at) AS live,
  WHERE k.id = %(id)s;
 
 -- name: item_workers
+-- Every worker an item has had, oldest first, for the item's page.
 SELECT k.*, worker_is_live(k.status, k.finished_at) AS live,
        extract(epoch FROM now() - k.last_heartbeat)::float AS heartbeat_age_s,
        w.repo AS item_repo, w.status AS item_status, left(w.spec, 300) AS spec_head
@@ -65,6 +72,7 @@ SELECT created_at, to_status AS status
  ORDER BY created_at;
 
 -- name: finished_items
+-- The last finished items (completed, failed, stuck) with their cost and duration.
 SELECT id, left(spec, 300) AS spec_head, status, iterations, tokens, cost_usd::float AS cost_usd,
        extract(epoch FROM coalesce(completed_at, updated_at) - started_at)::float AS duration_s,
        coalesce(completed_at, updated_at) AS finished_at
@@ -74,6 +82,7 @@ SELECT id, left(spec, 300) AS spec_head, status, iterations, tokens, cost_usd::f
  LIMIT %(limit)s;
 
 -- name: totals
+-- All-time counts of completed, failed and stuck items, with their cost and tokens.
 SELECT count(*) FILTER (WHERE status = 'completed')::int AS completed,
        count(*) FILTER (WHERE status = 'failed')::int AS failed,
        count(*) FILTER (WHERE status = 'stuck')::int AS stuck,
@@ -83,5 +92,6 @@ SELECT count(*) FILTER (WHERE status = 'completed')::int AS completed,
   FROM work_items;
 
 -- name: learning_repos
+-- Each repo (and the global scope) with its count of learnings and their uses.
 SELECT repo, count(*)::int AS learnings, coalesce(sum(use_count), 0)::int AS uses
   FROM learnings GROUP BY repo ORDER BY count(*) DESC, repo LIMIT %(limit)s;

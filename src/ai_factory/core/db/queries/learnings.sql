@@ -3,6 +3,7 @@
 -- ai_factory/core/learnings/vector.sql.
 
 -- name: upsert
+-- Save a learning, or count one more save of the same text in the same repo.
 INSERT INTO learnings (repo, content, source_worker_id, source_work_item_id, embedder, embedding)
 VALUES (%(repo)s, %(content)s, %(worker_id)s, %(work_item_id)s, %(embedder)s, %(embedding)s::real[])
 ON CONFLICT (repo, content_key) DO UPDATE
@@ -16,6 +17,7 @@ RETURNING id, repo, scope, content, source_worker_id, source_work_item_id,
           use_count, save_count, created_at, last_saved_at, (xmax = 0) AS inserted;
 
 -- name: list_recent
+-- The newest learnings of all repos (a listing without a search).
 -- Every query comes in two forms, over all repos and over some (`_in`), rather than one
 -- with "repos IS NULL OR ...": psycopg prepares a statement run often, and a generic
 -- plan of the OR form cannot use the repo index.
@@ -26,6 +28,7 @@ SELECT id, repo, scope, content, source_worker_id, source_work_item_id,
  LIMIT %(limit)s;
 
 -- name: list_recent_in
+-- The newest learnings of the given repos.
 SELECT id, repo, scope, content, source_worker_id, source_work_item_id,
        use_count, save_count, created_at, last_saved_at
   FROM learnings
@@ -82,39 +85,48 @@ SELECT m.id,
  LIMIT %(candidates)s;
 
 -- name: vector_version
+-- The installed pgvector version (no row without the extension).
 SELECT extversion AS version FROM pg_extension WHERE extname = 'vector';
 
 -- name: hnsw_ef_search
+-- Widen the HNSW candidate list to the search's depth, for this transaction only.
 SELECT set_config('hnsw.ef_search', %(ef_search)s, true);
 
 -- name: hnsw_iterative_scan
+-- Let a filtered HNSW scan go on until it has enough rows, for this transaction only.
 -- Filtered HNSW scans stop early without this (pgvector >= 0.8): a repo holding 1% of
 -- the rows would get about one candidate out of the default 40.
 SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true);
 
 -- name: lock_index_creation
+-- Serialise vector index creation across processes until the transaction ends.
 SELECT pg_advisory_xact_lock(hashtext('ai_factory.learnings.vector_index'));
 
 -- name: fetch
+-- The learnings with the given ids, in no particular order.
 SELECT id, repo, scope, content, source_worker_id, source_work_item_id,
        use_count, save_count, created_at, last_saved_at
   FROM learnings WHERE id = ANY (%(ids)s::uuid[]);
 
 -- name: fetch_counting_use
+-- The learnings with the given ids, counting one more use of each (a search's results).
 UPDATE learnings SET use_count = use_count + 1
  WHERE id = ANY (%(ids)s::uuid[])
 RETURNING id, repo, scope, content, source_worker_id, source_work_item_id,
           use_count, save_count, created_at, last_saved_at;
 
 -- name: delete
+-- Delete one learning; no row when it does not exist.
 DELETE FROM learnings WHERE id = %(id)s RETURNING id;
 
 -- name: stale_embeddings
+-- The next batch (by id) of learnings whose vector is not from the given embedder.
 SELECT id, content FROM learnings
  WHERE embedder IS DISTINCT FROM %(embedder)s AND id > %(after)s
  ORDER BY id
  LIMIT %(batch)s;
 
 -- name: set_embedding
+-- Store a learning's vector and the name of the embedder that made it.
 UPDATE learnings SET embedder = %(embedder)s, embedding = %(embedding)s::real[]
  WHERE id = %(id)s;

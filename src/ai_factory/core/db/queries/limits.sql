@@ -1,6 +1,7 @@
 -- Rate-limiter queries: subscription windows, usage counted from recorded iterations.
 
 -- name: record_window
+-- Store the latest reported state of a subscription window (5-hour, weekly ...).
 INSERT INTO usage_limits (window_type, status, resets_at, utilization, message,
                           work_item_id, worker_id, updated_at)
 VALUES (%(window_type)s, %(status)s, %(resets_at)s, %(utilization)s, %(message)s,
@@ -13,9 +14,11 @@ ON CONFLICT (window_type) DO UPDATE
        worker_id = EXCLUDED.worker_id, updated_at = now();
 
 -- name: windows
+-- Every subscription window's latest reported state.
 SELECT * FROM usage_limits ORDER BY window_type;
 
 -- name: usage_since
+-- Iterations, cost and tokens recorded since a moment (start of the day or month).
 SELECT count(*)::int AS iterations, coalesce(sum(cost_usd), 0)::float AS cost_usd,
        coalesce(sum(input_tokens + output_tokens), 0)::bigint AS tokens
   FROM iterations WHERE created_at >= %(since)s;

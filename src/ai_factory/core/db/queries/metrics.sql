@@ -1,6 +1,7 @@
 -- Metrics queries.
 
 -- name: summary
+-- The factory-wide summary (FactoryMetrics): item counts, averages, tokens today.
 SELECT
   (SELECT count(*) FROM work_items)::int AS total_work_items,
   (SELECT count(*) FROM work_items WHERE status = 'completed')::int AS completed_work_items,
@@ -16,5 +17,6 @@ SELECT
   (SELECT count(*) FROM work_items WHERE status = 'queued')::int AS queue_depth;
 
 -- name: recent
+-- The newest per-worker metrics rows.
 SELECT * FROM worker_metrics ORDER BY created_at DESC LIMIT %(limit)s;
 
