@@ -158,7 +158,7 @@ async def run(items: int, baseline_items: int, worker: str) -> None:
             cooldown_seconds=0,
             max_workers=4,
             daily_budget=1_000_000,  # every fake worker records an iteration
-            heartbeat_interval=30,
+            heartbeat_interval_seconds=30,
             factory_worker_command=f"{sys.executable} {FAKE_WORKER}" if worker == "fake" else None,
         )
         db = await Database.open(settings.database_url, max_size=20)

@@ -21,21 +21,21 @@ from pathlib import Path
 # This file is named like the stdlib's `queue`; keep its folder off the import path.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import os  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
-import uuid  # noqa: E402
+import argparse
+import asyncio
+import os
+import statistics
+import time
+import uuid
 
-import psycopg  # noqa: E402
+import psycopg
 
-from ai_factory.core.db.database import Database  # noqa: E402
-from ai_factory.core.db.migrations import apply_migrations  # noqa: E402
-from ai_factory.core.models import WorkerCompleteRequest  # noqa: E402
-from ai_factory.orchestrator.conflicts import PostgresConflictDetector  # noqa: E402
-from ai_factory.orchestrator.ledger import Ledger  # noqa: E402
-from ai_factory.orchestrator.tokens import hash_token, new_worker_token  # noqa: E402
+from ai_factory.core.db.database import Database
+from ai_factory.core.db.migrations import apply_migrations
+from ai_factory.core.models import WorkerCompleteRequest
+from ai_factory.orchestrator.conflicts import PostgresConflictDetector
+from ai_factory.orchestrator.ledger import Ledger
+from ai_factory.orchestrator.tokens import hash_token, new_worker_token
 
 ADMIN_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 

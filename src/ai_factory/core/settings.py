@@ -19,12 +19,17 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ai_factory.core.errors import ConfigError
 
 DEFAULT_FACTORY_HOME = Path("~/.ai-factory")
+
+
+def _named(old: str) -> AliasChoices:
+    """A setting renamed to carry its unit (`<old>_seconds`); the old name still works."""
+    return AliasChoices(f"{old}_seconds", old)
 
 
 class Settings(BaseSettings):
@@ -35,6 +40,7 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         case_sensitive=False,
+        populate_by_name=True,
     )
 
     # --- reference variables ---
@@ -47,7 +53,7 @@ class Settings(BaseSettings):
     github_token: SecretStr | None = None
     repos: Annotated[list[str], NoDecode] = Field(default_factory=list)
     intake_label: str = "ai-factory"
-    poll_interval: int = Field(default=60000, ge=1000, description="milliseconds")
+    poll_interval_ms: int = Field(default=60000, ge=1000, validation_alias="poll_interval")
     port: int = Field(default=3000, ge=0, le=65535)
 
     # --- added by the factory ---
@@ -56,7 +62,7 @@ class Settings(BaseSettings):
     orchestrator_url: str = "http://127.0.0.1:3000"
     factory_api_token: SecretStr | None = None
     heartbeat_timeout_seconds: float = Field(default=120, gt=0)
-    heartbeat_interval: float = Field(default=30, gt=0)
+    heartbeat_interval_seconds: float = Field(default=30, gt=0, validation_alias=_named("heartbeat_interval"))
     max_attempts: int = Field(default=3, ge=1)
     log_level: str = "INFO"
 
@@ -65,7 +71,9 @@ class Settings(BaseSettings):
     factory_worker_image: str = "factory-worker:latest"
     factory_worker_command: str | None = None  # shell-style argv replacing `factory worker`
     factory_worker_mounts: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    health_check_interval: float = Field(default=5, gt=0)
+    health_check_interval_seconds: float = Field(
+        default=5, gt=0, validation_alias=_named("health_check_interval")
+    )
     shutdown_grace_seconds: float = Field(default=30, ge=0)
     # a worker that could not be started gives its item back, attempt refunded, this long
     spawn_retry_seconds: float = Field(default=30, ge=0)
@@ -81,9 +89,13 @@ class Settings(BaseSettings):
     factory_model: str | None = None
     max_iterations: int = Field(default=20, ge=1)
     stuck_after: int = Field(default=3, ge=1)
-    iteration_idle_timeout: float = Field(default=600, gt=0)
-    iteration_timeout: float = Field(default=3600, gt=0)
-    gate_timeout: float = Field(default=600, gt=0)
+    iteration_idle_timeout_seconds: float = Field(
+        default=600, gt=0, validation_alias=_named("iteration_idle_timeout")
+    )
+    iteration_timeout_seconds: float = Field(
+        default=3600, gt=0, validation_alias=_named("iteration_timeout")
+    )
+    gate_timeout_seconds: float = Field(default=600, gt=0, validation_alias=_named("gate_timeout"))
 
     # learnings: auto (WordLlama when installed, else hashing) | wordllama | hashing
     # | sentence-transformers:<local model>

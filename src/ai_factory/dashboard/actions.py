@@ -18,8 +18,8 @@ from ai_factory.core.errors import FactoryError, NotFoundError
 from ai_factory.core.ids import parse_id
 from ai_factory.core.models import CreateWorkItemInput, Priority
 from ai_factory.dashboard.pages import not_found, render_item, render_submit_form
-from ai_factory.dashboard.session import SESSION_COOKIE, token_matches
 from ai_factory.dashboard.web import CheckedForm, DashboardDep, safe_next
+from ai_factory.orchestrator.api.session import SESSION_COOKIE, token_matches
 
 log = logging.getLogger(__name__)
 

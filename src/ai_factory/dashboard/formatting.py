@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 
-from ai_factory.orchestrator.rate_limits import RateLimitStatus
+from ai_factory.orchestrator.spawn_limits import RateLimitStatus
 
 WINDOW_NAMES = {
     "five_hour": "5-hour window",

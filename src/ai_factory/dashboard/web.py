@@ -21,14 +21,14 @@ from starlette.datastructures import FormData
 
 from ai_factory.dashboard import formatting
 from ai_factory.dashboard.markdown import MarkdownRenderer
-from ai_factory.dashboard.session import (
+from ai_factory.dashboard.store import DashboardStore
+from ai_factory.orchestrator.api.session import (
     CSRF_FIELD,
     CSRF_HEADER,
     SESSION_COOKIE,
     Session,
     SessionCodec,
 )
-from ai_factory.dashboard.store import DashboardStore
 from ai_factory.orchestrator.services import Services
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ class Dashboard:
         self.env.globals.update(
             percent=formatting.percent,
             silent_after_s=min(
-                settings.heartbeat_interval * 3, settings.heartbeat_timeout_seconds
+                settings.heartbeat_interval_seconds * 3, settings.heartbeat_timeout_seconds
             ),
         )
 

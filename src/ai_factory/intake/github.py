@@ -37,8 +37,8 @@ from ai_factory.core.github_retry import (
 )
 from ai_factory.core.settings import Settings
 from ai_factory.intake.errors import GitHubUnavailableError
-from ai_factory.intake.limits import Sleep, WritePacer
 from ai_factory.intake.models import Comment, Issue, LabelEvent, Permission, RepoInfo
+from ai_factory.intake.write_pacing import Sleep, WritePacer
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def split_repo(full_name: str) -> tuple[str, str]:
     return owner, name
 
 
-class GitHubClient:
+class GitHubIntakeClient:
     def __init__(
         self,
         *,
@@ -86,7 +86,7 @@ class GitHubClient:
         self._login_known = False
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> GitHubClient:
+    def from_settings(cls, settings: Settings) -> GitHubIntakeClient:
         if settings.github_token is None:
             raise ConfigError("GITHUB_TOKEN: required for GitHub intake")
         return cls(

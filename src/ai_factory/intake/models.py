@@ -1,6 +1,6 @@
 """What intake knows about GitHub: repositories, issues, label events, comments.
 
-Small typed views of GitHub's JSON, built by `github.GitHubClient` from githubkit's
+Small typed views of GitHub's JSON, built by `github.GitHubIntakeClient` from githubkit's
 parsed models (or from the raw JSON where githubkit cannot parse it), so nothing
 past the client depends on githubkit's types.
 """

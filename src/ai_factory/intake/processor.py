@@ -44,7 +44,7 @@ from ai_factory.core.models import (
 )
 from ai_factory.intake import feedback
 from ai_factory.intake.errors import SpecGenerationError
-from ai_factory.intake.github import WRITE_ROLES, GitHubClient
+from ai_factory.intake.github import WRITE_ROLES, GitHubIntakeClient
 from ai_factory.intake.labels import IntakeLabels, priority_from_labels
 from ai_factory.intake.models import Issue, LabelEvent, RepoInfo
 from ai_factory.intake.sanitize import sanitize
@@ -87,7 +87,7 @@ class IssueProcessor:
     def __init__(
         self,
         *,
-        github: GitHubClient,
+        github: GitHubIntakeClient,
         submitter: Submitter,
         generator: SpecGenerator,
         labels: IntakeLabels,

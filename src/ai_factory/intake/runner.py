@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from ai_factory.core.errors import ConfigError
 from ai_factory.core.settings import Settings
 from ai_factory.intake.api import intake_configured
-from ai_factory.intake.github import GitHubClient
+from ai_factory.intake.github import GitHubIntakeClient
 from ai_factory.intake.service import IntakeService
 from ai_factory.intake.spec_gen import SpecGenerator
 from ai_factory.intake.store import IntakeStore
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 def component(
     settings: Settings,
     *,
-    github: GitHubClient | None = None,
+    github: GitHubIntakeClient | None = None,
     generator: SpecGenerator | None = None,
 ) -> Callable[[Services], Awaitable[None]] | None:
     """The intake component for the orchestrator, or None when intake is not configured.

@@ -22,7 +22,7 @@ from typing import TypeVar
 
 from ai_factory.core.errors import FactoryError
 from ai_factory.core.settings import Settings, normalise_repo
-from ai_factory.intake.github import GitHubClient
+from ai_factory.intake.github import GitHubIntakeClient
 from ai_factory.intake.labels import IntakeLabels
 from ai_factory.intake.models import RepoInfo
 from ai_factory.intake.processor import IssueProcessor, Outcome
@@ -50,7 +50,7 @@ class IntakeService:
     def __init__(
         self,
         *,
-        github: GitHubClient,
+        github: GitHubIntakeClient,
         processor: IssueProcessor,
         submitter: Submitter,
         repos: list[str],
@@ -73,10 +73,10 @@ class IntakeService:
         settings: Settings,
         *,
         submitter: Submitter,
-        github: GitHubClient | None = None,
+        github: GitHubIntakeClient | None = None,
         generator: SpecGenerator | None = None,
     ) -> IntakeService:
-        github = github or GitHubClient.from_settings(settings)
+        github = github or GitHubIntakeClient.from_settings(settings)
         labels = IntakeLabels(settings.intake_label)
         processor = IssueProcessor(
             github=github,
@@ -91,7 +91,7 @@ class IntakeService:
             submitter=submitter,
             repos=settings.repos,
             labels=labels,
-            poll_interval_s=settings.poll_interval / 1000,
+            poll_interval_s=settings.poll_interval_ms / 1000,
         )
 
     async def run(self) -> None:

@@ -2,7 +2,7 @@
 
 A heartbeat refreshes the worker's lease: a Redis key with a TTL of
 HEARTBEAT_TIMEOUT_SECONDS when Redis is configured, the `workers.last_heartbeat`
-column always. Every HEALTH_CHECK_INTERVAL the monitor looks at every live worker:
+column always. Every HEALTH_CHECK_INTERVAL_SECONDS the monitor looks at every live worker:
 
 - silent for longer than HEARTBEAT_TIMEOUT_SECONDS (lease expired): presumed dead;
 - its process or container is gone (an end the spawner could not report, e.g. it

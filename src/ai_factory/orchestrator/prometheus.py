@@ -9,7 +9,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
 from ai_factory.core.models import QueueStats, WorkerStats
-from ai_factory.orchestrator.rate_limits import RateLimitStatus
+from ai_factory.orchestrator.spawn_limits import RateLimitStatus
 
 BLOCK_REASONS = (
     "max_workers",

@@ -20,7 +20,7 @@ import logging
 from ai_factory.orchestrator.events import RECONNECTED, EventHub, Subscription
 from ai_factory.orchestrator.ledger import Ledger
 from ai_factory.orchestrator.lifecycle import Launch, WorkerLifecycle
-from ai_factory.orchestrator.rate_limits import RateLimiter
+from ai_factory.orchestrator.spawn_limits import RateLimiter
 
 log = logging.getLogger(__name__)
 

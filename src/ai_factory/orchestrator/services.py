@@ -20,7 +20,7 @@ from ai_factory.orchestrator.ledger import Ledger
 from ai_factory.orchestrator.logs import WorkerLogs
 from ai_factory.orchestrator.metrics import MetricsCollector
 from ai_factory.orchestrator.queue import QueueManager
-from ai_factory.orchestrator.rate_limits import RateLimiter
+from ai_factory.orchestrator.spawn_limits import RateLimiter
 from ai_factory.orchestrator.worker_runtime import WorkerRuntime
 from ai_factory.orchestrator.workers import WorkerManager
 

@@ -28,8 +28,8 @@ from ai_factory.orchestrator.health import HealthMonitor, RedisLeases
 from ai_factory.orchestrator.ledger import Ledger
 from ai_factory.orchestrator.lifecycle import WorkerLifecycle
 from ai_factory.orchestrator.logs import WorkerLogs
-from ai_factory.orchestrator.rate_limits import RateLimiter
 from ai_factory.orchestrator.scheduler import Scheduler
+from ai_factory.orchestrator.spawn_limits import RateLimiter
 from ai_factory.orchestrator.spawners import build_spawner, worker_api_url
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,7 @@ class WorkerRuntime:
                 lifecycle=lifecycle,
                 logs=logs,
                 heartbeat_timeout_s=settings.heartbeat_timeout_seconds,
-                interval_s=settings.health_check_interval,
+                interval_s=settings.health_check_interval_seconds,
                 leases=leases,
             ),
             events=events,

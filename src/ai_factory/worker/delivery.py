@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from ai_factory.core.errors import FactoryError
 from ai_factory.core.models import Source, WorkItem
 from ai_factory.worker.git import Remote
-from ai_factory.worker.github import GitHubClient, GitHubError, RetryPolicy
+from ai_factory.worker.github import GitHubDeliveryClient, GitHubError, RetryPolicy
 from ai_factory.worker.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -96,14 +96,14 @@ def deliver(workspace: Workspace, item: WorkItem, summary: DeliverySummary, *,
         log.info("delivery.pushed item=%s location=%s commits=%d", item.id, location,
                  len(commits))
         return location
-    client = GitHubClient(token=github_token, base_url=target.api_url, retry=retry)
+    client = GitHubDeliveryClient(token=github_token, base_url=target.api_url, retry=retry)
     body = pull_request_body(item, summary, target)
     url = _open_or_reuse(client, target, item, workspace.branch, body)
     log.info("delivery.pull_request item=%s url=%s commits=%d", item.id, url, len(commits))
     return url
 
 
-def _open_or_reuse(client: GitHubClient, target: GitHubRepo, item: WorkItem, branch: str,
+def _open_or_reuse(client: GitHubDeliveryClient, target: GitHubRepo, item: WorkItem, branch: str,
                    body: str) -> str:
     existing = client.open_pull(target.owner, target.name, branch=branch)
     if existing is None:

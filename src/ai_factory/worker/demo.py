@@ -152,8 +152,8 @@ def _start_factory(base: Path, port: int, sim_url: str, log_path: Path) -> subpr
     env.update(sim_env(sim_url, config_dir=str(base / "claude-config")))
     env.update({
         "FACTORY_HOME": str(base / "home"), "HOST": "127.0.0.1", "PORT": str(port),
-        "MAX_WORKERS": "1", "COOLDOWN_SECONDS": "0", "HEARTBEAT_INTERVAL": "2",
-        "MAX_ITERATIONS": "10", "STUCK_AFTER": "3", "ITERATION_IDLE_TIMEOUT": "120",
+        "MAX_WORKERS": "1", "COOLDOWN_SECONDS": "0", "HEARTBEAT_INTERVAL_SECONDS": "2",
+        "MAX_ITERATIONS": "10", "STUCK_AFTER": "3", "ITERATION_IDLE_TIMEOUT_SECONDS": "120",
         "LOG_LEVEL": "INFO",
     })  # fmt: skip
     with log_path.open("ab") as log:

@@ -148,7 +148,7 @@ class QualityGate:
             output, _ = await proc.communicate()
         tail = _tail(output.decode(errors="replace"))
         if timed_out:
-            tail += f"\n(the gate was stopped after GATE_TIMEOUT={self.timeout_s:g} s)"
+            tail += f"\n(the gate was stopped after GATE_TIMEOUT_SECONDS={self.timeout_s:g} s)"
         result = GateResult(
             passed=proc.returncode == 0 and not timed_out,
             command=self.command,

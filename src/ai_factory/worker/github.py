@@ -1,6 +1,6 @@
 """The worker's GitHub REST calls (pull requests), through githubkit, rate-limit aware.
 
-`GitHubClient` wraps the few calls delivery needs. Every call goes through one
+`GitHubDeliveryClient` wraps the few calls delivery needs. Every call goes through one
 retry loop whose decision is GitHub's rule as intake follows it too
 (`ai_factory.core.github_retry.retry_delay`): a 403/429 waits for `retry-after`,
 else until `x-ratelimit-reset`, else backs off; a 5xx or a network error backs
@@ -51,7 +51,7 @@ class RetryPolicy:
     max_wait_s: float = 900.0  # a longer rate-limit wait fails instead
 
 
-class GitHubClient:
+class GitHubDeliveryClient:
     """Pull-request calls on one GitHub (or GitHub Enterprise) API."""
 
     def __init__(self, *, token: str, base_url: str, retry: RetryPolicy | None = None,

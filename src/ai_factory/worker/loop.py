@@ -16,7 +16,7 @@ Per iteration:
    says is not enough); stuck by `progress.ProgressTracker`'s rules.
 
 Caps: MAX_ITERATIONS ends the loop as stuck with what is done and what is left.
-An iteration cut by ITERATION_IDLE_TIMEOUT or ITERATION_TIMEOUT counts (outcome
+An iteration cut by ITERATION_IDLE_TIMEOUT_SECONDS or ITERATION_TIMEOUT_SECONDS counts (outcome
 ``error``) and the loop goes on, with a note in the next prompt; repeated
 timeouts without progress end as stuck. Committing leftovers as WIP and pushing
 is the caller's job (`main`), for every outcome but a lost lease.
@@ -48,14 +48,6 @@ from ai_factory.worker.agent import (
 from ai_factory.worker.client import Heartbeat, LeaseLostError, OrchestratorClient
 from ai_factory.worker.gate import GateResult, QualityGate
 from ai_factory.worker.hooks import FileLocks
-from ai_factory.worker.limits import (
-    LimitAction,
-    LimitDecision,
-    LimitPolicy,
-    decide,
-    rejection_report,
-    warning_report,
-)
 from ai_factory.worker.progress import (
     ProgressTracker,
     iteration_outcome,
@@ -63,6 +55,14 @@ from ai_factory.worker.progress import (
     read_tasks,
 )
 from ai_factory.worker.prompt import PromptContext, iteration_prompt, system_append
+from ai_factory.worker.run_outcome import (
+    LimitAction,
+    LimitDecision,
+    LimitPolicy,
+    decide,
+    rejection_report,
+    warning_report,
+)
 
 log = logging.getLogger(__name__)
 

@@ -53,9 +53,9 @@ from ai_factory.worker.ending import (  # noqa: F401 - the exit codes are part o
 from ai_factory.worker.gate import CONFIG_FILE, QualityGate
 from ai_factory.worker.hooks import FileLocks
 from ai_factory.worker.learnings import load_learnings
-from ai_factory.worker.limits import LimitPolicy
 from ai_factory.worker.loop import LoopConfig, LoopOutcome, RalphLoop
 from ai_factory.worker.progress import STUCK_FILE
+from ai_factory.worker.run_outcome import LimitPolicy
 from ai_factory.worker.workspace import Workspace, WorkspaceError
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,7 @@ class WorkerProcess:
         )
         self.progress = Progress()
         self.heartbeat = Heartbeat(
-            client=self.client, progress=self.progress, interval_s=settings.heartbeat_interval
+            client=self.client, progress=self.progress, interval_s=settings.heartbeat_interval_seconds
         )
         self.item: WorkItem | None = launch.item
         self.ending: Ending | None = None  # once registered
@@ -213,7 +213,7 @@ class WorkerProcess:
             gate = QualityGate.resolve(
                 config_text=await asyncio.to_thread(workspace.file_at_base, CONFIG_FILE),
                 configured=self.settings.factory_test_command,
-                timeout_s=self.settings.gate_timeout,
+                timeout_s=self.settings.gate_timeout_seconds,
                 env={**agent_env(base_env), **self.options.agent_env},
             )
         except ConfigError as exc:

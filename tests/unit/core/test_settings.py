@@ -17,7 +17,7 @@ def test_reference_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
     s = load_settings(_env_file=None)
     assert (s.max_workers, s.daily_budget, s.cooldown_seconds) == (2, 200, 60)
-    assert (s.intake_label, s.poll_interval, s.port) == ("ai-factory", 60000, 3000)
+    assert (s.intake_label, s.poll_interval_ms, s.port) == ("ai-factory", 60000, 3000)
     assert s.factory_home == Path("~/.ai-factory").expanduser()
 
 
@@ -65,3 +65,16 @@ def test_dotenv_file_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 def test_socket_database_url_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
     url = "postgresql://postgres:@/factory?host=/tmp/pg"
     assert settings_from_env(monkeypatch, DATABASE_URL=url).database_url == url
+
+
+def test_timings_carry_their_unit_and_the_older_names_still_work(monkeypatch) -> None:
+    from ai_factory.core.settings import load_settings
+
+    monkeypatch.setenv("HEARTBEAT_INTERVAL", "7")
+    monkeypatch.setenv("GATE_TIMEOUT_SECONDS", "9")
+    monkeypatch.setenv("GATE_TIMEOUT", "99")  # the new name wins
+    monkeypatch.setenv("POLL_INTERVAL", "5000")
+    settings = load_settings(_env_file=None)
+    assert settings.heartbeat_interval_seconds == 7
+    assert settings.gate_timeout_seconds == 9
+    assert settings.poll_interval_ms == 5000

@@ -8,8 +8,8 @@ from ai_factory import __version__, dashboard
 from ai_factory.intake import api as intake_api
 from ai_factory.orchestrator.api import learnings, status, work, workers
 from ai_factory.orchestrator.api import logs as worker_logs
+from ai_factory.orchestrator.api.body_size import BodySizeLimit
 from ai_factory.orchestrator.api.errors import install_error_handlers
-from ai_factory.orchestrator.api.limits import BodySizeLimit
 from ai_factory.orchestrator.api.origin import CrossSiteGuard
 from ai_factory.orchestrator.services import Services
 

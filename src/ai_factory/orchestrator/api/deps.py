@@ -8,7 +8,12 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from ai_factory.core.errors import AuthError
-from ai_factory.dashboard.session import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE, SessionCodec
+from ai_factory.orchestrator.api.session import (
+    CSRF_HEADER,
+    SAFE_METHODS,
+    SESSION_COOKIE,
+    SessionCodec,
+)
 from ai_factory.orchestrator.ledger import WorkerRecord
 from ai_factory.orchestrator.services import Services
 
@@ -31,7 +36,7 @@ def bearer_token(request: Request) -> str | None:
 def is_admin(request: Request, services: Services) -> bool:
     """The API token as a Bearer header, or a dashboard session cookie.
 
-    The cookie (signed, see `ai_factory.dashboard.session`) counts for safe methods
+    The cookie (signed, see `ai_factory.orchestrator.api.session`) counts for safe methods
     only, unless the request also carries the session's CSRF token in X-CSRF-Token:
     a cross-site page can make the browser send the cookie but cannot read the token.
     """

@@ -30,6 +30,12 @@ def describe_validation(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+def describe_unparsable(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "request body is nested too deeply"
+    return "request body is not valid JSON"
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(FactoryError)
     async def _factory_error(request: Request, exc: FactoryError) -> JSONResponse:
@@ -48,6 +54,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and isinstance(exc.__cause__, (RecursionError, ValueError)):
+            # FastAPI could not parse a JSON body (nested deeper than the parser goes, or not
+            # UTF-8): invalid input like any other bad JSON, so 422 as for a syntax error.
+            return error_response(422, describe_unparsable(exc.__cause__))
         return error_response(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ai_factory.dashboard.session import SAFE_METHODS
+from ai_factory.orchestrator.api.session import SAFE_METHODS
 
 
 class CrossSiteGuard:

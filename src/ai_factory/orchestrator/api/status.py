@@ -8,7 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from ai_factory.core.models import FactoryMetrics, QueueStats, WireModel, WorkerMetrics, WorkerStats
 from ai_factory.orchestrator import prometheus
 from ai_factory.orchestrator.api.deps import AdminDep, ServicesDep, require_admin
-from ai_factory.orchestrator.rate_limits import RateLimitStatus
+from ai_factory.orchestrator.spawn_limits import RateLimitStatus
 
 router = APIRouter(prefix="/api", tags=["status"], dependencies=[AdminDep])
 health = APIRouter(tags=["status"])

@@ -26,8 +26,9 @@ CONTAINER_ENV_PREFIXES = ("ANTHROPIC_", "CLAUDE_", "FACTORY_", "GITHUB_")
 CONTAINER_ENV_NAMES = frozenset(
     {
         "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
-        "IS_SANDBOX", "LOG_LEVEL", "MAX_ITERATIONS", "STUCK_AFTER", "ITERATION_IDLE_TIMEOUT",
-        "ITERATION_TIMEOUT", "GATE_TIMEOUT",
+        "IS_SANDBOX", "LOG_LEVEL", "MAX_ITERATIONS", "STUCK_AFTER",
+        "ITERATION_IDLE_TIMEOUT_SECONDS", "ITERATION_TIMEOUT_SECONDS", "GATE_TIMEOUT_SECONDS",
+        "ITERATION_IDLE_TIMEOUT", "ITERATION_TIMEOUT", "GATE_TIMEOUT",  # their older names
     }
 )  # fmt: skip
 
@@ -115,7 +116,7 @@ def worker_env(
             "WORKER_TOKEN": launch.token.get_secret_value(),
             "WORK_ITEM": launch.item.model_dump_json(by_alias=True),
             "ORCHESTRATOR_URL": launch.orchestrator_url,
-            "HEARTBEAT_INTERVAL": str(settings.heartbeat_interval),
+            "HEARTBEAT_INTERVAL_SECONDS": str(settings.heartbeat_interval_seconds),
             "FACTORY_HOME": str(settings.factory_home),
         }
     )

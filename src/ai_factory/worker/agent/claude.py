@@ -4,7 +4,7 @@ Owns: the session options (the iteration prompt as the user message, the
 factory protocol appended to Claude Code's own system prompt, the repository's
 settings and CLAUDE.md still applied, permissions skipped inside the worktree,
 the lock hook on edit tools) and the watchdog that ends a session that went
-quiet (ITERATION_IDLE_TIMEOUT), ran too long (ITERATION_TIMEOUT), hit a
+quiet (ITERATION_IDLE_TIMEOUT_SECONDS), ran too long (ITERATION_TIMEOUT_SECONDS), hit a
 rejected usage limit (the worker waits; the CLI need not), or must stop
 because the worker is stopping. Ending a session = leaving the SDK's message
 loop, which ends the CLI within a second (docs/claude-cli-notes.md).

@@ -14,8 +14,8 @@ reference's ralph.ts does:
   split; reported as output tokens).
 
 Every output line is echoed to the worker's log. The run is cut when no line
-arrives for ITERATION_IDLE_TIMEOUT seconds or one inner iteration lasts longer
-than ITERATION_TIMEOUT, and when the worker must stop.
+arrives for ITERATION_IDLE_TIMEOUT_SECONDS seconds or one inner iteration lasts longer
+than ITERATION_TIMEOUT_SECONDS, and when the worker must stop.
 """
 
 from __future__ import annotations

@@ -36,14 +36,14 @@ def build_driver(
         return CommandDriver(
             argv=argv,
             env={**agent_env(base_env), **extra_env},
-            idle_timeout_s=settings.iteration_idle_timeout,
-            wall_timeout_s=settings.iteration_timeout,
+            idle_timeout_s=settings.iteration_idle_timeout_seconds,
+            wall_timeout_s=settings.iteration_timeout_seconds,
             locks=locks,
         )
     return ClaudeDriver(
         env={**sdk_env_overrides(base_env), **extra_env},
-        idle_timeout_s=settings.iteration_idle_timeout,
-        wall_timeout_s=settings.iteration_timeout,
+        idle_timeout_s=settings.iteration_idle_timeout_seconds,
+        wall_timeout_s=settings.iteration_timeout_seconds,
         model=settings.factory_model,
         hooks=locks.claude_hooks(),
     )

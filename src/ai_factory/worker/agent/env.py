@@ -15,7 +15,7 @@ except:
 - ``WORK_ITEM``: plumbing, not a secret (the spec is in SPEC.md).
 
 ``CLAUDE_CODE_MAX_RETRIES`` is capped so that a long outage comes back to the
-worker's own decision (`ai_factory.worker.limits`) instead of being retried
+worker's own decision (`ai_factory.worker.run_outcome`) instead of being retried
 inside one iteration for minutes: default 2, at most 4.
 
 The SDK merges its own environment with ``ClaudeAgentOptions.env``, so removed

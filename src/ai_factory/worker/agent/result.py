@@ -3,7 +3,7 @@
 Owns: `IterationResult`, the typed record every agent driver fills in from its
 stream (the Claude driver from the SDK's messages, the command driver from
 output lines), and `RateLimitSignal`, one ``rate_limit_event`` of the CLI.
-The limits decision (`ai_factory.worker.limits`) and the loop read only these.
+The limits decision (`ai_factory.worker.run_outcome`) and the loop read only these.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 
 class StopReason(StrEnum):
     FINISHED = "finished"  # the agent ended by itself (successfully or not)
-    IDLE_TIMEOUT = "idle_timeout"  # no stream event for ITERATION_IDLE_TIMEOUT seconds
-    WALL_TIMEOUT = "wall_timeout"  # ran longer than ITERATION_TIMEOUT seconds
+    IDLE_TIMEOUT = "idle_timeout"  # no stream event for ITERATION_IDLE_TIMEOUT_SECONDS seconds
+    WALL_TIMEOUT = "wall_timeout"  # ran longer than ITERATION_TIMEOUT_SECONDS seconds
     LIMITED = "limited"  # stopped by the worker: the subscription said no (rejected)
     CANCELLED = "cancelled"  # stopped by the worker: lease lost or shutting down
 

@@ -1,4 +1,5 @@
-"""Dashboard sessions and CSRF tokens: stateless, signed, never holding the API token.
+"""Browser sessions and CSRF tokens (the API's auth and the dashboard use them): stateless,
+signed, never holding the API token.
 
 A session cookie is ``v1.<issued>.<nonce>.<signature>``: the time it was issued, a
 random nonce, and an HMAC over both. The HMAC key is derived from FACTORY_API_TOKEN
