@@ -7,8 +7,9 @@ is a real child process. Latency = the item's `running` event (the worker regist
 minus its creation, both stamped by PostgreSQL, split into submit -> claimed (the
 scheduler) and claimed -> registered (process start-up and the register call).
 
-The baseline is the reference's main loop in the same run: poll every 5 s, no
-wake-up on new work (the same scheduler with its event feed off and a 5 s tick).
+The baseline, in the same run, is a loop that polls every 5 s with no wake-up on new
+work: the same scheduler with its event feed off and a 5 s tick (printed as
+"reference"; why the factory does not poll: docs/design.md#scheduling-woken-not-polled).
 
     python bench/dispatch.py [--items 200] [--baseline-items 30] [--worker fake|real]
 

@@ -5,8 +5,8 @@ Builds a synthetic repository with `git fast-import` (default 30,000 files in
 serves it as a `file://` URL so git really transfers objects (no hard links),
 as a clone from GitHub would. Then, in the same run and alternating:
 
-- reference: `git clone file://...` into a fresh folder (what the reference's
-  worker does for every item);
+- baseline (printed as "reference"): `git clone file://...` into a fresh folder,
+  what a worker without a shared mirror would do for every item;
 - factory: `Workspace.prepare` for a new item once a first item has created the
   mirror: `git fetch` under the file lock, a worktree on a new branch, SPEC.md
   and .ai/ written, the worktree configured. Measured both ways the product

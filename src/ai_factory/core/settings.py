@@ -1,11 +1,12 @@
 """Factory settings, read once per process from the environment and `.env`.
 
-Names and defaults follow the reference specification's environment variables
-(DATABASE_URL, REDIS_URL, MAX_WORKERS, DAILY_BUDGET, COOLDOWN_SECONDS,
-GITHUB_TOKEN, REPOS, INTAKE_LABEL, POLL_INTERVAL, PORT) plus what the factory
-adds. Two defaults differ on purpose: with no DATABASE_URL the factory starts an
-embedded PostgreSQL, and with no REDIS_URL coordination runs on PostgreSQL, so a
-first run needs nothing installed.
+The core names (DATABASE_URL, REDIS_URL, MAX_WORKERS, DAILY_BUDGET,
+COOLDOWN_SECONDS, GITHUB_TOKEN, REPOS, INTAKE_LABEL, POLL_INTERVAL, PORT) and
+their defaults are kept stable for those who set them
+(docs/design.md#names-kept-from-the-original-specification). With no DATABASE_URL
+the factory starts an embedded PostgreSQL, and with no REDIS_URL coordination runs
+on PostgreSQL, so a first run needs nothing installed
+(docs/design.md#defaults-that-need-nothing-installed).
 
 `load_settings()` turns a validation failure into one `ConfigError` line that
 names the variable, e.g. ``MAX_WORKERS: must be an integer (got 'abc')``.
@@ -33,7 +34,9 @@ def _named(old: str) -> AliasChoices:
 
 
 class Settings(BaseSettings):
-    """Every knob of the factory. Field name == environment variable (upper case)."""
+    """Every knob of the factory. Field name == environment variable (upper case); a
+    `validation_alias` adds the other names a setting is read from (POLL_INTERVAL, the
+    names the timings had before they carried their unit)."""
 
     model_config = SettingsConfigDict(
         env_file=".env",
@@ -43,7 +46,7 @@ class Settings(BaseSettings):
         populate_by_name=True,
     )
 
-    # --- reference variables ---
+    # --- database, capacity and budget, GitHub, API port ---
     database_url: str | None = None
     redis_url: str | None = None
     redis_prefix: str = Field(default="factory", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -56,7 +59,7 @@ class Settings(BaseSettings):
     poll_interval_ms: int = Field(default=60000, ge=1000, validation_alias="poll_interval")
     port: int = Field(default=3000, ge=0, le=65535)
 
-    # --- added by the factory ---
+    # --- home, API address and token, worker liveness ---
     factory_home: Path = DEFAULT_FACTORY_HOME
     host: str = "127.0.0.1"
     orchestrator_url: str = "http://127.0.0.1:3000"
@@ -106,7 +109,7 @@ class Settings(BaseSettings):
     github_webhook_secret: SecretStr | None = None
     trusted_bots: Annotated[list[str], NoDecode] = Field(default_factory=list)
     spec_generator: Literal["claude", "anthropic"] = "claude"
-    # added by intake: seconds between two GitHub writes (GitHub asks for >= 1 s), and the
+    # seconds between two GitHub writes (GitHub asks for >= 1 s), and the
     # key SPEC_GENERATOR=anthropic uses (the claude generator uses the subscription login)
     intake_write_interval_s: float = Field(default=1.0, ge=0)
     anthropic_api_key: SecretStr | None = None

@@ -12,7 +12,7 @@ Tasks under a heading that is Optional, Future, Nice to have, Stretch or Out of
 scope (maybe with "work", "goals", "tasks"... or a colon after it), or names one in
 parentheses ("## Docs (optional)"), at any level and until the next heading of the
 same or a higher level, are not blocking: the work is done without them, so an
-agent that leaves them open does not loop forever (a known deadlock of other Ralph loops, research/ralph.md §3.2).
+agent that leaves them open does not loop forever (docs/design.md#choices).
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ An issue moves `ai-factory` (INTAKE_LABEL: "please build this") to
 INTAKE_LABEL, so a factory watching `bot` uses `bot-processing` and so on.
 Label names compare case-insensitively, as GitHub's do.
 
-Priority follows the reference's getPriority: `critical`/`P0`, `high`/`P1`,
-`low`/`P3`, otherwise medium.
+Priority comes from labels: `critical`/`P0`, `high`/`P1`, `low`/`P3`, otherwise
+medium.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The intake loop (the reference's intake `main`), one per factory.
+"""The intake loop, one per factory.
 
 Every POLL_INTERVAL ms, for each of REPOS: open issues labelled INTAKE_LABEL go
 through `IssueProcessor.intake`, and issues labelled `-processing` through

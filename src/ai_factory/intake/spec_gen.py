@@ -2,8 +2,8 @@
 
 Owns the decision and the generators. An issue whose (sanitized) body already
 holds a checkbox task list is its own spec: the title becomes the `# heading`
-and the body follows unchanged. Otherwise a generator writes one with the
-reference's system prompt (atomic, ordered, testable tasks):
+and the body follows unchanged. Otherwise a generator writes one with
+`SYSTEM_PROMPT` (atomic, ordered, testable tasks, and an example):
 
 - `ClaudeSpecGenerator` (SPEC_GENERATOR=claude, the default): Claude Code
   through claude-agent-sdk, one turn, no tools, so it runs on the Claude
@@ -11,7 +11,8 @@ reference's system prompt (atomic, ordered, testable tasks):
 - `AnthropicSpecGenerator` (SPEC_GENERATOR=anthropic): the Messages API with
   ANTHROPIC_API_KEY.
 
-The answer's markdown is taken from its code fence, as the reference does. A
+The answer's markdown is taken from its code fence (the prompt's example is
+fenced), or is the whole answer when it has none. A
 spec with no open blocking task (read by `core.spec`, as the worker reads it) is
 `None`: the caller fails the issue instead of queueing nonsense. The issue text
 is wrapped as data in the prompt.
@@ -34,7 +35,7 @@ from ai_factory.intake.errors import SpecGenerationError
 
 log = logging.getLogger(__name__)
 
-# The reference's prompt; its first sentence is also how the scripted model recognises it.
+# Its first sentence is also how the scripted model recognises a spec-generation request.
 SYSTEM_PROMPT = """You convert GitHub issues into SPEC.md files for autonomous AI development.
 
 Output format:

@@ -1,4 +1,5 @@
-"""Metrics collection (the reference's MetricsCollector): summaries for the API."""
+"""Metrics collection (`MetricsCollector`): the factory-wide summary and the recent
+per-worker records, for the API."""
 
 from __future__ import annotations
 

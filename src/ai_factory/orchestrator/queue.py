@@ -1,4 +1,4 @@
-"""The work-item queue (the reference's QueueManager): what users and intake do with items.
+"""The work-item queue (`QueueManager`): what users and intake do with items.
 
 Submit (idempotent per source item), read, cancel, retry, reprioritise; claims are
 made by the scheduler through the lifecycle. Every change is a ledger transition:

@@ -1,4 +1,4 @@
-"""The scheduler loop (the reference's runMainLoop, done right).
+"""The scheduler loop: claims queued items and starts their workers.
 
 It wakes when an item changes status (a new item, or a worker finishing and freeing
 capacity), announced by the event hub, and on a one-second tick as a backstop for
@@ -8,7 +8,8 @@ allows a spawn: MAX_WORKERS counted from the database (live worker rows, not an
 in-memory counter), budgets, cooldown, usage-limit pauses. Passes of all
 orchestrators on one database take turns (a PostgreSQL advisory lock), so together
 they never exceed MAX_WORKERS. A failing pass is logged and the
-loop goes on. `pause()` stops claiming (graceful shutdown).
+loop goes on. `pause()` stops claiming (graceful shutdown). Why it is woken rather than
+polling: docs/design.md#scheduling-woken-not-polled.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The worker → orchestrator protocol (the reference's WorkerManager).
+"""The worker → orchestrator protocol (`WorkerManager`).
 
 A worker is created either at spawn (the lifecycle claims an item, the ledger
 creates the worker row with a per-worker token, the spawner hands both to the new

@@ -1,7 +1,7 @@
 """The scripted model as intake's spec generator.
 
 Owns: recognising a spec-generation request (its system prompt says it converts
-GitHub issues into SPEC.md files, as the reference's and intake's do) and
+GitHub issues into SPEC.md files, as intake's `spec_gen.SYSTEM_PROMPT` does) and
 answering it the way a model would, from the issue text alone: every line of the
 issue body that reads as a task in the sim's task language (`tasks`), with any
 bullet, number or checkbox in front of it, becomes ``- [ ] <task>`` in a fenced

@@ -1,7 +1,7 @@
 """Learnings in and out of a work item.
 
 Owns: fetching learnings relevant to the spec before the loop (written to
-`.ai/learnings.md` in the reference's format, read-only for the agent) and
+`.ai/learnings.md` as a bullet list under one heading, read-only for the agent) and
 collecting the agent's `.ai/new-learnings.md` (one ``- text`` line each) after it,
 for the complete report's ``newLearnings``.
 

@@ -5,7 +5,7 @@ Owns: `decide`, the one function that turns an `IterationResult` into a
 `parse_reset_time` for the human reset times Claude Code prints, and the
 ``limited`` reports the orchestrator's rate limiter reads.
 
-Signals, strongest first (docs/claude-cli-notes.md, research/ralph.md §10):
+Signals, strongest first (docs/claude-cli-notes.md, with the wordings seen elsewhere):
 
 1. a ``rate_limit_event`` with status ``rejected`` (OAuth logins only): wait
    until its ``resetsAt`` (epoch seconds);
@@ -74,7 +74,7 @@ class LimitDecision:
     reset_source: str | None = None  # event | text | fallback
 
 
-# --- wordings (case-insensitive); research/ralph.md §10 lists where each was seen ---
+# --- wordings (case-insensitive); docs/claude-cli-notes.md says where each was seen ---
 
 _TRANSIENT_TEXT = re.compile(
     r"temporarily limiting requests|not your usage limit|overloaded|"

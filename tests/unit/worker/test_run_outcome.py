@@ -1,4 +1,4 @@
-"""The limits decision over every usage-limit wording we know of (research/ralph.md §10),
+"""The run-outcome decision over every usage-limit wording we know of (docs/claude-cli-notes.md),
 what the scripted model makes the CLI say, and reset times in their time zones."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from ai_factory.worker.agent.result import IterationResult, RateLimitSignal, StopReason
-from ai_factory.worker.limits import (
+from ai_factory.worker.run_outcome import (
     LimitAction,
     LimitPolicy,
     decide,

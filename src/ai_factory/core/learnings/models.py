@@ -22,7 +22,7 @@ class SearchMode(StrEnum):
 
 
 class LearningRecord(Learning):
-    """A stored learning. On the wire: the reference's fields plus scope, saveCount,
+    """A stored learning. On the wire: the fields of `Learning` plus scope, saveCount,
     lastSavedAt and, for a search, the fused score (higher is better)."""
 
     scope: LearningScope = LearningScope.REPO

@@ -1,4 +1,4 @@
-"""Typed models shared by every process (the reference's types.ts)."""
+"""Typed models shared by every process: the HTTP API's wire format and the stores' records."""
 
 from ai_factory.core.models.base import Success, WireModel
 from ai_factory.core.models.learnings import CreateLearningInput, Learning

@@ -1,7 +1,8 @@
 """The base of every model that crosses a process boundary.
 
-On the wire fields are the reference's camelCase (`sourceId`, `prUrl`); in Python
-they are snake_case. Models accept either spelling and dump camelCase.
+On the wire fields are camelCase (`sourceId`, `prUrl`; the API's format, see
+docs/design.md#names-kept-from-the-original-specification); in Python they are
+snake_case. Models accept either spelling and dump camelCase.
 """
 
 from __future__ import annotations
@@ -26,6 +27,6 @@ class WireModel(BaseModel):
 
 
 class Success(WireModel):
-    """The reference's answer to an action with nothing else to say: ``{"success": true}``."""
+    """The answer to an action with nothing else to say: ``{"success": true}``."""
 
     success: bool = True

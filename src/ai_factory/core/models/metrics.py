@@ -1,4 +1,4 @@
-"""Metrics records and the factory-wide summary (the reference's FactoryMetrics)."""
+"""Per-worker metrics records and the factory-wide summary (`FactoryMetrics`)."""
 
 from __future__ import annotations
 

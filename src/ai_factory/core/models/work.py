@@ -77,7 +77,8 @@ RepoRef = Annotated[
     StringConstraints(strip_whitespace=True, min_length=1, max_length=2048),
     AfterValidator(_check_repo),
 ]
-SpecText = Annotated[str, StringConstraints(min_length=1, max_length=1_000_000)]
+MAX_SPEC_CHARS = 1_000_000  # characters (code points), however the body encodes them
+SpecText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_SPEC_CHARS)]
 
 
 def spec_title(spec: str | None, limit: int = 200) -> str:
@@ -161,7 +162,9 @@ class WorkItemDetail(WorkItem):
 
 
 class QueueStats(WireModel):
-    """The reference's queue stats: queued counts assigned, failed counts stuck."""
+    """Queue counts for /api/status: `queued` includes assigned items and `failed` stuck
+    ones (docs/design.md#names-kept-from-the-original-specification); `by_status` has the
+    exact split."""
 
     queued: int = 0
     running: int = 0

@@ -100,6 +100,6 @@ async def reprioritise(item_id: str, body: PriorityUpdate, services: ServicesDep
 
 @router.get("/queue", response_model=list[WorkItem])
 async def queue(services: ServicesDep) -> list[WorkItem]:
-    """The reference's queue view: items waiting or in progress, newest first."""
+    """Items waiting or in progress (queued, assigned, running), newest first."""
     active = [WorkItemStatus.QUEUED, WorkItemStatus.ASSIGNED, WorkItemStatus.RUNNING]
     return await services.queue.list(statuses=active, limit=1000)

@@ -1,11 +1,13 @@
 """The `docker` spawner: each worker is a container, through the `docker` SDK.
 
-As in the reference: image FACTORY_WORKER_IMAGE, host networking, AutoRemove, and
-the worker's identity in its environment (WORKER_ID, WORKER_TOKEN, WORK_ITEM,
-ORCHESTRATOR_URL, GITHUB_TOKEN ...). Any Docker-compatible engine works (DOCKER_HOST),
-podman's included. A thread per container copies its output into the item's log
-and another waits for its exit code; both end when the container does. The SDK is
-blocking, so every call runs in a thread.
+Each container runs FACTORY_WORKER_IMAGE with host networking (so ORCHESTRATOR_URL
+means inside what it means on the host, loopback included) and AutoRemove (a
+finished worker leaves no container behind), with the worker's identity in its
+environment (WORKER_ID, WORKER_TOKEN, WORK_ITEM, ORCHESTRATOR_URL, GITHUB_TOKEN ...).
+Any Docker-compatible engine works (DOCKER_HOST), podman's included. A thread per
+container copies its output into the item's log and another waits for its exit
+code; both end when the container does. The SDK is blocking, so every call runs in
+a thread.
 """
 
 from __future__ import annotations

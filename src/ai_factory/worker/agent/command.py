@@ -2,8 +2,7 @@
 
 Owns: starting FACTORY_AGENT_COMMAND (default ``ralph run --headless --spec
 SPEC.md``, split with shlex into argv; never through a shell) in the worktree,
-with no stdin, in its own process group, and reading its output the way the
-reference's ralph.ts does:
+with no stdin, in its own process group, and reading these lines of its output:
 
 - ``iteration: N`` starts inner iteration N: the previous one is reported as
   finished, and a heartbeat goes out;

@@ -1,4 +1,5 @@
--- 001: the reference schema (001_initial.sql), fixed.
+-- 001: the initial schema: work items and their events, workers, learnings, worker
+-- metrics, file locks, iterations. Beyond plain tables:
 -- * work_items: attempts/max_attempts, a lease_token that changes at every claim,
 --   updated_at, repo as TEXT, an active-item idempotency index, a claim index.
 -- * work_item_events: the audit trail, written by a trigger on every status change
