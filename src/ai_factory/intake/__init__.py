@@ -1,7 +1,8 @@
 """GitHub intake: labelled issues in, specs to the queue, comments and labels back.
 
-Modules: `github` (the githubkit client: limits, write spacing, errors) with
-`limits`; `models` (issues, repositories, label events); `sanitize` (issue text
+Modules: `github` (`GitHubIntakeClient`, on githubkit: rate limits, write
+spacing, errors) with `write_pacing`; `errors` (what the core error tree has no
+word for); `models` (issues, repositories, label events); `sanitize` (issue text
 is data); `spec_gen` (issue to SPEC.md, Claude Code or the Anthropic API);
 `labels` (label names, priority); `feedback` (comments and their markers);
 `processor` (one issue: trust gate, spec, submit, report); `service` (the poll

@@ -1,7 +1,7 @@
 """The GitHub REST client intake uses, on githubkit.
 
 Owns every call intake makes to GitHub and the rules around them: requests go
-one at a time through `_call`, which spaces writes (`limits.WritePacer`), waits
+one at a time through `_call`, which spaces writes (`write_pacing.WritePacer`), waits
 out rate limits (`core.github_retry.retry_delay`) and turns githubkit's exceptions into the
 factory's (`AuthError`, `NotFoundError`, `InvalidInputError`,
 `GitHubUnavailableError`). The base URL is GITHUB_API_URL, so GitHub Enterprise

@@ -1,1 +1,1 @@
-"""The orchestrator: HTTP API, queue, worker lifecycle, scheduler, limits, locks, metrics."""
+"""The orchestrator: HTTP API, ledger, queue, workers, scheduler, limits, locks, metrics."""
