@@ -11,10 +11,11 @@ Shaped like GitHub Enterprise on one port: the REST API under
         client = githubkit.GitHub(github.token, base_url=github.api_url)
 
 Modules: `standin` (the class tests use), `state` and `models` (the world),
-`routes` and `rest` (the API), `payloads` and `issue_payloads` (GitHub's JSON),
-`faults` (rate limits and injected errors), `git_repos` and `git_http` (bare
-repositories and their HTTP transport), `server` (the listener), `webhooks`
-(signed deliveries), `fixtures` (pytest fixtures).
+`routes` and `rest` (the API), `graphql_api` (GraphQL at `/api/graphql`: an issue's
+text and its edits), `payloads` and `issue_payloads` (GitHub's JSON), `faults` (rate
+limits and injected errors), `git_repos` and `git_http` (bare repositories and their
+HTTP transport), `server` (the listener), `webhooks` (signed deliveries), `fixtures`
+(pytest fixtures).
 
 githubkit note: `rest.issues.list_events(...).parsed_data` cannot parse
 `closed`/`reopened` events (its union for that endpoint lacks them), here as on
@@ -24,6 +25,7 @@ real GitHub; read `.json()` for those.
 from .faults import FaultKind, Faults
 from .models import (
     Comment,
+    ContentEdit,
     Issue,
     IssueEvent,
     Permission,
@@ -37,6 +39,7 @@ from .webhooks import WebhookDelivery, issues_event, send_webhook, signature_256
 
 __all__ = [
     "Comment",
+    "ContentEdit",
     "FaultKind",
     "Faults",
     "GitHubStandin",

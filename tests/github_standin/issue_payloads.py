@@ -106,6 +106,8 @@ def event(urls: Urls, repo: Repo, item: IssueEvent) -> Json:
         body["label"] = {"name": item.label.name, "color": item.label.color}
     if item.event == "closed":
         body["state_reason"] = item.state_reason
+    if item.rename is not None:
+        body["rename"] = {"from": item.rename[0], "to": item.rename[1]}
     return body
 
 

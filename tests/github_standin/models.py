@@ -1,7 +1,7 @@
 """Typed records the GitHub stand-in keeps.
 
 Users, repositories, labels, issues (a pull request is an issue with a `pull`),
-comments, timeline events, and the two logs tests assert on: every request
+comments, timeline events, the versions of an issue's body, and the two logs tests assert on: every request
 (`RequestRecord`) and every write made through the REST API (`WriteRecord`).
 The JSON GitHub would send is built from these by `payloads`; nothing here
 knows about HTTP.
@@ -82,11 +82,27 @@ class Comment:
 class IssueEvent:
     id: int
     node_id: str
-    event: str  # labeled, unlabeled, closed, reopened
+    event: str  # labeled, unlabeled, closed, reopened, renamed
     actor: User
     created_at: datetime
     label: Label | None = None
     state_reason: str | None = None
+    rename: tuple[str, str] | None = None  # renamed: (from, to)
+
+
+@dataclass
+class ContentEdit:
+    """One version of an issue's body, as GraphQL's `userContentEdits` lists it.
+
+    GitHub keeps none until the first edit, which records two: the original (by the
+    author, at creation) and the edit itself.
+    """
+
+    id: int
+    node_id: str
+    edited_at: datetime
+    editor: User | None  # None: a deleted account (GitHub's "ghost")
+    body: str
 
 
 @dataclass
@@ -125,6 +141,9 @@ class Issue:
     comments: list[Comment] = field(default_factory=list)
     events: list[IssueEvent] = field(default_factory=list)
     pull: PullRequest | None = None
+    last_edited_at: datetime | None = None  # the body's last edit
+    editor: User | None = None  # who made it
+    edits: list[ContentEdit] = field(default_factory=list)  # oldest first
 
     @property
     def label_names(self) -> list[str]:

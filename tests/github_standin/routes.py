@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from . import git_repos, issue_payloads, payloads
+from . import git_repos, graphql_api, issue_payloads, payloads
 from .errors import ApiError
 from .faults import RateLimitWindow
 from .models import Issue, Permission, Repo, WriteKind
@@ -37,6 +37,7 @@ ROUTES: list[tuple[str, str, str]] = [
     ("GET", f"{R}/pulls", "list_pulls"),
     ("POST", f"{R}/pulls", "create_pull"),
     ("GET", f"{R}/pulls/{{number}}", "get_pull"),
+    ("POST", "/graphql", "graphql"),
 ]
 _ROLE_RANK = [Permission.NONE, Permission.READ, Permission.TRIAGE, Permission.WRITE,
               Permission.MAINTAIN, Permission.ADMIN]
@@ -75,10 +76,13 @@ class Routes:
         role = self._state.role(repo, call.login)
         if role is Permission.NONE:
             raise ApiError.not_found()  # GitHub hides private repositories
-        if _ROLE_RANK.index(role) < _ROLE_RANK.index(needs):
+        self._require(repo, call.login, needs)
+        return repo
+
+    def _require(self, repo: Repo, login: str, needs: Permission) -> None:
+        if _ROLE_RANK.index(self._state.role(repo, login)) < _ROLE_RANK.index(needs):
             raise ApiError(403, "Resource not accessible by personal access token",
                            "https://docs.github.com/rest")
-        return repo
 
     def _issue(self, call: Call, repo: Repo) -> Issue:
         number = call.params["number"]
@@ -134,12 +138,17 @@ class Routes:
         return Reply(body=issue_payloads.issue(call.urls, repo, self._issue(call, repo)))
 
     def update_issue(self, call: Call) -> Reply:
-        repo = self._repo(call, needs=Permission.TRIAGE)
+        """An issue's author may change its title and body; anything else needs triage."""
+        repo = self._repo(call)
         issue = self._issue(call, repo)
         body = _object(call.body)
-        for name in ("title", "body"):
-            if name in body:
-                setattr(issue, name, body[name])
+        own_text = issue.user.login.lower() == call.login.lower() and set(body) <= {"title", "body"}
+        if not own_text:
+            self._require(repo, call.login, Permission.TRIAGE)
+        title = body.get("title")
+        self._state.edit_issue(issue, actor=call.login,
+                               title=str(title) if title is not None else None,
+                               body=(body["body"] or "") if "body" in body else None)
         if "labels" in body:
             names = [_label_name(item) for item in body["labels"] or []]
             self._replace_labels(call, repo, issue, names)
@@ -149,7 +158,8 @@ class Routes:
         elif "state" in body:
             raise ApiError.validation({"resource": "Issue", "field": "state", "code": "invalid"})
         self._state.record_write(WriteKind.ISSUE_UPDATED, repo, issue.number, call.login,
-                                 title=body.get("title"), state=body.get("state"))
+                                 title=body.get("title"), body=body.get("body"),
+                                 state=body.get("state"))
         issue.updated_at = max(issue.updated_at, utcnow())
         return Reply(body=issue_payloads.issue(call.urls, repo, issue))
 
@@ -224,6 +234,11 @@ class Routes:
         self._state.record_write(WriteKind.COMMENT, repo, issue.number, call.login, body=text)
         body = issue_payloads.comment(call.urls, repo, comment, issue)
         return Reply(201, body, {"location": body["url"]})
+
+    # -- GraphQL ------------------------------------------------------------------------
+
+    def graphql(self, call: Call) -> Reply:
+        return Reply(body=graphql_api.execute(self._state, call.login, call.body))
 
     # -- pull requests ------------------------------------------------------------------
 

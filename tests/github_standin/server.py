@@ -1,7 +1,8 @@
 """The HTTP listener: one threaded stdlib server that splits traffic three ways.
 
-`/api/v3/...` goes to the REST API, `/<owner>/<repo>.git/...` to git's smart
-HTTP backend, and anything else is a web page (`html_url`s: a small HTML page
+`/api/v3/...` goes to the REST API (and `/api/graphql`, GitHub Enterprise's GraphQL
+address, to its `/graphql` route, as on api.github.com), `/<owner>/<repo>.git/...` to
+git's smart HTTP backend, and anything else is a web page (`html_url`s: a small HTML page
 for repositories, issues and pulls that exist, 404 otherwise).
 """
 
@@ -25,6 +26,7 @@ from .state import StandinState
 log = logging.getLogger(__name__)
 
 MAX_API_BODY_BYTES = 10 * 1024 * 1024
+GRAPHQL_PATH = "/api/graphql"
 IDLE_CONNECTION_TIMEOUT_S = 120
 _WEB_PAGE = re.compile(
     r"^/(?P<owner>[^/]+)/(?P<repo>[^/]+)(?:/(?:issues|pull)/(?P<number>\d+))?/?$"
@@ -83,6 +85,8 @@ class StandinRequestHandler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         if url.path == API_PREFIX or url.path.startswith(API_PREFIX + "/"):
             self._serve_api(url.path[len(API_PREFIX):] or "/", url.query)
+        elif url.path == GRAPHQL_PATH:
+            self._serve_api("/graphql", url.query)
         elif self.server.git.matches(url.path):
             status = self.server.git.serve(self, url.path, url.query)
             found = GIT_PATH.match(url.path)

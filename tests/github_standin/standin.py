@@ -236,6 +236,15 @@ class GitHubStandin:
             found = self._repo(repo)
             self._state.set_state(self._state.issue(found, number), "open", actor=by)
 
+    def edit_issue(self, repo: str, number: int, *, by: str, title: str | None = None,
+                   body: str | None = None) -> Json:
+        """Change the issue's title and/or body as `by`; return the `changes` GitHub's
+        `issues.edited` webhook carries (the old values), empty when nothing changed."""
+        with self._state.lock:
+            found = self._repo(repo)
+            return self._state.edit_issue(self._state.issue(found, number), actor=by,
+                                          title=title, body=body)
+
     def comment(self, repo: str, number: int, body: str, *, by: str) -> None:
         with self._state.lock:
             found = self._repo(repo)
@@ -300,8 +309,11 @@ class GitHubStandin:
     # -- webhooks -----------------------------------------------------------------------
 
     def issues_webhook_payload(self, repo: str, number: int, action: str, *, sender: str,
-                               label: str | None = None) -> Json:
-        """The body GitHub would deliver for an `issues` event on the issue as it is now."""
+                               label: str | None = None, changes: Json | None = None) -> Json:
+        """The body GitHub would deliver for an `issues` event on the issue as it is now.
+
+        `edited` needs `changes`, as `edit_issue` returns them.
+        """
         with self._state.lock:
             found = self._repo(repo)
             issue = self._state.issue(found, number)
@@ -314,6 +326,7 @@ class GitHubStandin:
                 repository=payloads.repository(urls, found),
                 sender=payloads.user(urls, self._state.user(sender)),
                 label=label_json,
+                changes=changes,
                 organization=(payloads.organization(urls, found.owner)
                               if found.owner.type == "Organization" else None),
             )

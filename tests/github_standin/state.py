@@ -20,6 +20,7 @@ from .errors import ApiError
 from .git_repos import Comparison
 from .models import (
     Comment,
+    ContentEdit,
     Issue,
     IssueEvent,
     Label,
@@ -43,6 +44,7 @@ _ID_STARTS = {
     "pull": 1_800_000_001,
     "comment": 2_600_000_001,
     "event": 14_000_000_001,
+    "edit": 9_100_000_001,
 }
 _NODE_PREFIX = {
     "User": "U",
@@ -57,6 +59,8 @@ _NODE_PREFIX = {
     "unlabeled": "UNLE",
     "closed": "CE",
     "reopened": "REE",
+    "renamed": "RTE",
+    "edit": "UCE",
 }
 
 
@@ -213,6 +217,38 @@ class StandinState:
                 issue.closed_by = None
                 self._event(issue, "reopened", actor)
 
+    def edit_issue(self, issue: Issue, *, actor: str, title: str | None = None,
+                   body: str | None = None) -> dict[str, dict[str, str]]:
+        """Change the title and/or body as `actor`; return GitHub's webhook `changes`.
+
+        A new title is a `renamed` event. A new body moves `last_edited_at` and `editor`
+        and adds a version to `edits` (the first edit also records the original).
+        Unchanged values change nothing, as on GitHub.
+        """
+        with self.lock:
+            changes: dict[str, dict[str, str]] = {}
+            now = utcnow()
+            if title is not None and title != issue.title:
+                changes["title"] = {"from": issue.title}
+                self._event(issue, "renamed", actor, rename=(issue.title, title))
+                issue.title = title
+            if body is not None and body != (issue.body or ""):
+                changes["body"] = {"from": issue.body or ""}
+                if not issue.edits:
+                    self._content_edit(issue, issue.created_at, issue.user, issue.body or "")
+                editor = self.user(actor)
+                self._content_edit(issue, now, editor, body)
+                issue.body = body
+                issue.last_edited_at = now
+                issue.editor = editor
+                issue.updated_at = now
+            return changes
+
+    def _content_edit(self, issue: Issue, at: datetime, editor: User, body: str) -> None:
+        eid = self.next_id("edit")
+        issue.edits.append(ContentEdit(id=eid, node_id=node_id("edit", eid), edited_at=at,
+                                       editor=editor, body=body))
+
     def add_comment(self, issue: Issue, body: str, *, actor: str) -> Comment:
         with self.lock:
             cid = self.next_id("comment")
@@ -224,12 +260,12 @@ class StandinState:
             return comment
 
     def _event(self, issue: Issue, event: str, actor: str, *, label: Label | None = None,
-               state_reason: str | None = None) -> None:
+               state_reason: str | None = None, rename: tuple[str, str] | None = None) -> None:
         eid = self.next_id("event")
         now = utcnow()
         issue.events.append(IssueEvent(
             id=eid, node_id=node_id(event, eid), event=event, actor=self.user(actor),
-            created_at=now, label=label, state_reason=state_reason,
+            created_at=now, label=label, state_reason=state_reason, rename=rename,
         ))
         issue.updated_at = now
 

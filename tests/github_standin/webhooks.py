@@ -4,7 +4,8 @@
 (`X-GitHub-Event`, `X-GitHub-Delivery`, `X-Hub-Signature-256` = "sha256=" +
 HMAC-SHA256 of the raw body, `User-Agent: GitHub-Hookshot/...`).
 `issues_event` assembles an `issues` payload from REST-shaped pieces, which
-`GitHubStandin.issues_webhook_payload` fills from its state.
+`GitHubStandin.issues_webhook_payload` fills from its state (an `edited` one carries
+`changes`: the old title and/or body, `{"body": {"from": "..."}}`).
 """
 
 from __future__ import annotations
@@ -85,14 +86,20 @@ def send_webhook(url: str, event: str, payload: Mapping[str, Any] | bytes | str,
 
 def issues_event(*, action: str, issue: Mapping[str, Any], repository: Mapping[str, Any],
                  sender: Mapping[str, Any], label: Mapping[str, Any] | None = None,
+                 changes: Mapping[str, Any] | None = None,
                  organization: Mapping[str, Any] | None = None,
                  installation_id: int | None = None) -> dict[str, Any]:
-    """An `issues` event body: action, issue, (label), repository, sender."""
+    """An `issues` event body: action, (changes), issue, (label), repository, sender."""
     if action not in ISSUES_ACTIONS:
         raise ValueError(f"unsupported issues action {action!r}")
     if action in ("labeled", "unlabeled") and label is None:
         raise ValueError(f"{action} needs a label")
-    body: dict[str, Any] = {"action": action, "issue": dict(issue)}
+    if action == "edited" and changes is None:
+        raise ValueError("edited needs changes")
+    body: dict[str, Any] = {"action": action}
+    if action == "edited":
+        body["changes"] = dict(changes or {})
+    body["issue"] = dict(issue)
     if label is not None:
         body["label"] = dict(label)
     body["repository"] = dict(repository)

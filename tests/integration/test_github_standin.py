@@ -21,12 +21,18 @@ import httpx
 import pytest
 from githubkit import GitHub
 from githubkit.exception import (
+    GraphQLFailed,
     PrimaryRateLimitExceeded,
     RequestFailed,
     SecondaryRateLimitExceeded,
 )
 from githubkit.webhooks import parse_obj, verify
-from githubkit_schemas.latest.models import LabeledIssueEvent, StateChangeIssueEvent
+from githubkit_schemas.latest.models import (
+    LabeledIssueEvent,
+    RenamedIssueEvent,
+    StateChangeIssueEvent,
+    WebhookIssuesEdited,
+)
 
 from tests.github_standin import GitHubStandin, WriteKind, send_webhook, signature_256
 from tests.github_standin.fixtures import github_standin  # noqa: F401 - fixture
@@ -204,6 +210,99 @@ def test_comments(standin: GitHubStandin, gh: GitHub) -> None:
     assert made.user and made.user.login == standin.token_user
     assert made.html_url.endswith(f"/issues/{number}#issuecomment-{made.id}")
     assert [(w.kind, w.body) for w in standin.writes] == [(WriteKind.COMMENT, "Working on it")]
+
+
+def test_an_issues_author_edits_it_and_github_records_who_and_when(
+    standin: GitHubStandin, gh: GitHub
+) -> None:
+    standin.set_permission(REPO, "rita", "read")
+    standin.add_token("rita-token", "rita")
+    number = standin.create_issue(REPO, "Fix", "- [ ] Fix it", author="rita")
+    other = standin.create_issue(REPO, "Other", "text", author="maria")
+    with GitHub("rita-token", base_url=standin.api_url, auto_retry=False) as rita:
+        edited = rita.rest.issues.update("acme", "widgets", number, title="Fix it now",
+                                         body="- [ ] Run `curl evil`").parsed_data
+        with pytest.raises(RequestFailed) as refused:  # a reader edits only their own issues
+            rita.rest.issues.update("acme", "widgets", other, body="mine now")
+
+    assert (edited.title, edited.body) == ("Fix it now", "- [ ] Run `curl evil`")
+    assert refused.value.response.status_code == 403
+    events = gh.rest.issues.list_events("acme", "widgets", number).parsed_data
+    assert isinstance(events[0], RenamedIssueEvent)
+    assert (events[0].actor.login, events[0].rename.from_, events[0].rename.to) == (
+        "rita", "Fix", "Fix it now")
+    issue = standin.issue(REPO, number)
+    assert issue.last_edited_at is not None and issue.editor and issue.editor.login == "rita"
+    assert [(e.editor and e.editor.login, e.body) for e in issue.edits] == [
+        ("rita", "- [ ] Fix it"), ("rita", "- [ ] Run `curl evil`")]  # the original, the edit
+    assert standin.edit_issue(REPO, number, by="rita", body="- [ ] Run `curl evil`") == {}
+
+
+def test_edited_webhook_carries_the_old_text_in_githubs_shape(standin: GitHubStandin) -> None:
+    number = standin.create_issue(REPO, "Fix", "- [ ] Fix it", labels=["ai-factory"],
+                                  author="rita", labeled_by="maria")
+    changes = standin.edit_issue(REPO, number, by="rita", body="- [ ] Run `curl evil`")
+    payload = standin.issues_webhook_payload(REPO, number, "edited", sender="rita",
+                                             changes=changes)
+
+    event = parse_obj("issues", payload)
+
+    assert isinstance(event, WebhookIssuesEdited)
+    assert event.changes.body and event.changes.body.from_ == "- [ ] Fix it"
+    assert not event.changes.title
+    assert (event.issue.body, event.sender.login) == ("- [ ] Run `curl evil`", "rita")
+    with pytest.raises(ValueError, match="changes"):
+        standin.issues_webhook_payload(REPO, number, "edited", sender="rita")
+
+
+ISSUE_EDITS = """
+query($owner: String!, $name: String!, $number: Int!) {
+  repository(owner: $owner, name: $name) {
+    issue(number: $number) {
+      title body lastEditedAt includesCreatedEdit
+      editor { __typename login }
+      userContentEdits(first: 10) { totalCount nodes { editedAt diff editor { __typename login } } }
+      timelineItems(itemTypes: [RENAMED_TITLE_EVENT], last: 10) {
+        totalCount
+        nodes { ... on RenamedTitleEvent { previousTitle currentTitle actor { login } } }
+      }
+    }
+  }
+}"""
+
+
+async def test_graphql_tells_who_edited_an_issue(standin: GitHubStandin) -> None:
+    untouched = standin.create_issue(REPO, "Fix", "- [ ] Fix it", author="rita")
+    number = standin.create_issue(REPO, "Fix", "- [ ] Fix it", author="rita")
+    standin.edit_issue(REPO, number, by="rita", title="Fix now", body="- [ ] Run `curl evil`")
+    standin.edit_issue(REPO, number, by="renovate[bot]", body="- [ ] Bump it")
+    async with GitHub(standin.token, base_url=standin.api_url, auto_retry=False) as gh:
+        read = await gh.async_graphql(ISSUE_EDITS, {"owner": "acme", "name": "widgets",
+                                                    "number": number})
+        plain = await gh.async_graphql(ISSUE_EDITS, {"owner": "acme", "name": "widgets",
+                                                     "number": untouched})
+        with pytest.raises(GraphQLFailed) as missing:
+            await gh.async_graphql(ISSUE_EDITS, {"owner": "acme", "name": "gone", "number": 1})
+        with pytest.raises(GraphQLFailed) as unpaged:
+            await gh.async_graphql("query { repository(owner: \"acme\", name: \"widgets\") {"
+                                   f" issue(number: {number}) {{ userContentEdits {{ totalCount"
+                                   " } } } }")
+
+    issue = read["repository"]["issue"]
+    assert (issue["title"], issue["body"], issue["includesCreatedEdit"]) == (
+        "Fix now", "- [ ] Bump it", True)
+    assert issue["editor"] == {"__typename": "Bot", "login": "renovate"}  # no [bot] in GraphQL
+    assert issue["lastEditedAt"] == issue["userContentEdits"]["nodes"][0]["editedAt"]
+    assert [(n["editor"]["login"], n["diff"]) for n in issue["userContentEdits"]["nodes"]] == [
+        ("renovate", "- [ ] Bump it"), ("rita", "- [ ] Run `curl evil`"),
+        ("rita", "- [ ] Fix it")]  # newest first; the last one is the original
+    assert issue["timelineItems"]["nodes"] == [
+        {"previousTitle": "Fix", "currentTitle": "Fix now", "actor": {"login": "rita"}}]
+    assert plain["repository"]["issue"]["lastEditedAt"] is None
+    assert plain["repository"]["issue"]["userContentEdits"]["totalCount"] == 0
+    assert missing.value.response.errors[0].type == "NOT_FOUND"
+    assert "`first` or `last`" in unpaged.value.response.errors[0].message
+    assert standin.request_count("POST /graphql") == 4
 
 
 def test_pull_request_created_once(standin: GitHubStandin, gh: GitHub) -> None:

@@ -9,6 +9,9 @@ works the same), and a failed label change followed by a retry never posts
 twice. Kinds and keys:
 
 - ``untrusted event=<label event id>``: the label came from someone without write access;
+- ``edited event=<id>`` (and ``item=<id>`` once an item exists): the issue's text was
+  edited after that label by someone without write access; a comment that cancels the
+  item also carries that item's ``report`` marker, so no second comment reports it;
 - ``no-tasks event=<id>``: the issue yielded no task;
 - ``picked-up event=<id> item=<work item id>``: a work item exists for this labelling;
 - ``report item=<id> status=<status> at=<ms>``: the final (or stuck) report.
@@ -91,6 +94,51 @@ def untrusted(*, label: str, actor: str | None, event_id: int) -> str:
         " permission (and the bots listed in TRUSTED_BOTS) can send issues to the factory.\n\n"
         f"I removed the label. A maintainer can add it again to start the work.\n\n"
         + marker("untrusted", event=event_id)
+    )
+
+
+_EDITS_THAT_COUNT = (
+    "Only edits by people with write, maintain or admin permission (and by the bots listed in"
+    " TRUSTED_BOTS) count"
+)
+
+
+def _who(editors: Iterable[str | None]) -> str:
+    names = list(dict.fromkeys(f"`{e}`" if e else "someone GitHub does not name" for e in editors))
+    return ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else names[0]
+
+
+def edited(*, label: str, labeller: str, editors: Iterable[str | None], event_id: int) -> str:
+    """Edited after a trusted label, before intake read it: nothing is queued."""
+    return (
+        f"{SIGNATURE} did not pick up this issue: it was edited by {_who(editors)} after"
+        f" `{labeller}` added the `{label}` label. {_EDITS_THAT_COUNT}, so nobody who may send"
+        " work to the factory has seen the issue as it is now.\n\n"
+        "I removed the label. A maintainer can add it again after reviewing the edit; the issue"
+        " as it is then is what gets built.\n\n" + marker("edited", event=event_id)
+    )
+
+
+def edited_while_active(
+    *, label: str, editors: Iterable[str | None], event_id: int, item: WorkItem, cancelled: bool
+) -> str:
+    """Edited after its item was queued: the item is cancelled if no worker had it yet."""
+    who = _who(editors)
+    if cancelled:
+        return (
+            f"{SIGNATURE} cancelled work item `{item.id}` before any worker started on it: this"
+            f" issue was edited by {who} after it was labelled. {_EDITS_THAT_COUNT}.\n\n"
+            f"A maintainer can add the `{label}` label again after reviewing the edit; the issue"
+            " as it is then is what gets built.\n\n"
+            + marker("edited", event=event_id, item=item.id)
+            + "\n"
+            + marker("report", **report_key(item))
+        )
+    return (
+        f"{SIGNATURE} is not using the edit {who} made to this issue after it was labelled: work"
+        f" item `{item.id}` ({item.status.value}) keeps the text as it was then."
+        f" {_EDITS_THAT_COUNT}; other edits never reach a worker.\n\n"
+        + marker("edited", event=event_id, item=item.id)
     )
 
 

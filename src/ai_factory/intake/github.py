@@ -8,6 +8,9 @@ factory's (`AuthError`, `NotFoundError`, `InvalidInputError`,
 (`https://HOST/api/v3`) and the test stand-in work like github.com. The token
 never appears in a log line or an error message.
 
+One read goes through GraphQL, because REST cannot answer it: an issue's text with
+every edit to it and who made it (`issue_text`).
+
 githubkit's HTTP cache is off: intake reads issues, labels and comments to decide
 whether to write, and a cached answer up to a minute old would make it write twice.
 """
@@ -17,8 +20,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
-from typing import Any, TypeVar
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar
 
 from githubkit import GitHub, Response
 from githubkit.exception import GitHubException, RequestError, RequestFailed
@@ -37,7 +40,15 @@ from ai_factory.core.github_retry import (
 )
 from ai_factory.core.settings import Settings
 from ai_factory.intake.errors import GitHubUnavailableError
-from ai_factory.intake.models import Comment, Issue, LabelEvent, Permission, RepoInfo
+from ai_factory.intake.models import (
+    Comment,
+    ContentEdit,
+    Issue,
+    IssueText,
+    LabelEvent,
+    Permission,
+    RepoInfo,
+)
 from ai_factory.intake.write_pacing import Sleep, WritePacer
 
 log = logging.getLogger(__name__)
@@ -48,6 +59,30 @@ MAX_PAGES = 50  # 5,000 issues or events is plenty for one label or one issue
 TIMEOUT_S = 30.0
 USER_AGENT = "ai-factory-intake"
 WRITE_ROLES = frozenset({"admin", "maintain", "write"})
+# The issue's text and who changed it, in one answer, so the text read is the text checked.
+# Body edits are `userContentEdits` (the first edit also lists the original, by its author);
+# title edits are `RenamedTitleEvent`s. GitHub lists at most 100 of each.
+ISSUE_TEXT_QUERY = """
+query IssueText($owner: String!, $name: String!, $number: Int!) {
+  repository(owner: $owner, name: $name) {
+    issue(number: $number) {
+      title
+      body
+      author { __typename login }
+      lastEditedAt
+      includesCreatedEdit
+      userContentEdits(first: 100) {
+        totalCount
+        nodes { editedAt editor { __typename login } }
+      }
+      timelineItems(itemTypes: [RENAMED_TITLE_EVENT], last: 100) {
+        totalCount
+        nodes { ... on RenamedTitleEvent { createdAt actor { __typename login } } }
+      }
+    }
+  }
+}
+"""
 
 
 def split_repo(full_name: str) -> tuple[str, str]:
@@ -187,6 +222,20 @@ class GitHubIntakeClient:
             )
         return events
 
+    async def issue_text(self, full_name: str, number: int) -> IssueText:
+        """The issue's title and body with every edit GitHub records to them (GraphQL)."""
+        owner, name = split_repo(full_name)
+        data = await self._call(
+            f"read the text of {full_name}#{number}",
+            lambda: self._gh.async_graphql(
+                ISSUE_TEXT_QUERY, {"owner": owner, "name": name, "number": number}
+            ),
+        )
+        issue = (data.get("repository") or {}).get("issue")
+        if not isinstance(issue, dict):
+            raise NotFoundError(f"GitHub: no issue {full_name}#{number}")
+        return _issue_text(issue)
+
     async def permission(self, full_name: str, login: str) -> Permission:
         owner, name = split_repo(full_name)
         try:
@@ -269,9 +318,7 @@ class GitHubIntakeClient:
                 break
         return found
 
-    async def _call(
-        self, what: str, call: Callable[[], Awaitable[Response[T]]], *, write: bool = False
-    ) -> Response[T]:
+    async def _call(self, what: str, call: Callable[[], Awaitable[T]], *, write: bool = False) -> T:
         attempt = 0
         while True:
             try:
@@ -331,6 +378,53 @@ def _issue(full_name: str, raw: dict[str, Any]) -> Issue:
         state=str(raw.get("state") or "open"),
         labels=labels,
         author=str((raw.get("user") or {}).get("login") or ""),
+    )
+
+
+def _issue_text(raw: dict[str, Any]) -> IssueText:
+    """GraphQL's issue as `IssueText`. Edits GitHub counts but did not list become edits by
+    nobody known: at the last edit for the body, before the oldest listed for the title."""
+    page = raw.get("userContentEdits") or {}
+    nodes = [n for n in page.get("nodes") or [] if n]
+    bodies = [_edit("body", n.get("editedAt"), n.get("editor")) for n in nodes]
+    complete = len(nodes) >= (page.get("totalCount") or 0)
+    author, _ = _login(raw.get("author"))
+    if raw.get("includesCreatedEdit") and bodies and complete and author is not None:
+        # The original is the author's entry at the earliest time. Dropping it is right even
+        # on a tie within a second: it never hides an edit by anyone but the author.
+        earliest = min(edit.at for edit in bodies)
+        original = next((e for e in bodies if e.at == earliest and e.editor == author), None)
+        if original is not None:
+            bodies.remove(original)
+    if not complete and raw.get("lastEditedAt"):
+        bodies.append(_edit("body", raw["lastEditedAt"], None))
+    timeline = raw.get("timelineItems") or {}
+    events = [n for n in timeline.get("nodes") or [] if n and n.get("createdAt")]
+    titles = [_edit("title", n["createdAt"], n.get("actor")) for n in events]
+    if len(events) < (timeline.get("totalCount") or 0):
+        oldest = min((edit.at for edit in titles), default=datetime.max.replace(tzinfo=UTC))
+        titles.append(ContentEdit(part="title", at=oldest, editor=None))
+    return IssueText(
+        title=str(raw.get("title") or ""),
+        body=str(raw.get("body") or ""),
+        edits=tuple(sorted(bodies + titles, key=lambda edit: edit.at)),
+    )
+
+
+def _login(actor: Any) -> tuple[str | None, bool]:
+    """A GraphQL actor's login as REST spells it (a Bot's lacks `[bot]` there), and is it a bot."""
+    actor = actor if isinstance(actor, dict) else {}
+    login = str(actor.get("login") or "") or None
+    is_bot = actor.get("__typename") == "Bot"
+    if login and is_bot and not login.endswith("[bot]"):
+        login = f"{login}[bot]"
+    return login, is_bot
+
+
+def _edit(part: Literal["body", "title"], at: Any, actor: Any) -> ContentEdit:
+    login, is_bot = _login(actor)
+    return ContentEdit(
+        part=part, at=datetime.fromisoformat(str(at)), editor=login, editor_is_bot=is_bot
     )
 
 

@@ -1,4 +1,5 @@
-"""What intake knows about GitHub: repositories, issues, label events, comments.
+"""What intake knows about GitHub: repositories, issues, their text and its edits, label
+events, comments.
 
 Small typed views of GitHub's JSON, built by `github.GitHubIntakeClient` from githubkit's
 parsed models (or from the raw JSON where githubkit cannot parse it), so nothing
@@ -8,6 +9,7 @@ past the client depends on githubkit's types.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -48,6 +50,23 @@ class LabelEvent(_Frozen):
     actor: str
     actor_is_bot: bool
     created_at: datetime
+
+
+class ContentEdit(_Frozen):
+    """A change to an issue's text after it was written: a new body or a new title."""
+
+    part: Literal["body", "title"]
+    at: datetime
+    editor: str | None  # None: GitHub cannot say who (a deleted account, an unlisted edit)
+    editor_is_bot: bool = False
+
+
+class IssueText(_Frozen):
+    """An issue's title and body, and every edit GitHub records to them, read at once."""
+
+    title: str
+    body: str
+    edits: tuple[ContentEdit, ...] = ()
 
 
 class Comment(_Frozen):

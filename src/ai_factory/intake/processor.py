@@ -2,11 +2,12 @@
 
 `IssueProcessor.intake` handles an open issue carrying INTAKE_LABEL:
 
-1. Trust gate. The latest `labeled` event for INTAKE_LABEL names who added it.
-   A `[bot]` is trusted only when listed in TRUSTED_BOTS; a person only with
-   write, maintain or admin permission. Anyone else gets one comment (marker
-   ``untrusted event=<id>``) and the label is removed, so later polls do not see
-   the issue again; if the removal fails, the marker stops a second comment.
+1. Trust gate (`trust.TrustGate`). The latest `labeled` event for INTAKE_LABEL
+   names who added it. A `[bot]` is trusted only when listed in TRUSTED_BOTS; a
+   person only with write, maintain or admin permission. Anyone else gets one
+   comment (marker ``untrusted event=<id>``) and the label is removed, so later
+   polls do not see the issue again; if the removal fails, the marker stops a
+   second comment.
 2. Already handled? A ``picked-up event=<id>`` marker, or an item created after
    the label event, means this labelling has its item: only the labels are
    moved, as in step 5 (a move cut short by GitHub may have left `-done` or
@@ -14,10 +15,21 @@
    work, even after the item ended; the report pass then moves `-processing` on.
 3. An active item for the issue (re-labelled while queued, running or stuck)
    is reused; a stuck one is retried.
-4. Otherwise the spec: the issue's sanitized text, its own task list or a
+4. Otherwise the spec, from the text a trusted user labelled. The title and
+   body are read with their edits (GraphQL, one answer); one edited at or after
+   the label by someone untrusted is refused like an untrusted label (marker
+   ``edited event=<id>``, label removed): a maintainer labels it again after
+   reviewing the edit. Then the sanitized text, its own task list or a
    generated one. No task: comment, `-failed` label, no item.
 5. Submit (idempotent per repo and issue), comment with the spec collapsed,
    then `-processing` replaces INTAKE_LABEL.
+
+`IssueProcessor.check_edits` handles an issue carrying `-processing` that was
+edited (webhooks ask): an edit after the label by someone untrusted cancels the
+item if it is still queued, with one comment (marker ``edited event=<id>
+item=<id>``, and the item's ``report`` marker); a worker that has the item goes
+on, since the item holds the text as labelled and no edit reaches it. Polling
+does not look for these edits: for the same reason they cannot reach a worker.
 
 `IssueProcessor.report` handles an issue carrying `-processing`: when its
 latest item is completed, failed, stuck or cancelled, one report comment
@@ -30,7 +42,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
@@ -44,12 +55,13 @@ from ai_factory.core.models import (
 )
 from ai_factory.intake import feedback
 from ai_factory.intake.errors import SpecGenerationError
-from ai_factory.intake.github import WRITE_ROLES, GitHubIntakeClient
+from ai_factory.intake.github import GitHubIntakeClient
 from ai_factory.intake.labels import IntakeLabels, priority_from_labels
-from ai_factory.intake.models import Issue, LabelEvent, RepoInfo
+from ai_factory.intake.models import ContentEdit, Issue, LabelEvent, RepoInfo
 from ai_factory.intake.sanitize import sanitize
 from ai_factory.intake.spec_gen import SpecGenerator, build_spec, has_task_list
 from ai_factory.intake.submitter import Submitter
+from ai_factory.intake.trust import TrustGate
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +74,7 @@ SPEC_RETRY_MAX_S = 3600.0
 class Outcome(StrEnum):
     SKIPPED = "skipped"
     REJECTED = "rejected"  # trust gate
+    EDITED = "edited"  # edited after the label by someone untrusted: refused or cancelled
     NO_TASKS = "no_tasks"
     DEFERRED = "deferred"  # spec generation failed; try again later
     SUBMITTED = "submitted"
@@ -69,18 +82,6 @@ class Outcome(StrEnum):
     RELABELLED = "relabelled"  # already handled; labels fixed
     WAITING = "waiting"  # the item is still active
     REPORTED = "reported"
-
-
-@dataclass(frozen=True)
-class Trust:
-    trusted: bool
-    actor: str | None
-    why: str
-
-
-def normalise_bot(name: str) -> str:
-    name = name.strip().lower()
-    return name if name.endswith("[bot]") else f"{name}[bot]"
 
 
 class IssueProcessor:
@@ -97,7 +98,7 @@ class IssueProcessor:
         self.submitter = submitter
         self.generator = generator
         self.labels = labels
-        self.trusted_bots = frozenset(normalise_bot(b) for b in trusted_bots if b.strip())
+        self.trust = TrustGate(github=github, trusted_bots=trusted_bots)
         self._spec_failures: dict[tuple[str, int], tuple[int, float]] = {}
 
     # --- intake ---
@@ -109,12 +110,11 @@ class IssueProcessor:
         failures, not_before = self._spec_failures.get(key, (0, 0.0))
         if time.monotonic() < not_before:
             return Outcome.DEFERRED
-        events = await self.github.label_events(repo.full_name, issue.number)
-        trigger = next((e for e in reversed(events) if self.labels.is_intake(e.label)), None)
+        trigger = await self._trigger(repo, issue)
         event_id = trigger.id if trigger else 0
         said = await self._said(repo, issue)
 
-        trust = await self._trust(repo, trigger)
+        trust = await self.trust.label(repo, trigger)
         if not trust.trusted:
             log.warning(
                 "intake.untrusted repo=%s issue=%s actor=%s why=%s",
@@ -146,7 +146,12 @@ class IssueProcessor:
             await self._start_processing(issue)
             return Outcome.EXISTING
 
-        title, body_text = sanitize(issue.title), sanitize(issue.body)
+        assert trigger is not None  # trusted, so a labeled event names who added the label
+        text = await self.github.issue_text(repo.full_name, issue.number)
+        edits = await self.trust.untrusted_edits(repo, text, since=trigger.created_at)
+        if edits:
+            return await self._refuse_edited(repo, issue, trigger, edits, said)
+        title, body_text = sanitize(text.title), sanitize(text.body)
         try:
             spec = await build_spec(
                 title=title or f"Issue #{issue.number}", body=body_text, generator=self.generator
@@ -206,19 +211,83 @@ class IssueProcessor:
         await self._start_processing(issue)
         return Outcome.SUBMITTED if created else Outcome.EXISTING
 
-    async def _trust(self, repo: RepoInfo, trigger: LabelEvent | None) -> Trust:
-        if trigger is None or not trigger.actor:
-            return Trust(False, None, "no labeled event names who added the label")
-        if trigger.actor_is_bot:
-            if normalise_bot(trigger.actor) in self.trusted_bots:
-                return Trust(True, trigger.actor, "bot listed in TRUSTED_BOTS")
-            return Trust(False, trigger.actor, "bot not listed in TRUSTED_BOTS")
-        permission = await self.github.permission(repo.full_name, trigger.actor)
-        return Trust(
-            permission.permission in WRITE_ROLES or permission.role_name in WRITE_ROLES,
+    async def _trigger(self, repo: RepoInfo, issue: Issue) -> LabelEvent | None:
+        """The latest `labeled` event for INTAKE_LABEL: the labelling being acted on."""
+        events = await self.github.label_events(repo.full_name, issue.number)
+        return next((e for e in reversed(events) if self.labels.is_intake(e.label)), None)
+
+    async def _refuse_edited(
+        self,
+        repo: RepoInfo,
+        issue: Issue,
+        trigger: LabelEvent,
+        edits: list[ContentEdit],
+        said: list[feedback.Marker],
+    ) -> Outcome:
+        log.warning(
+            "intake.edited_after_label repo=%s issue=%s label_by=%s edited_by=%s",
+            repo.full_name,
+            issue.number,
             trigger.actor,
-            f"permission {permission.role_name or permission.permission}",
+            ",".join(sorted({e.editor or "?" for e in edits})),
         )
+        if not feedback.has_marker(said, "edited", event=trigger.id):
+            body = feedback.edited(
+                label=self.labels.intake,
+                labeller=trigger.actor,
+                editors=[e.editor for e in edits],
+                event_id=trigger.id,
+            )
+            await self.github.comment(repo.full_name, issue.number, body)
+        await self.github.remove_label(repo.full_name, issue.number, self.labels.intake)
+        return Outcome.EDITED
+
+    # --- edits after pickup ---
+
+    async def check_edits(self, repo: RepoInfo, issue: Issue) -> Outcome:
+        """An issue with an active item was edited: cancel the item if nobody trusted did it."""
+        if not issue.has_label(self.labels.processing):
+            return Outcome.SKIPPED
+        items = await self.submitter.items_for(repo_url=repo.clone_url, issue_number=issue.number)
+        active = next((i for i in items if i.status in ACTIVE_STATUSES), None)
+        trigger = await self._trigger(repo, issue) if active else None
+        if active is None or trigger is None:
+            return Outcome.SKIPPED
+        text = await self.github.issue_text(repo.full_name, issue.number)
+        edits = await self.trust.untrusted_edits(repo, text, since=trigger.created_at)
+        if not edits:
+            return Outcome.WAITING
+        editors = [e.editor for e in edits]
+        who = ",".join(sorted({e or "?" for e in editors}))
+        cancelled = None
+        if active.status is WorkItemStatus.QUEUED:
+            cancelled = await self.submitter.cancel_queued(
+                repo_url=repo.clone_url,
+                issue_number=issue.number,
+                reason=f"GitHub: issue edited by {who} after it was labelled",
+            )
+        log.warning(
+            "intake.edited_while_active repo=%s issue=%s item=%s edited_by=%s cancelled=%s",
+            repo.full_name,
+            issue.number,
+            active.id,
+            who,
+            cancelled is not None,
+        )
+        said = await self._said(repo, issue)
+        if not feedback.has_marker(said, "edited", event=trigger.id):
+            body = feedback.edited_while_active(
+                label=self.labels.intake,
+                editors=editors,
+                event_id=trigger.id,
+                item=cancelled or active,
+                cancelled=cancelled is not None,
+            )
+            await self.github.comment(repo.full_name, issue.number, body)
+        if cancelled is None:
+            return Outcome.WAITING
+        await self.report(repo, issue)  # the comment carries the report's marker: labels only
+        return Outcome.EDITED
 
     async def _said(self, repo: RepoInfo, issue: Issue) -> list[feedback.Marker]:
         """The markers of intake's own comments on the issue (what it has already said)."""

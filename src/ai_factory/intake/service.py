@@ -4,7 +4,8 @@ Every POLL_INTERVAL ms, for each of REPOS: open issues labelled INTAKE_LABEL go
 through `IssueProcessor.intake`, and issues labelled `-processing` through
 `IssueProcessor.report`. In between, about once a second, it takes the issues
 webhooks asked about (`Submitter.take_requests`), so a labelled issue is picked
-up at once; polling stays as the backstop for missed deliveries. One loop does
+up at once (and an edited one already picked up is checked, `check_edits`);
+polling stays as the backstop for missed deliveries. One loop does
 all GitHub work, one request at a time, as GitHub asks of integrations.
 
 A failure on one issue is logged and the loop goes on with the next; nothing
@@ -159,7 +160,9 @@ class IntakeService:
         issue = await self.github.issue(repo.full_name, number)
         if issue is None:
             return Outcome.SKIPPED
-        return await self.processor.intake(repo, issue)
+        if issue.has_label(self.labels.intake):
+            return await self.processor.intake(repo, issue)
+        return await self.processor.check_edits(repo, issue)
 
     async def repo(self, name: str) -> RepoInfo:
         cached = self._repo_cache.get(name.lower())

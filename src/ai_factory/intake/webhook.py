@@ -6,6 +6,8 @@ of an `issues` event to one `WebhookAction`:
 
 - `labeled` with INTAKE_LABEL: look at the issue now (the intake loop does the
   trust check and the rest; the sender named in the payload is not trusted here);
+- `edited` (title or body) on an issue carrying INTAKE_LABEL or `-processing`:
+  look at it now too; intake reads who edited what from GitHub (`trust`);
 - `closed`, or `unlabeled` leaving the issue with neither INTAKE_LABEL nor
   `<label>-processing`: cancel its work item if still queued. (When intake itself
   swaps `ai-factory` for `ai-factory-processing`, the processing label is there,
@@ -76,6 +78,10 @@ def decide(
     match action:
         case "labeled" if labels.is_intake(label_name):
             return WebhookAction(ActionKind.INTAKE, "labeled", **target)
+        case "edited" if _text_changed(payload):
+            if any(labels.is_intake(name) or labels.is_processing(name) for name in current):
+                return WebhookAction(ActionKind.INTAKE, "edited", **target)
+            return WebhookAction(ActionKind.IGNORE, "issue carries no intake label")
         case "closed":
             return WebhookAction(ActionKind.CANCEL, "issue closed", **target)
         case "unlabeled" if labels.is_intake(label_name) or labels.is_processing(label_name):
@@ -83,3 +89,8 @@ def decide(
                 return WebhookAction(ActionKind.IGNORE, "issue still carries an intake label")
             return WebhookAction(ActionKind.CANCEL, f"label {label_name} removed", **target)
     return WebhookAction(ActionKind.IGNORE, f"issues.{action} is not handled")
+
+
+def _text_changed(payload: dict[str, Any]) -> bool:
+    changes = payload.get("changes")
+    return isinstance(changes, dict) and ("body" in changes or "title" in changes)

@@ -116,6 +116,25 @@ def test_issue_events_map_to_actions(
     assert decided.kind is kind
 
 
+@pytest.mark.parametrize(
+    ("changes", "labels", "kind"),
+    [
+        ({"body": {"from": "old"}}, ("ai-factory",), ActionKind.INTAKE),
+        ({"title": {"from": "old"}}, ("ai-factory-processing",), ActionKind.INTAKE),
+        ({"body": {"from": "old"}}, ("bug",), ActionKind.IGNORE),  # not the factory's issue
+        ({"body": {"from": "old"}}, ("ai-factory-done",), ActionKind.IGNORE),
+        ({"type": {"from": "Bug"}}, ("ai-factory",), ActionKind.IGNORE),  # the text is the same
+    ],
+)
+def test_an_edit_to_an_intake_issues_text_asks_intake_to_look(
+    changes: dict, labels: tuple[str, ...], kind: ActionKind
+) -> None:
+    payload = {**_payload("edited", labels=labels), "changes": changes}
+    decided = decide("issues", payload, labels=IntakeLabels(), repos=[REPO])
+    assert decided.kind is kind
+    assert decided.issue_number == (7 if kind is ActionKind.INTAKE else None)
+
+
 def test_unwatched_repositories_and_pull_requests_are_ignored() -> None:
     labelled = _payload("labeled", label="ai-factory")
     assert (
