@@ -15,22 +15,21 @@ import pytest
 
 from ai_factory.core.models import WorkItem
 from ai_factory.sim import Scenario, ScenarioName, SimServer
-from ai_factory.worker.limits import LimitPolicy
 from ai_factory.worker.main import LaunchEnv, WorkerOptions, WorkerProcess
-from tests.e2e.conftest import (
-    Origin,
+from ai_factory.worker.run_outcome import LimitPolicy
+from tests.support.claude_env import claude_env
+from tests.support.ledger import spawn_record
+from tests.support.origin import Origin
+from tests.support.server import ServerThread, reserved_port_server
+from tests.support.settings import worker_settings
+from tests.support.work_api import (
     api_call,
-    claude_env,
     events_of,
     item_detail,
     lock_as_another_worker,
-    reserved_port_server,
-    spawn_record,
     spec_of,
     submit,
-    worker_settings,
 )
-from tests.support.server import ServerThread
 
 pytestmark = pytest.mark.e2e
 
@@ -95,10 +94,14 @@ async def test_three_file_tasks_end_on_a_branch_of_three_commits(
     assert detail["status"] == "completed", detail
     branch = branch_of(detail)
     assert origin.log(branch) == [
+        # A task done without a change still leaves its mark on the branch, so that a
+        # later attempt knows it is done (the worker adds it; see worker/branch_progress).
+        "chore: checked off in SPEC.md: Learn `greetings end with a newline`",
         "feat: Append `world` to `hello.txt`",
         "feat: Create `src/app.py` containing `print(1)`",
         "feat: Create `hello.txt` containing `hello`",
     ]
+    assert origin.trailers(branch) == ["4", "3", "2", "1"]
     assert origin.files(branch) == ["hello.txt", "src/app.py"]
     assert origin.show(branch, "hello.txt") == "hello\nworld\n"
     tree = origin.tree(branch)
@@ -401,7 +404,7 @@ async def test_idle_agent_is_cut_and_counted(
     sim.set_scenario(Scenario(name=ScenarioName.SLOW, delay_s=30))
 
     code = await spawned_worker(
-        api, item, tmp_path, sim, iteration_idle_timeout=1.5, stuck_after=1
+        api, item, tmp_path, sim, iteration_idle_timeout_seconds=1.5, stuck_after=1
     ).run()
 
     assert code == 2

@@ -13,17 +13,27 @@ The first two requeue the item (failed once attempts reach MAX_ATTEMPTS) with th
 reason recorded; all three stop the process. Items claimed without any live worker
 (the orchestrator died between the claim and the spawn) go back to the queue with
 their attempt refunded, and logs past LOG_MAX_BYTES are rotated.
+
+Silence only counts while the orchestrator could have heard the worker
+(`HeartbeatWitness`): when the database is unreachable, the heartbeats that fail
+are not the workers' fault. After an outage (a failed pass, a heartbeat the API
+could not record, or passes that stopped for a while) a worker is judged silent
+only once the orchestrator has again been able to hear it for a whole
+HEARTBEAT_TIMEOUT_SECONDS.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 from uuid import UUID
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from ai_factory.core.errors import StoreError
 from ai_factory.orchestrator.ledger import Ledger, WorkerState
 from ai_factory.orchestrator.lifecycle import WorkerLifecycle
 from ai_factory.orchestrator.logs import WorkerLogs
@@ -32,6 +42,45 @@ log = logging.getLogger(__name__)
 
 ORPHAN_GRACE_S = 10.0  # a claim is followed by its worker row within milliseconds
 SPAWN_GRACE_S = 2.0  # the handle is recorded a moment after the row
+
+
+class HeartbeatWitness:
+    """Since when this orchestrator could have heard every worker's heartbeat.
+
+    It is blind from any database failure of this process (`last_failure`: a failed
+    health pass, a heartbeat the API could not record, any query) until the next
+    successful pass; `sight_s()` at each successful pass says for how long it has
+    been able to hear. A gap between passes longer than `gap_s` (a blocked loop, a
+    suspended laptop) counts as blindness too.
+    """
+
+    def __init__(
+        self,
+        *,
+        gap_s: float,
+        last_failure: Callable[[], float | None] = lambda: None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.gap_s = gap_s
+        self.last_failure = last_failure
+        self.clock = clock
+        self._since: float | None = clock()
+        self._last_pass: float | None = None
+
+    def blind(self) -> None:
+        if self._since is not None:
+            log.warning("health.blind (the database cannot be reached; silence is not counted)")
+        self._since = None
+
+    def sight_s(self) -> float:
+        now = self.clock()
+        gap = self._last_pass is not None and now - self._last_pass > self.gap_s
+        failed = self.last_failure()
+        if self._since is None or gap or (failed is not None and failed >= self._since):
+            log.info("health.sight_restored grace_s=full heartbeat timeout")
+            self._since = now
+        self._last_pass = now
+        return now - self._since
 
 
 class RedisLeases:
@@ -73,8 +122,10 @@ class HealthMonitor:
         logs: WorkerLogs,
         heartbeat_timeout_s: float,
         interval_s: float,
+        witness: HeartbeatWitness,
         leases: RedisLeases | None = None,
     ) -> None:
+        self.witness = witness
         self.ledger = ledger
         self.lifecycle = lifecycle
         self.logs = logs
@@ -91,8 +142,12 @@ class HealthMonitor:
                 log.exception("health.check_failed")
 
     async def check(self) -> None:
-        states = await self.ledger.live_workers()
-        expired = await self._expired(states)
+        try:
+            states = await self.ledger.live_workers()
+        except StoreError:
+            self.witness.blind()
+            raise
+        expired = await self._expired(states, sight_s=self.witness.sight_s())
         for state in states:
             await self._check_worker(state, state.id in expired)
         await self._stop_finished(live={state.id for state in states})
@@ -112,7 +167,9 @@ class HealthMonitor:
 
     # --- helpers ---
 
-    async def _expired(self, states: list[WorkerState]) -> set[UUID]:
+    async def _expired(self, states: list[WorkerState], *, sight_s: float) -> set[UUID]:
+        if sight_s <= self.heartbeat_timeout_s:
+            return set()  # not heard long enough (start-up, or just after an outage)
         old = [s for s in states if s.age_s > self.heartbeat_timeout_s]
         silent = {s.id for s in old if s.silent_s > self.heartbeat_timeout_s}
         if self.leases is not None:

@@ -8,9 +8,9 @@ used up) exactly as a missed heartbeat would. It also stops processes that no
 longer have anything to do: the item was cancelled, the worker was killed through
 the API, or its lease went to someone else.
 
-Every state change is a ledger transition, made before the process is touched:
-the worker row is finished first (so its later calls get 409), then the process
-is stopped.
+Every state change is a ledger transition. A worker given up is stopped first
+and confirmed gone, then its row is finished (its later calls get 409) and its
+item handed back, so two attempts of one item never run side by side.
 """
 
 from __future__ import annotations
@@ -127,9 +127,17 @@ class WorkerLifecycle:
         await self._give_up(ended.worker_id, f"worker exited with {code} without reporting a result")
 
     async def retire(self, state: WorkerState, *, reason: str, refund_attempt: bool = False) -> None:
-        """Finish a live worker: fence it off, hand its item back (or fail it), stop its process."""
-        await self._give_up(state.id, reason, refund_attempt=refund_attempt)
+        """Finish a live worker: stop its process, then fence it off and hand its item back
+        (or fail it).
+
+        A process this orchestrator can stop is stopped first, and confirmed gone (SIGTERM,
+        then SIGKILL after STOP_GRACE_S), so the next attempt never starts beside it in the
+        same worktree (a SIGSTOPped worker would otherwise wake up later and work on).
+        Until then its lease stays current: a result it reports meanwhile is a real one.
+        A worker we cannot see (another host) is fenced only.
+        """
         await self.stop(state)
+        await self._give_up(state.id, reason, refund_attempt=refund_attempt)
 
     async def stop(self, state: WorkerState) -> None:
         """Stop the worker's process or container, if it is still there."""

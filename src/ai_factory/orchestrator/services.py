@@ -15,7 +15,7 @@ from ai_factory.orchestrator.conflicts import (
     PostgresConflictDetector,
     RedisConflictDetector,
 )
-from ai_factory.orchestrator.health import RedisLeases
+from ai_factory.orchestrator.health import HeartbeatWitness, RedisLeases
 from ai_factory.orchestrator.ledger import Ledger
 from ai_factory.orchestrator.logs import WorkerLogs
 from ai_factory.orchestrator.metrics import MetricsCollector
@@ -58,6 +58,9 @@ class Services:
             if redis is not None
             else None
         )
+        witness = HeartbeatWitness(
+            gap_s=settings.heartbeat_timeout_seconds, last_failure=lambda: db.last_failure_at
+        )
         workers = WorkerManager(
             ledger=ledger, conflicts=conflicts, learnings=learnings, leases=leases
         )
@@ -76,6 +79,7 @@ class Services:
             ledger=ledger,
             rate_limiter=rate_limiter,
             logs=logs,
+            witness=witness,
             leases=leases,
             redis=redis,
         )

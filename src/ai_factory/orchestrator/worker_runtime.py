@@ -24,7 +24,7 @@ import redis.asyncio as aioredis
 
 from ai_factory.core.settings import Settings
 from ai_factory.orchestrator.events import EventHub
-from ai_factory.orchestrator.health import HealthMonitor, RedisLeases
+from ai_factory.orchestrator.health import HealthMonitor, HeartbeatWitness, RedisLeases
 from ai_factory.orchestrator.ledger import Ledger
 from ai_factory.orchestrator.lifecycle import WorkerLifecycle
 from ai_factory.orchestrator.logs import WorkerLogs
@@ -106,6 +106,7 @@ class WorkerRuntime:
         ledger: Ledger,
         rate_limiter: RateLimiter,
         logs: WorkerLogs,
+        witness: HeartbeatWitness,
         leases: RedisLeases | None = None,
         redis: aioredis.Redis | None = None,
     ) -> WorkerRuntime:
@@ -133,6 +134,7 @@ class WorkerRuntime:
                 logs=logs,
                 heartbeat_timeout_s=settings.heartbeat_timeout_seconds,
                 interval_s=settings.health_check_interval_seconds,
+                witness=witness,
                 leases=leases,
             ),
             events=events,

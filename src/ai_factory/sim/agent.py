@@ -39,6 +39,7 @@ Scenarios change the protocol (see `scenario` for the list):
 from __future__ import annotations
 
 import posixpath
+import re
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -58,6 +59,7 @@ from ai_factory.sim.tasks import (
 from ai_factory.sim.wire import Reply
 
 SPEC_FILE = "SPEC.md"
+_TASK_NUMBER = re.compile(r"The first unchecked task is task (\d+):")
 STUCK_FILE = ".ai/stuck.md"
 GATE_FAILURE_MARKER = "quality gate failed"
 BUG_LINE = "BUG  # deliberately broken first attempt (sim gate scenario)\n"
@@ -156,7 +158,8 @@ class ScriptedAgent:
             )
         broken = self.scenario is ScenarioName.GATE and not fixing
         steps = _implement(action, cwd, broken=broken)
-        steps.append(_commit_step(action, f"feat: {task.text}"))
+        number = _task_number(prompt, tasks, task)
+        steps.append(_commit_step(action, f"feat: {task.text}", trailer=f"Factory-Task: {number}"))
         steps.append(_check_box_step(task, posixpath.join(cwd, SPEC_FILE)))
         return Plan(steps, f"Done: {task.text}. Committed and checked it off in {SPEC_FILE}.")
 
@@ -164,6 +167,13 @@ class ScriptedAgent:
         steps = _implement(task.action, cwd, broken=False)
         steps.append(_commit_step(task.action, f"fix: {task.text}", if_changed=True))
         return Plan(steps, f"Fixed the quality gate failure in: {task.text}.")
+
+
+def _task_number(prompt: str, tasks: list[SpecTask], task: SpecTask) -> int:
+    """The task's number as the prompt gives it (the protocol's trailer), else its place."""
+    if found := _TASK_NUMBER.search(prompt):
+        return int(found.group(1))
+    return tasks.index(task) + 1
 
 
 def auxiliary_reply(conv: Conversation) -> Reply:
@@ -246,15 +256,19 @@ def _implement(action: TaskAction, cwd: str, *, broken: bool) -> list[Step]:
     return []
 
 
-def _commit_step(action: TaskAction, message: str, *, if_changed: bool = False) -> Step:
-    """Bash that commits the task's files (`if_changed`: a no-op when nothing changed)."""
-    commit = shlex.join(["git", "commit", "-m", message])
+def _commit_step(
+    action: TaskAction, message: str, *, if_changed: bool = False, trailer: str | None = None
+) -> Step:
+    """Bash that commits the task's files (`if_changed`: a no-op when nothing changed), the
+    message ending with `trailer` (``Factory-Task: N``) when given."""
+    messages = ["-m", message, *(["-m", trailer] if trailer else [])]
+    commit = shlex.join(["git", "commit", *messages])
     match action.kind:
         case TaskKind.LEARN:
             return Step("Bash", _fixed({"command": "git status --short", "description": "Status"}))
         case TaskKind.RUN:
             add = "git add -A"
-            commit = shlex.join(["git", "commit", "--allow-empty", "-m", message])
+            commit = shlex.join(["git", "commit", "--allow-empty", *messages])
         case _:
             add = shlex.join(["git", "add", "--", *action.files])
     if if_changed:

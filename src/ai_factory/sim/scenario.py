@@ -26,6 +26,12 @@ Names and parameters:
   ``message_start`` (``delay_phase="mid_stream"``) or before the status line
   and headers (``"before_headers"``).
 - ``auth_error``: every /v1/messages call gets HTTP 401 ``authentication_error``.
+
+Any scenario can also ``hold_before`` a step of the agent: ``"commit"`` (the Bash
+call that runs ``git commit``) or ``"check"`` (the Edit that checks a box in
+SPEC.md). The first reply that carries that step waits ``hold_s`` seconds before
+it is sent (`SimServer.held` is set meanwhile), so that a test can kill the
+worker between a file's write and its commit, or between a commit and its box.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ USAGE_LIMIT_MESSAGE = "This request would exceed your account's rate limit. Plea
 
 
 DelayPhase = Literal["mid_stream", "before_headers"]
+HoldPoint = Literal["commit", "check"]
 
 
 class ScenarioName(StrEnum):
@@ -73,6 +80,10 @@ class Scenario(BaseModel):
     overloaded_count: int = Field(default=1, ge=0, description="overloaded: 529s before success")
     delay_s: float = Field(default=5.0, ge=0, description="slow: pause per main request")
     delay_phase: DelayPhase = Field(default="mid_stream", description="slow: where to pause")
+    hold_before: HoldPoint | None = Field(
+        default=None, description="hold the first reply that commits, or checks a box"
+    )
+    hold_s: float = Field(default=3600.0, ge=0, description="how long that reply is held")
 
 
 @dataclass(frozen=True)

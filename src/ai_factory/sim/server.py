@@ -71,6 +71,7 @@ class SimApp:
     def __init__(self, scenario: Scenario) -> None:
         self.gatekeeper = Gatekeeper(scenario)
         self.closing = threading.Event()  # set on stop: cut scripted pauses short
+        self.held = threading.Event()  # set when a `hold_before` reply starts waiting
         self._log: list[RequestRecord] = []
         self._log_lock = threading.Lock()
         self.app = Starlette(
@@ -113,6 +114,7 @@ class SimApp:
         if verdict.delay_phase == "before_headers":
             await self.pause(verdict.delay_s)
         reply = ScriptedAgent(self.gatekeeper.scenario.name).reply(conv)
+        await self._maybe_hold(reply)
         usage = wire.usage_for(body, reply)
         message_id = wire.new_id("msg")
         headers = {"request-id": wire.new_id("req"), **verdict.headers}
@@ -123,6 +125,16 @@ class SimApp:
         return StreamingResponse(
             self._paced(events, verdict), media_type="text/event-stream", headers=headers
         )
+
+    async def _maybe_hold(self, reply: wire.Reply) -> None:
+        """The scenario's `hold_before`: the first reply with that step waits (once)."""
+        scenario = self.gatekeeper.scenario
+        if scenario.hold_before is None or self.held.is_set():
+            return
+        if hold_point(reply) == scenario.hold_before:
+            logger.info("sim.holding step=%s seconds=%s", scenario.hold_before, scenario.hold_s)
+            self.held.set()
+            await self.pause(scenario.hold_s)
 
     async def pause(self, seconds: float) -> None:
         """Sleep `seconds`, or less if the server is stopping."""
@@ -166,6 +178,18 @@ class SimApp:
     async def not_found(self, request: Request) -> Response:
         self._record(request, await _json_body(request), main=False, status=404)
         return JSONResponse(wire.error_json("not_found_error", f"no route {request.url.path}"), 404)
+
+
+def hold_point(reply: wire.Reply) -> str | None:
+    """Which `hold_before` step a reply carries: a `git commit`, or the SPEC.md box edit."""
+    for block in reply.blocks:
+        if not isinstance(block, wire.ToolUseBlock):
+            continue
+        if block.name == "Bash" and "git commit" in str(block.input.get("command", "")):
+            return "commit"
+        if block.name == "Edit" and str(block.input.get("file_path", "")).endswith("SPEC.md"):
+            return "check"
+    return None
 
 
 async def _json_body(request: Request) -> dict[str, Any] | None:
@@ -220,8 +244,15 @@ class SimServer:
         return self._sim.gatekeeper.scenario
 
     def set_scenario(self, scenario: Scenario) -> None:
-        """Switch scenario (counters start again) for the following requests."""
+        """Switch scenario (counters start again, a hold may happen again) for the
+        following requests."""
         self._sim.gatekeeper.switch(scenario)
+        self._sim.held.clear()
+
+    @property
+    def held(self) -> threading.Event:
+        """Set once a `hold_before` reply is being held (the worker is at that step)."""
+        return self._sim.held
 
     def start(self) -> Self:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -250,13 +250,16 @@ class Git:
         self.timeout_s = timeout_s
 
     def run(self, *args: str, input_text: str | None = None, check: bool = True,
-            timeout_s: float | None = None) -> GitResult:
-        """Run `git <args>`; raise `GitError` on a non-zero exit when `check`."""
+            timeout_s: float | None = None, env: dict[str, str] | None = None) -> GitResult:
+        """Run `git <args>` (with `env` added to git's environment, e.g. GIT_INDEX_FILE);
+        raise `GitError` on a non-zero exit when `check`."""
         argv = ["git", *self._config_args()]
         if self.git_dir is not None:
             argv.append(f"--git-dir={self.git_dir}")
         argv.extend(args)
+        extra = env or {}
         env = git_env()
+        env.update(extra)
         if self.git_dir is None:
             env["GIT_CEILING_DIRECTORIES"] = str(self.cwd.parent)
         if self.credentials is not None:

@@ -5,21 +5,27 @@ unexpected error ends it as failed (the caller saves the work), not as a crash.
 Per iteration:
 
 1. build the prompt (SPEC.md now, learnings, notes, the last gate failure);
-2. run the agent (`AgentDriver`); `limits.decide` says whether the run counts:
+2. run the agent (`AgentDriver`); `run_outcome.decide` says whether the run counts:
    a usage limit reports ``limited``, sleeps (heartbeating, phase ``limited``)
    until the reset and runs the SAME iteration again; a transient API error
    backs off and runs it again; an auth error ends the loop as failed. Runs
    that did not count fold their tokens into the iteration that does;
-3. run the quality gate, read SPEC.md's boxes and the branch head, report the
+3. reconcile SPEC.md with the branch (`branch_progress`: every checked task has a
+   commit carrying its ``Factory-Task`` trailer, every such commit's box is checked),
+   run the quality gate, read SPEC.md's boxes and the branch head, report the
    iteration (POST .../iteration, which the daily budget counts) and heartbeat;
 4. done when every blocking box is checked AND the gate passes (what the agent
    says is not enough); stuck by `progress.ProgressTracker`'s rules.
+
+A branch that already holds every task (an earlier attempt finished them and
+died before delivering) is done without running the agent, once the gate passes.
 
 Caps: MAX_ITERATIONS ends the loop as stuck with what is done and what is left.
 An iteration cut by ITERATION_IDLE_TIMEOUT_SECONDS or ITERATION_TIMEOUT_SECONDS counts (outcome
 ``error``) and the loop goes on, with a note in the next prompt; repeated
 timeouts without progress end as stuck. Committing leftovers as WIP and pushing
-is the caller's job (`main`), for every outcome but a lost lease.
+is the caller's job (`ending.Ending`, run by `main`), for every outcome but a lost
+lease.
 
 A driver that runs its own loop (the command driver) is run once; its inner
 iterations are reported as they finish.
@@ -44,6 +50,12 @@ from ai_factory.worker.agent import (
     AgentUnavailableError,
     IterationResult,
     StopReason,
+)
+from ai_factory.worker.branch_progress import (
+    check_boxes,
+    checked_numbers,
+    next_open_task,
+    task_text,
 )
 from ai_factory.worker.client import Heartbeat, LeaseLostError, OrchestratorClient
 from ai_factory.worker.gate import GateResult, QualityGate
@@ -82,6 +94,12 @@ class LoopWorkspace(Protocol):
     def head_sha(self) -> str: ...
 
     def has_uncommitted_changes(self) -> bool: ...
+
+    def recorded_tasks(self) -> set[int]: ...
+
+    def record_tasks(self, numbers: list[int], *, summary: str, amend: bool) -> None: ...
+
+    def recent_commits(self, limit: int = 20) -> list[str]: ...
 
 
 @dataclass(frozen=True)
@@ -122,6 +140,7 @@ class RalphLoop:
         learnings: list[str] | None = None,
         config: LoopConfig | None = None,
         stop: asyncio.Event | None = None,
+        notes: list[str] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.workspace = workspace
@@ -134,6 +153,7 @@ class RalphLoop:
         self.config = config or LoopConfig()
         self.stop = stop or asyncio.Event()
         self.clock = clock
+        self.first_notes = notes or []  # for the first iteration (e.g. set-aside leftovers)
         self.iterations = 0  # counted (reported) iterations
         self.tokens = 0
         self.cost_usd = 0.0
@@ -152,6 +172,8 @@ class RalphLoop:
                 raise _End(LoopOutcome.FAILED, f"{SPEC_FILE} has no task checkboxes (- [ ] ...)")
             if self.gate is None:
                 log.info("gate.none (no .factory.toml [gates] test, no FACTORY_TEST_COMMAND)")
+            if tasks.all_done:
+                await self._finish_done_branch(tasks)
             tracker = ProgressTracker.start(
                 root=self.root, stuck_after=self.config.stuck_after, head=self.workspace.head_sha()
             )
@@ -169,8 +191,19 @@ class RalphLoop:
 
     # --- the sequence ---
 
+    async def _finish_done_branch(self, tasks: SpecTasks) -> None:
+        """Every task is recorded on the branch already: done once the gate passes (else the
+        loop goes on, to make it pass)."""
+        gate = await self._run_gate(self.workspace.head_sha())
+        self._check_stop()
+        if gate is None or gate.passed:
+            raise _End(
+                LoopOutcome.DONE,
+                f"all {tasks.total} tasks were already done on the branch" + self._gate_note(),
+            )
+
     async def _iterate(self, tracker: ProgressTracker) -> None:
-        notes: list[str] = []
+        notes: list[str] = list(self.first_notes)
         while True:
             if not (self.root / SPEC_FILE).is_file():
                 raise _End(LoopOutcome.STUCK, f"{SPEC_FILE} disappeared from the workspace")
@@ -181,8 +214,10 @@ class RalphLoop:
                     f" {read_tasks(self.root).summary()}{self._gate_note()}",
                 )
             number = self.iterations + 1
+            before = self.workspace.head_sha()
             result = await self._run_counted(number, notes)
             number = self.iterations + 1  # a self-looping driver may have reported inner ones
+            self._reconcile(before)
             head = self.workspace.head_sha()
             gate = await self._run_gate(head)
             self._check_stop()  # a cancel during the gate wins over its result
@@ -249,6 +284,24 @@ class RalphLoop:
                     self.heartbeat.set_phase(WorkerPhase.RUNNING, decision.reason[:500])
                     await self._sleep(decision.delay_s)
 
+    def _reconcile(self, before: str) -> None:
+        """Make SPEC.md and the branch agree after an iteration (see `branch_progress`)."""
+        path = self.root / SPEC_FILE
+        try:
+            spec = path.read_text(errors="replace")
+        except FileNotFoundError:
+            return  # the loop says so next
+        checked, recorded = checked_numbers(spec), self.workspace.recorded_tasks()
+        if unrecorded := sorted(checked - recorded):
+            moved = self.workspace.head_sha() != before  # this iteration's own, unpushed commit
+            titles = "; ".join(task_text(spec, n) for n in unrecorded)
+            self.workspace.record_tasks(
+                unrecorded, summary=f"chore: checked off in SPEC.md: {titles}"[:200], amend=moved
+            )
+        if unchecked := recorded - checked:
+            path.write_text(check_boxes(spec, unchecked))
+            log.info("progress.boxes_checked tasks=%s (their commits exist)", sorted(unchecked))
+
     def _request(self, number: int, notes: list[str]) -> AgentRequest:
         spec = (self.root / SPEC_FILE).read_text(errors="replace")
         prompt = iteration_prompt(
@@ -257,6 +310,8 @@ class RalphLoop:
                 max_iterations=self.config.max_iterations,
                 spec=spec,
                 tasks=parse_tasks(spec),
+                next_task=next_open_task(spec),
+                commits=self.workspace.recent_commits(),
                 learnings=self.learnings,
                 notes=notes,
                 gate_failure=self._last_gate

@@ -1,9 +1,10 @@
 """Composition root of the worker process (`factory worker`): one work item, start to end.
 
-The spawner's contract (the reference's): WORKER_ID, WORKER_TOKEN, WORK_ITEM (the
-item as camelCase JSON) and ORCHESTRATOR_URL. Without WORKER_ID (someone runs
-`factory worker` by hand) the worker registers with FACTORY_API_TOKEN and the
-orchestrator claims the item for it; WORK_ITEM may then be just the item's id.
+The spawner's contract (docs/state-machine.md#worker-processes): WORKER_ID,
+WORKER_TOKEN, WORK_ITEM (the item as camelCase JSON) and ORCHESTRATOR_URL. Without
+WORKER_ID (someone runs `factory worker` by hand) the worker registers with
+FACTORY_API_TOKEN and the orchestrator claims the item for it; WORK_ITEM may then be
+just the item's id.
 
 Sequence: register → heartbeat → workspace (mirror + worktree, SPEC.md, .ai/) →
 gate → learnings → the loop → then `ending.Ending` by outcome: deliver when done,
@@ -246,6 +247,7 @@ class WorkerProcess:
                 policy=self.options.policy,
             ),
             stop=self.stop,
+            notes=_leftover_notes(workspace),
         )
         try:
             result = await loop.run()
@@ -256,6 +258,17 @@ class WorkerProcess:
             return await ending.finish(workspace, result)
         finally:
             await locks.release_all()
+
+def _leftover_notes(workspace: Workspace) -> list[str]:
+    if workspace.leftovers is None:
+        return []
+    return [
+        "an earlier attempt was interrupted before it committed; its uncommitted changes were"
+        f" NOT kept in the worktree but saved at `{workspace.leftovers}`"
+        f" (`git diff HEAD {workspace.leftovers}` shows them). Start from the last commit;"
+        " reuse them only where they are right"
+    ]
+
 
 def _set_aside_stale_stuck_note(workspace: Workspace) -> None:
     """A retried item starts over: an earlier attempt's stuck note must not stop it at once."""

@@ -1,10 +1,10 @@
 """What Claude is told each iteration: the user prompt and the appended protocol.
 
-Owns: `system_append()` (the factory's working protocol, `protocol.md`, adapted
-from the reference's worker CLAUDE.md; appended to Claude Code's own system
-prompt so the repository's CLAUDE.md still applies) and `iteration_prompt()`
-(the iteration's user message: which iteration, SPEC.md, learnings, notes about
-the previous iteration, and the last quality gate failure with its output).
+Owns: `system_append()` (the factory's working protocol, `protocol.md`, appended
+to Claude Code's own system prompt so the repository's CLAUDE.md still applies)
+and `iteration_prompt()` (the iteration's user message: which iteration, SPEC.md,
+learnings, notes about the previous iteration, and the last quality gate failure
+with its output).
 
 The gate failure comes last, under the heading "Quality gate failed", so it is
 the freshest thing Claude reads; that heading appears nowhere else in the prompt.
@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 
-from ai_factory.core.spec import SpecTasks
+from ai_factory.core.spec import SpecTask, SpecTasks
+from ai_factory.worker.branch_progress import trailer_line
 from ai_factory.worker.gate import GateResult
 
 SPEC_PROMPT_CHARS = 20_000
@@ -35,6 +36,8 @@ class PromptContext:
     max_iterations: int
     spec: str
     tasks: SpecTasks
+    next_task: tuple[int, SpecTask] | None = None  # the first open task and its number
+    commits: list[str] = field(default_factory=list)  # the branch's newest commits, newest first
     learnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # about the previous iteration
     gate_failure: GateResult | None = None
@@ -62,6 +65,18 @@ def iteration_prompt(ctx: PromptContext) -> str:
         parts.append(
             "Follow the factory protocol: do the first unchecked task in SPEC.md, commit it, "
             "check it off in SPEC.md, then stop."
+        )
+    if ctx.next_task is not None:
+        number, task = ctx.next_task
+        parts.append(
+            f"The first unchecked task is task {number}: {task.text}\n"
+            f"End the message of the commit that finishes it with the line "
+            f"`{trailer_line(number)}`."
+        )
+    if ctx.commits:
+        parts.append(
+            "Commits on this branch so far (newest first; a task whose work is already "
+            "committed only needs checking off):\n" + "\n".join(f"- {c}" for c in ctx.commits)
         )
     spec = ctx.spec
     if len(spec) > SPEC_PROMPT_CHARS:

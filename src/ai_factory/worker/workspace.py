@@ -18,16 +18,29 @@ git dir, never from inside the worktree, where the agent could redirect them.
 SPEC.md, `.ai/` and any file written with `write_file(..., exclude=True)` are
 kept out of commits by a per-worktree excludes file (`core.excludesFile` in the
 worktree's own config) and, if the repository tracks them, `skip-worktree`.
+
+An attempt starts from the branch's last commit, never from what a dead attempt
+left uncommitted: the worker holds `worktrees/<item id>.lock` for its whole run
+(waiting, if need be, until the previous attempt's process is gone), and
+leftovers found in a reused worktree are saved to a ref of their own
+(`refs/factory-leftovers/...`, named in the first prompt) and cleared away.
+SPEC.md is rebuilt from the item's spec and the task trailers on the branch
+(`branch_progress`).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import time
 from pathlib import Path, PurePosixPath
+
+from filelock import FileLock
+from filelock import Timeout as LockTimeout
 
 from ai_factory.core.models import WorkItem
 from ai_factory.core.spec import SPEC_FILE
+from ai_factory.worker.branch_progress import TRAILER, parse_trailers, restore_spec, trailer_line
 from ai_factory.worker.git import (
     Git,
     GitCredentials,
@@ -46,6 +59,10 @@ log = logging.getLogger(__name__)
 AI_DIR = ".ai"
 ALWAYS_EXCLUDED = (f"/{SPEC_FILE}", f"/{AI_DIR}/")
 DEFAULT_IDENTITY = {"user.name": "AI Factory", "user.email": "factory@localhost"}
+LEFTOVERS_REF = "refs/factory-leftovers"
+# How long a new attempt waits for the previous one's process to let go of the worktree
+# (the orchestrator stops it, SIGKILL within seconds, before it requeues the item).
+WORKTREE_LOCK_WAIT_S = 120.0
 
 
 class Workspace:
@@ -61,6 +78,8 @@ class Workspace:
         self.remote = remote
         self._token = github_token
         self._git = Git(cwd=path)
+        self._lock: FileLock | None = None
+        self.leftovers: str | None = None  # where a dead attempt's uncommitted work was saved
 
     def __repr__(self) -> str:
         return f"Workspace(path={str(self.path)!r}, branch={self.branch!r}, repo={self.repo!r})"
@@ -79,6 +98,7 @@ class Workspace:
         mirror = Mirror(path=mirrors / f"{remote.key}.git", remote=remote, credentials=credentials)
         branch = f"{BRANCH_PREFIX}{str(item.id)[:8]}"
         path = home / "worktrees" / str(item.id)
+        worktree_lock = _hold_worktree(path)
         with locked(mirror.lock_file):
             mirror.ensure()
             base_ref = mirror.remote_branch(base)
@@ -90,12 +110,41 @@ class Workspace:
             base_sha = mirror.git.output("merge-base", base_ref, f"refs/heads/{branch}")
         workspace = cls(path=path, branch=branch, base_sha=base_sha, repo=item.repo,
                         mirror=mirror.path, remote=remote, github_token=github_token)
+        workspace._lock = worktree_lock
         workspace._configure()
-        if not reused or not (path / SPEC_FILE).exists():
-            workspace.write_file(SPEC_FILE, item.spec)
-        log.info("workspace.prepared item=%s branch=%s base=%s reused=%s path=%s",
-                 item.id, branch, base_sha[:12], reused, path)
+        if reused:
+            workspace.leftovers = workspace._set_aside_leftovers()
+        recorded = workspace.recorded_tasks()
+        workspace.write_file(SPEC_FILE, restore_spec(item.spec, recorded))
+        log.info("workspace.prepared item=%s branch=%s base=%s reused=%s tasks_recorded=%s path=%s",
+                 item.id, branch, base_sha[:12], reused, sorted(recorded), path)
         return workspace
+
+    def _set_aside_leftovers(self) -> str | None:
+        """Save what a dead attempt left uncommitted to a ref, then reset to the last commit.
+
+        The excluded files (SPEC.md, .ai/) are not work; everything else that differs
+        from HEAD, untracked files included, goes into one commit under
+        `refs/factory-leftovers/<branch>/<time>`, outside every branch.
+        """
+        if not self.has_uncommitted_changes():
+            return None
+        index = self._git_dir / "factory-leftovers.index"
+        env = {"GIT_INDEX_FILE": str(index)}
+        try:
+            self._git.run("read-tree", "HEAD", env=env)
+            self._git.run("add", "--all", "--", ".", env=env)
+            tree = self._git.run("write-tree", env=env).stdout.strip()
+        finally:
+            index.unlink(missing_ok=True)
+        commit = self._run("commit-tree", tree, "-p", "HEAD", "-m",
+                           "Uncommitted work of an interrupted AI Factory attempt").stdout.strip()
+        ref = f"{LEFTOVERS_REF}/{self.branch}/{time.strftime('%Y%m%dT%H%M%S')}-{commit[:8]}"
+        self._run("update-ref", ref, commit)
+        self._run("reset", "--quiet", "--hard", "HEAD")
+        self._run("clean", "-fdq")  # not -x: SPEC.md, .ai/ and build outputs stay
+        log.warning("workspace.leftovers_set_aside ref=%s", ref)
+        return ref
 
     def _configure(self) -> None:
         excludes = self._excludes_file()
@@ -169,6 +218,29 @@ class Workspace:
     def has_uncommitted_changes(self) -> bool:
         return bool(self._run("status", "--porcelain", "-z").stdout)
 
+    def recorded_tasks(self) -> set[int]:
+        """Task numbers the branch's commits since `base_sha` say they finish."""
+        fmt = f"--format=%(trailers:key={TRAILER},valueonly,separator=%x2C)"
+        return parse_trailers(self._run("log", fmt, f"{self.base_sha}..HEAD", "--").stdout)
+
+    def record_tasks(self, numbers: list[int], *, summary: str, amend: bool) -> None:
+        """Put `Factory-Task` trailers for `numbers` on a commit: the last one (`amend`, only
+        for a commit not yet pushed) or a new empty one. Staged changes are left out."""
+        trailers = [arg for n in sorted(numbers) for arg in ("--trailer", trailer_line(n))]
+        if amend:
+            self._run("commit", "--quiet", "--amend", "--only", "--no-edit", "--no-verify",
+                      "--no-gpg-sign", *trailers)
+        else:
+            self._run("commit", "--quiet", "--allow-empty", "--only", "--no-verify",
+                      "--no-gpg-sign", "-m", summary, *trailers)
+        log.info("workspace.progress_recorded tasks=%s amend=%s", sorted(numbers), amend)
+
+    def recent_commits(self, limit: int = 20) -> list[str]:
+        """`<short sha> <subject>` of the branch's newest commits since `base_sha`."""
+        out = self._run("log", f"--max-count={limit}", "--format=%h %s",
+                        f"{self.base_sha}..HEAD", "--").stdout
+        return [line for line in out.splitlines() if line.strip()]
+
     # -- commits and delivery ---------------------------------------------------------------
 
     def commit_wip(self, message: str) -> bool:
@@ -206,6 +278,8 @@ class Workspace:
                 mirror.park(self.path)
             else:
                 mirror.detach(self.path)
+        if self._lock is not None:
+            self._lock.release()
         log.info("workspace.removed path=%s", self.path)
 
     def _run(self, *args: str, input_text: str | None = None) -> GitResult:
@@ -213,6 +287,21 @@ class Workspace:
             return self._git.run(*args, input_text=input_text)
         except GitError as exc:
             raise WorkspaceError(f"{exc} (in {self.path})") from exc
+
+
+def _hold_worktree(path: Path) -> FileLock:
+    """Take the item's worktree for this process (released at `remove`, or when the process
+    dies: an flock), waiting while an earlier attempt's process still holds it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # One instance per path in a process (re-entrant); an flock between processes.
+    lock = FileLock(str(path.with_suffix(".lock")), thread_local=False, is_singleton=True)
+    try:
+        lock.acquire(timeout=WORKTREE_LOCK_WAIT_S)
+    except LockTimeout as exc:
+        raise WorkspaceError(
+            f"another process still works in {path} after {WORKTREE_LOCK_WAIT_S:g} s"
+        ) from exc
+    return lock
 
 
 def _credentials(remote: Remote, token: str | None) -> GitCredentials | None:

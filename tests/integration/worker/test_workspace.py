@@ -17,7 +17,7 @@ from ai_factory.worker.git import credential_helper
 from ai_factory.worker.workspace import Workspace, WorkspaceError
 from tests.github_standin import GitHubStandin
 from tests.github_standin.fixtures import github_standin  # noqa: F401 - fixture
-from tests.integration.worker import SPEC, git, make_item, make_local_repo
+from tests.support.repos import SPEC, git, make_item, make_local_repo
 
 REPO = "acme/widgets"
 
@@ -137,19 +137,46 @@ def test_gate_config_is_read_from_the_base_commit_not_the_worktree(
     assert fallback is not None and fallback.argv == ["make", "test"]
 
 
-def test_prepare_again_reuses_the_worktree(local_repo: Path, home: Path) -> None:
-    """A retry after a crash continues in the same worktree with its uncommitted work."""
+def test_a_retry_starts_from_the_last_commit_and_sets_a_dead_attempt_s_leftovers_aside(
+    local_repo: Path, home: Path
+) -> None:
+    """Killed between a write and its commit: the next attempt does not build on the
+    half-done write; it is kept on a ref the prompt names, and SPEC.md says what the
+    branch says (a box checked without its commit is open again)."""
     item = make_item(str(local_repo))
     first = Workspace.prepare(item, home=home)
+    head = first.head_sha()
     (first.path / "half-done.py").write_text("pass\n")
+    (first.path / "README.md").write_text("edited but not committed\n")
     (first.path / "SPEC.md").write_text(SPEC.replace("- [ ] Create", "- [x] Create"))
 
     again = Workspace.prepare(item, home=home)
 
     assert again.path == first.path and again.branch == first.branch
-    assert (again.path / "half-done.py").is_file()
-    assert "- [x] Create" in (again.path / "SPEC.md").read_text()
-    assert again.base_sha == first.base_sha
+    assert again.head_sha() == head and not again.has_uncommitted_changes()
+    assert not (again.path / "half-done.py").exists()
+    assert "- [ ] Create" in (again.path / "SPEC.md").read_text()
+    assert again.leftovers is not None and again.leftovers.startswith("refs/factory-leftovers/")
+    saved = git(again.path, "show", "--name-only", "--format=", again.leftovers).split()
+    assert sorted(saved) == ["README.md", "half-done.py"]
+    assert git(again.path, "show", f"{again.leftovers}:half-done.py") == "pass\n"
+
+
+def test_tasks_recorded_on_the_branch_are_checked_when_the_spec_is_rebuilt(
+    local_repo: Path, home: Path
+) -> None:
+    """Killed between a commit and its checkbox: the commit's trailer checks the box."""
+    item = make_item(str(local_repo))
+    first = Workspace.prepare(item, home=home)
+    (first.path / "hello.py").write_text("print('hi')\n")
+    git(first.path, "add", "hello.py")
+    git(first.path, "commit", "--quiet", "-m", "feat: hello", "-m", "Factory-Task: 1")
+
+    again = Workspace.prepare(item, home=home)
+
+    assert again.recorded_tasks() == {1}
+    spec = (again.path / "SPEC.md").read_text()
+    assert "- [x] Create" in spec and spec.count("- [x]") == 1
 
 
 def test_prepare_recreates_a_broken_worktree(local_repo: Path, home: Path) -> None:
@@ -456,3 +483,33 @@ def test_credential_helper_answers_only_for_its_host(request_text: str, answered
     store = subprocess.run(argv[:-1] + ["store"], input=request_text, env=env,
                            capture_output=True, text=True, check=True)
     assert store.stdout == ""
+
+
+def test_an_attempt_never_shares_the_worktree_with_a_live_process(
+    local_repo: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A previous attempt's process (stopped, not yet killed) holds the worktree: the new
+    attempt waits; once that process is gone, the worktree is free at once."""
+    import sys
+
+    from ai_factory.worker import workspace as workspace_module
+
+    item = make_item(str(local_repo))
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from pathlib import Path; from ai_factory.core.models import WorkItem;"
+         " from ai_factory.worker.workspace import Workspace;"
+         " w = Workspace.prepare(WorkItem.model_validate_json(sys.argv[1]), home=Path(sys.argv[2]));"
+         " print('ready', flush=True); time.sleep(600)",
+         item.model_dump_json(by_alias=True), str(home)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        monkeypatch.setattr(workspace_module, "WORKTREE_LOCK_WAIT_S", 1.0)
+        with pytest.raises(WorkspaceError, match="another process still works"):
+            Workspace.prepare(item, home=home)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert Workspace.prepare(item, home=home).path.is_dir()

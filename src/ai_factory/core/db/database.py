@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -26,26 +27,41 @@ log = logging.getLogger(__name__)
 
 Params = Mapping[str, Any] | None
 
+# While the server is unreachable, a request waits this long for a connection before it
+# is answered 503 (a new connection gets as long to open): fail fast, never hang 30 s.
+CONNECTION_WAIT_S = 2.0
+
 
 class Database:
     """A pool of connections to the factory's database."""
 
-    def __init__(self, *, pool: AsyncConnectionPool, url: str) -> None:
+    def __init__(
+        self, *, pool: AsyncConnectionPool, url: str, wait_s: float = CONNECTION_WAIT_S
+    ) -> None:
         self.pool = pool
         self.url = url
+        self.wait_s = wait_s
+        self.last_failure_at: float | None = None  # time.monotonic() of the last lost connection
         self.has_vector = False
         self._ambient: ContextVar[psycopg.AsyncConnection[dict[str, Any]] | None] = ContextVar(
             f"factory_db_{id(self)}", default=None
         )
 
     @classmethod
-    async def open(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> Database:
+    async def open(
+        cls, url: str, *, min_size: int = 1, max_size: int = 10, wait_s: float = CONNECTION_WAIT_S
+    ) -> Database:
         pool = AsyncConnectionPool(
             url,
             min_size=min_size,
             max_size=max_size,
             open=False,
-            kwargs={"autocommit": True, "row_factory": dict_row},
+            kwargs={
+                "autocommit": True,
+                "row_factory": dict_row,
+                "connect_timeout": max(1, round(wait_s)),
+            },
+            timeout=wait_s,
             name="factory",
         )
         try:
@@ -53,7 +69,7 @@ class Database:
         except psycopg.Error as exc:  # PoolTimeout included
             await pool.close()
             raise StoreError(f"cannot connect to the database: {exc}") from exc
-        db = cls(pool=pool, url=url)
+        db = cls(pool=pool, url=url, wait_s=wait_s)
         await db.refresh_capabilities()
         return db
 
@@ -77,6 +93,7 @@ class Database:
                 async with self.pool.connection() as conn:
                     yield conn
         except psycopg.OperationalError as exc:
+            self.last_failure_at = time.monotonic()
             raise StoreError(f"database unavailable: {exc}") from exc
         except psycopg.DataError as exc:
             # A value the database cannot hold (a NUL byte in text, a number out of range):
