@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from ai_factory.core.db.database import Database
-from ai_factory.core.settings import Settings, load_settings
+from ai_factory.core.settings import Settings
 from ai_factory.orchestrator.services import Services
 from tests.support.pg import SYSTEM_URL, PgServer, start_embedded
 from tests.support.server import ServerThread
+from tests.support.settings import make_settings
 
 
 @pytest.fixture(scope="session")
@@ -57,13 +58,6 @@ def any_database_url(pg: PgServer) -> Iterator[str]:
     url = pg.create_database()
     yield url
     pg.drop_database(url)
-
-
-def make_settings(tmp_path: Path, **overrides: object) -> Settings:
-    """Settings for a test: no .env file, a private FACTORY_HOME."""
-    values: dict[str, object] = {"factory_home": tmp_path / "home", "_env_file": None}
-    values.update(overrides)
-    return load_settings(**values)
 
 
 @pytest.fixture

@@ -12,88 +12,21 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from ai_factory.sim import SimServer, sim_env
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, LAPTOP
+from tests.support.factory_up import Factory, make_repo
 from tests.support.net import free_port
 from tests.support.pg import PgServer
 from tests.support.processes import stop_gracefully, wait_until_healthy
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-]
 TOKEN = "browser-test-t0ken"
-LAPTOP = {"width": 1280, "height": 860}
-PHONE = {"width": 390, "height": 844}
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 START_TIMEOUT_S = 90.0
-
-
-def _git(cwd: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-C", str(cwd), *args], check=True, capture_output=True, text=True
-    )
-    return done.stdout
-
-
-def make_repo(path: Path) -> Path:
-    """A small git repository on `main` for the workers to branch from."""
-    path.mkdir(parents=True)
-    _git(path, "init", "-q", "-b", "main")
-    _git(path, "config", "user.name", "Browser Test")
-    _git(path, "config", "user.email", "browser@example.invalid")
-    (path / "README.md").write_text("# Widgets\n\nA sample project for the dashboard tests.\n")
-    _git(path, "add", "-A")
-    _git(path, "commit", "-q", "-m", "Initial commit")
-    return path
-
-
-@dataclass
-class Factory:
-    url: str
-    token: str
-    repo: Path
-    home: Path
-    sim: SimServer
-    log_path: Path
-
-    def api(self, method: str, path: str, **kwargs: Any) -> Any:
-        headers = {"Authorization": f"Bearer {self.token}"}
-        response = httpx.request(method, f"{self.url}{path}", headers=headers, timeout=30, **kwargs)
-        response.raise_for_status()
-        return response.json()
-
-    def submit(self, spec: str, **fields: Any) -> dict[str, Any]:
-        return self.api("POST", "/api/work", json={"repo": str(self.repo), "spec": spec, **fields})
-
-    def wait_for(self, what: str, check, timeout_s: float = 180.0, every_s: float = 0.3) -> Any:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            value = check()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}; factory log:\n{self.tail()}")
-            time.sleep(every_s)
-
-    def tail(self, lines: int = 60) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return "(no log)"
 
 
 @pytest.fixture(scope="module")
@@ -124,8 +57,8 @@ def factory(
         "PORT": str(port),
         "MAX_WORKERS": "2",
         "COOLDOWN_SECONDS": "0",
-        "HEARTBEAT_INTERVAL": "1",
-        "HEALTH_CHECK_INTERVAL": "1",
+        "HEARTBEAT_INTERVAL_SECONDS": "1",
+        "HEALTH_CHECK_INTERVAL_SECONDS": "1",
         "MAX_ITERATIONS": "10",
         "STUCK_AFTER": "3",
         "SHUTDOWN_GRACE_SECONDS": "1",
@@ -198,15 +131,3 @@ def page(browser: Any, factory: Factory, signed_in: dict[str, Any]) -> Iterator[
     yield tab
     context.close()
     assert not errors, errors
-
-
-def screenshot(page: Any, name: str, *, full_page: bool = True) -> None:
-    """Save a screenshot: to docs/screenshots with UPDATE_SCREENSHOTS=1, else to a temp folder
-    (so an ordinary test run leaves the work tree clean)."""
-    folder = SCREENSHOTS if os.environ.get("UPDATE_SCREENSHOTS") == "1" else _scratch()
-    folder.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(folder / f"{name}.png"), full_page=full_page)
-
-
-def _scratch() -> Path:
-    return Path(tempfile.gettempdir()) / "factory-dashboard-screenshots"

@@ -14,7 +14,8 @@ import pytest
 from playwright.sync_api import expect
 
 from ai_factory.sim import Scenario, ScenarioName
-from tests.browser.conftest import CHROMIUM, PHONE, Factory, screenshot
+from tests.support.browser import CHROMIUM, PHONE, screenshot
+from tests.support.factory_up import Factory
 
 pytestmark = [
     pytest.mark.browser,

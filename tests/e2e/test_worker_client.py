@@ -11,8 +11,9 @@ import pytest
 from ai_factory.core.errors import NotFoundError
 from ai_factory.core.models import WorkerPhase
 from ai_factory.worker.client import LeaseLostError, OrchestratorClient, Progress
-from tests.e2e.conftest import api_call, spawn_record, submit
+from tests.support.ledger import spawn_record
 from tests.support.server import ServerThread
+from tests.support.work_api import api_call, submit
 
 pytestmark = pytest.mark.e2e
 

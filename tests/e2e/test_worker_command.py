@@ -11,17 +11,11 @@ import pytest
 
 from ai_factory.core.models import WorkItem
 from ai_factory.worker.main import LaunchEnv, WorkerOptions, WorkerProcess
-from tests.e2e.conftest import (
-    Origin,
-    events_of,
-    item_detail,
-    lock_as_another_worker,
-    spawn_record,
-    spec_of,
-    submit,
-    worker_settings,
-)
+from tests.support.ledger import spawn_record
+from tests.support.origin import Origin
 from tests.support.server import ServerThread
+from tests.support.settings import worker_settings
+from tests.support.work_api import events_of, item_detail, lock_as_another_worker, spec_of, submit
 
 pytestmark = pytest.mark.e2e
 

@@ -12,10 +12,12 @@ from pathlib import Path
 import pytest
 
 from ai_factory.sim import SimServer
-from tests.e2e.conftest import claude_env, item_detail, spawn_record, spec_of, submit
 from tests.github_standin import GitHubStandin
 from tests.github_standin.fixtures import github_standin  # noqa: F401 - fixture
+from tests.support.claude_env import claude_env
+from tests.support.ledger import spawn_record
 from tests.support.server import ServerThread
+from tests.support.work_api import item_detail, spec_of, submit
 
 pytestmark = pytest.mark.e2e
 
@@ -45,7 +47,7 @@ def test_spawned_worker_process_opens_a_pull_request_and_hides_secrets_from_the_
             "WORK_ITEM": spawned.item.model_dump_json(by_alias=True),
             "ORCHESTRATOR_URL": api.url,
             "FACTORY_HOME": str(tmp_path / "worker-home"),
-            "HEARTBEAT_INTERVAL": "1",
+            "HEARTBEAT_INTERVAL_SECONDS": "1",
             "GITHUB_TOKEN": github.token,
             "GITHUB_API_URL": github.api_url,
             "CLAUDE_CODE_MAX_RETRIES": "9",

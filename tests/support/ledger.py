@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 from ai_factory.core.db.database import Database
 from ai_factory.core.models import WorkItem
@@ -10,6 +11,7 @@ from ai_factory.orchestrator.conflicts import PostgresConflictDetector
 from ai_factory.orchestrator.ledger import Ledger, WorkerRecord
 from ai_factory.orchestrator.queue import QueueManager
 from ai_factory.orchestrator.tokens import hash_token, new_worker_token
+from tests.support.server import ServerThread
 
 
 def ledger_on(db: Database) -> Ledger:
@@ -46,3 +48,27 @@ async def claim_item(ledger: Ledger, item_id: uuid.UUID) -> WorkerRecord:
         reason="claimed by a test",
     )  # fmt: skip
     return await ledger.worker(worker_id)
+
+
+@dataclass
+class Spawned:
+    """A worker row created the way the scheduler does (the claim creates it)."""
+
+    worker_id: uuid.UUID
+    token: str
+    item: WorkItem
+
+
+def spawn_record(api: ServerThread, item: WorkItem) -> Spawned:
+    """What the scheduler does before it spawns a worker for `item`, on a running server:
+    the claim with the worker's row and the token the worker will be given."""
+    services = api.services
+    assert services is not None
+    worker_id, token = uuid.uuid4(), new_worker_token()
+    assignment = api.call(
+        services.ledger.claim_next(
+            worker_id=worker_id, token_hash=hash_token(token), spawner="process"
+        )
+    )
+    assert assignment is not None and assignment.item.id == item.id, "the item was not next"
+    return Spawned(worker_id, token, assignment.item)  # type: ignore[union-attr]

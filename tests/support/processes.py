@@ -1,4 +1,4 @@
-"""Start-and-stop helpers for tests that run the factory as a subprocess."""
+"""Start-and-stop helpers for tests that run the factory or its workers as subprocesses."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 
@@ -41,3 +42,12 @@ def stop_gracefully(proc: subprocess.Popen, *, timeout_s: float = 60) -> None:
         except (ProcessLookupError, PermissionError):
             proc.kill()
         proc.wait()
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` still runs (a zombie waiting to be reaped does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")

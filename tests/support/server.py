@@ -48,7 +48,7 @@ class ServerThread:
     def _run(self) -> None:
         try:
             asyncio.run(self._main())
-        except BaseException as exc:  # surfaced to the test thread by start()
+        except BaseException as exc:  # noqa: BLE001 - surfaced to the test thread by start()
             self._error = exc
             self._ready.set()
 
@@ -86,3 +86,14 @@ class ServerThread:
             self._server.should_exit = True
         self._thread.join(15)
         self.sock.close()
+
+
+def reserved_port_server(settings: Settings, port: int) -> ServerThread:
+    """A test orchestrator on a given port (to bring one back where the old one was)."""
+    server = ServerThread(settings)
+    server.sock.close()
+    server.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.sock.bind(("127.0.0.1", port))
+    server.port, server.url = port, f"http://127.0.0.1:{port}"
+    return server

@@ -1,30 +1,10 @@
 """The `factory` CLI as a user runs it: a subprocess talking to a real server."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.support.server import ServerThread
-
-
-def factory(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "ai_factory", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        input=stdin,
-        timeout=60,
-    )
-
-
-@pytest.fixture
-def cli_env(api: ServerThread, tmp_path: Path) -> dict[str, str]:
-    return {"ORCHESTRATOR_URL": api.url, "FACTORY_HOME": str(tmp_path / "home")}
+from tests.support.cli import factory
 
 
 def test_submit_status_show_cancel(cli_env: dict[str, str], tmp_path: Path) -> None:

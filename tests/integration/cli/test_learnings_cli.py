@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.integration.cli.test_cli import factory
-from tests.support.server import ServerThread
-
-
-@pytest.fixture
-def cli_env(api: ServerThread, tmp_path: Path) -> dict[str, str]:
-    return {"ORCHESTRATOR_URL": api.url, "FACTORY_HOME": str(tmp_path / "home")}
+from tests.support.cli import factory
 
 
 def test_add_list_search_delete(cli_env: dict[str, str]) -> None:

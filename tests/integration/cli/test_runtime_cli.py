@@ -7,10 +7,9 @@ import os
 import subprocess
 import sys
 
-from tests.integration.orchestrator import test_scheduler as harness
-from tests.integration.orchestrator.test_scheduler import pid_alive, spec, wait_for
-
-start_factory = harness.start_factory  # the shared fixture
+from tests.support.polling import wait_for
+from tests.support.processes import pid_alive
+from tests.support.running_factory import spec
 
 
 def factory_cli(url: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:

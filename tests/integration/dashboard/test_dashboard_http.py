@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 from ai_factory.core.models import LimitReport, LimitStatus
-from ai_factory.dashboard.session import SESSION_COOKIE
-from tests.conftest import make_settings
+from ai_factory.orchestrator.api.session import SESSION_COOKIE
 from tests.support.server import ServerThread
+from tests.support.settings import make_settings
 
 TOKEN = "dashboard-t0ken"
 SPEC = "# Greeting\n\n- [ ] Create `hello.txt` containing `hello`\n- [x] Already done\n"
@@ -195,7 +195,7 @@ def test_a_worker_is_shown_silent_before_the_orchestrator_gives_it_up(
 ) -> None:
     # Three missed heartbeats (180 s) would come after the 100 s timeout: the timeout rules.
     settings = make_settings(
-        tmp_path, database_url=database_url, heartbeat_interval=60, heartbeat_timeout_seconds=100
+        tmp_path, database_url=database_url, heartbeat_interval_seconds=60, heartbeat_timeout_seconds=100
     )
     server = ServerThread(settings).start()
     try:

@@ -13,9 +13,8 @@ import httpx
 
 from ai_factory.sim import SimServer, sim_env
 from tests.github_standin import GitHubStandin
+from tests.support.intake_rig import MAINTAINER, REPO, TASKS, intake_settings
 from tests.support.server import ServerThread
-
-from .conftest import MAINTAINER, REPO, TASKS, intake_settings
 
 API_TOKEN = "factory-api-token-for-tests"
 

@@ -7,7 +7,7 @@ is read back from the issue, not remembered.
 
 from __future__ import annotations
 
-from .conftest import MAINTAINER, REPO, Rig
+from tests.support.intake_rig import MAINTAINER, REPO, Rig
 
 
 async def _picked_up(rig: Rig) -> tuple[int, str]:

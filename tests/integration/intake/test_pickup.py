@@ -10,8 +10,7 @@ import itertools
 
 from ai_factory.core.settings import Settings
 from tests.github_standin import WriteKind
-
-from .conftest import MAINTAINER, READER, REPO, TASKS, Rig
+from tests.support.intake_rig import MAINTAINER, READER, REPO, TASKS, Rig, intake_settings
 
 
 async def test_maintainers_issue_becomes_one_item_with_clone_url_priority_and_spec(
@@ -172,8 +171,6 @@ async def test_label_counts_from_whoever_added_it_last(rig: Rig) -> None:
 
 
 async def test_bots_need_to_be_listed_in_trusted_bots(rig: Rig) -> None:
-    from .conftest import intake_settings
-
     stranger = rig.open_issue(labels=())
     rig.standin.add_label(REPO, stranger, "ai-factory", by="renovate[bot]")
     friend = rig.open_issue(labels=())

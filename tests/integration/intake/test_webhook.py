@@ -14,9 +14,8 @@ import pytest
 from ai_factory.intake.runner import component
 from tests.github_standin import GitHubStandin, send_webhook
 from tests.github_standin.webhooks import encode_payload, webhook_headers
+from tests.support.intake_rig import MAINTAINER, READER, REPO, SECRET, Rig, intake_settings
 from tests.support.server import ServerThread
-
-from .conftest import MAINTAINER, READER, REPO, SECRET, Rig, intake_settings
 
 WAIT_S = 60.0
 
@@ -128,7 +127,7 @@ async def test_labelling_is_picked_up_at_once_by_factory_up(rig: Rig, tmp_path: 
     """
     standin = rig.standin
     settings = intake_settings(
-        tmp_path, rig.settings.database_url or "", standin, poll_interval=3_600_000
+        tmp_path, rig.settings.database_url or "", standin, poll_interval_ms=3_600_000
     )
     intake = component(settings, github=rig.github(), generator=rig.generator())
     assert intake is not None

@@ -6,8 +6,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import make_settings
 from tests.support.server import ServerThread
+from tests.support.settings import make_settings
 
 SPEC = "# Add greeting\n- [ ] Create `hello.py`\n"
 

@@ -21,11 +21,9 @@ from ai_factory.orchestrator.events import (
     Subscription,
 )
 from ai_factory.orchestrator.queue import QueueManager
-from tests.integration.orchestrator import test_scheduler as harness
-from tests.integration.orchestrator.test_scheduler import spec, wait_for
 from tests.support.ledger import queue_on
-
-start_factory = harness.start_factory  # the shared fixture
+from tests.support.polling import wait_for
+from tests.support.running_factory import spec
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 

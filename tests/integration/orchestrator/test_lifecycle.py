@@ -16,11 +16,10 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from tests.integration.orchestrator import test_scheduler as harness
-from tests.integration.orchestrator.test_scheduler import FAKE_WORKER, pid_alive, spec, wait_for
 from tests.support.net import free_port
-
-start_factory = harness.start_factory  # the shared fixture
+from tests.support.polling import wait_for
+from tests.support.processes import pid_alive
+from tests.support.running_factory import FAKE_WORKER, spec
 
 
 def worker_token(pid: int) -> str:
@@ -136,9 +135,9 @@ class OrchestratorProcess:
             "FAKE_WORKER_MARKERS": str(self.markers),
             "COOLDOWN_SECONDS": "0",
             "MAX_WORKERS": "3",
-            "HEARTBEAT_INTERVAL": "0.5",
+            "HEARTBEAT_INTERVAL_SECONDS": "0.5",
             "HEARTBEAT_TIMEOUT_SECONDS": "60",
-            "HEALTH_CHECK_INTERVAL": "0.5",
+            "HEALTH_CHECK_INTERVAL_SECONDS": "0.5",
             "SHUTDOWN_GRACE_SECONDS": "0",
             **env,
         }

@@ -8,8 +8,8 @@ from ai_factory.core.db.database import Database
 from ai_factory.core.models import CreateWorkItemInput, IterationReport, LimitReport, LimitStatus
 from ai_factory.orchestrator.clock import Clock
 from ai_factory.orchestrator.services import Services
-from tests.conftest import make_settings
 from tests.support.ledger import claim_next
+from tests.support.settings import make_settings
 
 
 class ShiftedClock(Clock):

@@ -1,169 +1,24 @@
 """The scheduler against a real orchestrator: real Postgres, process spawner, fake workers.
 
-`RunningFactory` (used by the lifecycle, spawner and CLI tests too) serves the API on
-an ephemeral port with the worker runtime running beside it, and spawns
-`tests/support/fake_worker.py` as the worker command.
+`start_factory` (tests/integration/conftest.py) serves the API on an ephemeral port with
+the worker runtime running beside it, and spawns `tests/support/fake_worker.py` as the
+worker command.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
 
-import httpx
 import psycopg
 import pytest
 
 from ai_factory.orchestrator.services import Services
-from tests.conftest import make_settings
-from tests.support.server import ServerThread
-
-FAKE_WORKER = Path(__file__).resolve().parents[2] / "support" / "fake_worker.py"
-T = TypeVar("T")
-
-
-async def run_worker_runtime(services: Services) -> None:
-    await services.runtime.run()
-
-
-def wait_for(check: Callable[[], T], *, timeout: float = 60, what: str = "condition") -> T:
-    """Poll until `check()` returns something truthy; generous deadlines, no timing claims."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-def spec(mode: str = "complete", seconds: float | None = None, title: str = "Task") -> str:
-    lines = [f"# {title}", f"fake-mode: {mode}"]
-    if seconds is not None:
-        lines.append(f"fake-seconds: {seconds}")
-    return "\n".join(lines) + "\n- [ ] do it\n"
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state not in ("Z", "X")
-
-
-class RunningFactory:
-    def __init__(self, server: ServerThread, markers: Path, database_url: str) -> None:
-        self.server = server
-        self.markers_dir = markers
-        self.database_url = database_url
-        self.http = httpx.Client(base_url=server.url, timeout=30)
-
-    @property
-    def services(self) -> Services:
-        assert self.server.services is not None
-        return self.server.services
-
-    def call(self, coro: Any) -> Any:
-        return self.server.call(coro)
-
-    def submit(self, text: str | None = None, **body: Any) -> dict[str, Any]:
-        response = self.http.post("/api/work", json={"repo": "/srv/widgets", "spec": text or spec(), **body})
-        assert response.status_code == 201, response.text
-        return response.json()
-
-    def item(self, item_id: str) -> dict[str, Any]:
-        return self.http.get(f"/api/work/{item_id}").json()
-
-    def wait_status(self, item_id: str, *statuses: str, timeout: float = 60) -> dict[str, Any]:
-        return wait_for(
-            lambda: (i := self.item(item_id))["status"] in statuses and i,
-            timeout=timeout,
-            what=f"item {item_id} to be {'/'.join(statuses)} (is {self.item(item_id)['status']})",
-        )
-
-    def markers(self, item_id: str) -> list[dict[str, Any]]:
-        path = self.markers_dir / f"{item_id}.jsonl"
-        if not path.exists():
-            return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-    def workers(self, *, all: bool = True) -> list[dict[str, Any]]:
-        return self.http.get("/api/workers", params={"all": str(all).lower()}).json()
-
-    def worker_row(self, worker_id: str) -> dict[str, Any]:
-        with psycopg.connect(self.database_url) as conn:
-            cur = conn.execute(
-                "SELECT status, pid, container_id, exit_code FROM workers WHERE id = %s", (worker_id,)
-            )
-            status, pid, container_id, exit_code = cur.fetchone()
-        return {"status": status, "pid": pid, "containerId": container_id, "exitCode": exit_code}
-
-    def running_worker(self, item_id: str, *, timeout: float = 60) -> dict[str, Any]:
-        """The registered worker of a running item, with its pid."""
-        item = self.wait_status(item_id, "running", timeout=timeout)
-        row = wait_for(
-            lambda: (r := self.worker_row(item["workerId"]))["pid"] and r, what="the worker's pid"
-        )
-        return {"id": item["workerId"], **row}
-
-    def events(self, item_id: str) -> list[dict[str, Any]]:
-        return self.http.get(f"/api/work/{item_id}/events").json()
-
-    def shutdown(self) -> int:
-        runtime = self.services.runtime
-        runtime.hurry()
-        return self.call(runtime.shutdown())
-
-    def close(self) -> None:
-        try:
-            self.shutdown()
-        finally:
-            self.http.close()
-            self.server.stop()
-
-
-@pytest.fixture
-def start_factory(
-    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Callable[..., RunningFactory]]:
-    started: list[RunningFactory] = []
-    markers = tmp_path / "home" / "markers"  # inside FACTORY_HOME: writable in a bwrap sandbox too
-    markers.mkdir(parents=True)
-    monkeypatch.setenv("FAKE_WORKER_MARKERS", str(markers))
-
-    def start(**overrides: Any) -> RunningFactory:
-        values: dict[str, Any] = {
-            "database_url": database_url,
-            "cooldown_seconds": 0,
-            "max_workers": 2,
-            "heartbeat_interval": 0.5,
-            "heartbeat_timeout_seconds": 30,
-            "health_check_interval": 0.5,
-            "shutdown_grace_seconds": 0,
-            "factory_worker_command": f"{sys.executable} {FAKE_WORKER}",
-        }
-        values.update(overrides)
-        settings = make_settings(tmp_path, **values)
-        server = ServerThread(settings, components=[run_worker_runtime])
-        server.settings = settings.model_copy(update={"orchestrator_url": server.url, "port": server.port})
-        server.start()
-        factory = RunningFactory(server, markers, database_url)
-        started.append(factory)
-        wait_for(lambda: factory.server.services and factory.services.runtime.started.is_set(), what="runtime")
-        return factory
-
-    yield start
-    for factory in started:
-        factory.close()
+from tests.support.polling import wait_for
+from tests.support.running_factory import FAKE_WORKER, spec
+from tests.support.settings import make_settings
 
 
 def test_submitted_items_are_run_to_completion(start_factory) -> None:
@@ -256,10 +111,6 @@ def test_max_workers_zero_accepts_work_and_starts_nothing(start_factory) -> None
     time.sleep(1.5)  # a few scheduler ticks; nothing may start
     assert factory.item(item["id"])["status"] == "queued"
     assert factory.workers() == []
-
-
-__all__ = ["FAKE_WORKER", "RunningFactory", "pid_alive", "spec", "start_factory", "wait_for"]
-_ = (asyncio, os, signal)
 
 
 async def test_two_orchestrators_together_never_start_more_than_max_workers(

@@ -24,11 +24,9 @@ import pytest
 from ai_factory.core.errors import ConfigError
 from ai_factory.orchestrator.logs import WorkerLogs
 from ai_factory.orchestrator.spawners import BwrapSpawner
-from tests.conftest import make_settings
-from tests.integration.orchestrator import test_scheduler as harness
-from tests.integration.orchestrator.test_scheduler import FAKE_WORKER, spec, wait_for
-
-start_factory = harness.start_factory  # the shared fixture
+from tests.support.polling import wait_for
+from tests.support.running_factory import FAKE_WORKER, spec
+from tests.support.settings import make_settings
 
 
 def test_process_worker_gets_its_identity_no_secrets_its_own_session_and_no_stdin(

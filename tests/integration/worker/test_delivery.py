@@ -19,7 +19,7 @@ from ai_factory.worker.github import GitHubError, RetryPolicy
 from ai_factory.worker.workspace import Workspace
 from tests.github_standin import GitHubStandin, WriteKind
 from tests.github_standin.fixtures import github_standin  # noqa: F401 - fixture
-from tests.integration.worker import git, make_item, make_local_repo
+from tests.support.repos import git, make_item, make_local_repo
 
 REPO = "acme/widgets"
 SPEC = "# Add a greeting command\n\n- [ ] Create hello.py\n- [ ] Mention it in README\n"

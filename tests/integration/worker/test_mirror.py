@@ -13,7 +13,7 @@ import pytest
 
 from ai_factory.worker.git import Remote
 from ai_factory.worker.mirror import FETCH_REFSPEC, PINNED_CONFIG, Mirror, allowed_config
-from tests.integration.worker import git, make_local_repo
+from tests.support.repos import git, make_local_repo
 
 
 @pytest.fixture
