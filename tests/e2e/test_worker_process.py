@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from ai_factory.core.launch_secrets import SECRETS_FD_VAR, secrets_pipe
 from ai_factory.sim import SimServer
 from tests.github_standin import GitHubStandin
 from tests.github_standin.fixtures import github_standin  # noqa: F401 - fixture
@@ -40,15 +41,16 @@ def test_spawned_worker_process_opens_a_pull_request_and_hides_secrets_from_the_
     spawned = spawn_record(api, item)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "FACTORY_"))}
     env.update(claude_env(sim, tmp_path))
+    # As the process spawner does it: the secrets through a pipe, never in the environment.
+    secrets = secrets_pipe({"WORKER_TOKEN": spawned.token, "GITHUB_TOKEN": github.token})
     env.update(
         {
             "WORKER_ID": str(spawned.worker_id),
-            "WORKER_TOKEN": spawned.token,
+            SECRETS_FD_VAR: str(secrets),
             "WORK_ITEM": spawned.item.model_dump_json(by_alias=True),
             "ORCHESTRATOR_URL": api.url,
             "FACTORY_HOME": str(tmp_path / "worker-home"),
             "HEARTBEAT_INTERVAL_SECONDS": "1",
-            "GITHUB_TOKEN": github.token,
             "GITHUB_API_URL": github.api_url,
             "CLAUDE_CODE_MAX_RETRIES": "9",
             "LOG_LEVEL": "INFO",
@@ -56,16 +58,20 @@ def test_spawned_worker_process_opens_a_pull_request_and_hides_secrets_from_the_
         }
     )
 
-    done = subprocess.run(
-        [sys.executable, "-m", "ai_factory", "worker"],
-        env=env,
-        cwd=tmp_path,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "ai_factory", "worker"],
+            env=env,
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
+            pass_fds=(secrets,),
+        )
+    finally:
+        os.close(secrets)
 
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-6000:]

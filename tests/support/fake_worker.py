@@ -1,8 +1,9 @@
 """A stand-in for `factory worker` that speaks the real worker protocol over HTTP.
 
 Standard library only, so it starts fast and runs inside a bare container with just
-a Python interpreter mounted. It reads what a spawned worker gets (WORKER_ID,
-WORKER_TOKEN, WORK_ITEM, ORCHESTRATOR_URL, HEARTBEAT_INTERVAL), registers, heartbeats
+a Python interpreter mounted. It reads what a spawned worker gets (WORKER_ID, WORK_ITEM,
+ORCHESTRATOR_URL, HEARTBEAT_INTERVAL_SECONDS in its environment; its WORKER_TOKEN
+through FACTORY_SECRETS_FD or FACTORY_SECRETS_FILE), registers, heartbeats
 in a thread, and then behaves as its mode says. The mode comes from a line
 ``fake-mode: MODE`` in the item's spec, else FAKE_WORKER_MODE, else ``complete``:
 
@@ -78,6 +79,16 @@ def spec_value(spec: str, key: str) -> str | None:
     return match.group(1) if match else None
 
 
+def keep_token(worker_id: str, token: str) -> None:
+    """``<markers>/tokens/<worker id>``: the token it was given, so a test can play the stale
+    worker later (no one else can read it from the process any more)."""
+    folder = os.environ.get("FAKE_WORKER_MARKERS")
+    if folder:
+        os.makedirs(os.path.join(folder, "tokens"), exist_ok=True)
+        with open(os.path.join(folder, "tokens", worker_id), "w") as handle:
+            handle.write(token)
+
+
 def mark(item_id: str, event: str, **data: object) -> None:
     folder = os.environ.get("FAKE_WORKER_MARKERS")
     if not folder:
@@ -133,6 +144,22 @@ def heartbeat_forever(client: Client, interval: float, stop: threading.Event) ->
             pass  # the orchestrator may be restarting; keep trying
 
 
+def launch_secrets() -> dict:
+    """The spawner's secrets: a pipe (FACTORY_SECRETS_FD) or a file (FACTORY_SECRETS_FILE)."""
+    if fd := os.environ.pop("FACTORY_SECRETS_FD", None):
+        with os.fdopen(int(fd), "rb") as pipe:
+            return json.loads(pipe.read() or b"{}")
+    if path := os.environ.pop("FACTORY_SECRETS_FILE", None):
+        with open(path, "rb") as handle:
+            found = json.loads(handle.read() or b"{}")
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        return found
+    return {}
+
+
 def main() -> int:
     worker_id = os.environ["WORKER_ID"]
     item = json.loads(os.environ["WORK_ITEM"])
@@ -140,8 +167,10 @@ def main() -> int:
     spec = item.get("spec", "")
     mode = spec_value(spec, "fake-mode") or os.environ.get("FAKE_WORKER_MODE", "complete")
     seconds = float(spec_value(spec, "fake-seconds") or os.environ.get("FAKE_WORKER_SECONDS", "0.5"))
-    interval = float(os.environ.get("HEARTBEAT_INTERVAL", "30"))
-    client = Client(os.environ["ORCHESTRATOR_URL"], worker_id, os.environ["WORKER_TOKEN"])
+    interval = float(os.environ.get("HEARTBEAT_INTERVAL_SECONDS", "30"))
+    token = launch_secrets().get("WORKER_TOKEN") or os.environ["WORKER_TOKEN"]
+    client = Client(os.environ["ORCHESTRATOR_URL"], worker_id, token)
+    keep_token(worker_id, token)
     print(f"fake worker {worker_id} for {item_id} mode={mode}", flush=True)
     if os.environ.get("FAKE_WORKER_DUMP"):
         mark(item_id, "env", **describe_env())

@@ -72,6 +72,10 @@ class RunningFactory:
             return []
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
+    def token_of(self, worker_id: str) -> str:
+        """The token a fake worker was given (it keeps a copy under the markers folder)."""
+        return (self.markers_dir / "tokens" / worker_id).read_text()
+
     def workers(self, *, all: bool = True) -> list[dict[str, Any]]:
         return self.http.get("/api/workers", params={"all": str(all).lower()}).json()
 

@@ -30,9 +30,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from uuid import UUID
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from ai_factory.core.errors import ApiUnreachableError, ConfigError, FactoryError
+from ai_factory.core.launch_secrets import read_launch_secrets
 from ai_factory.core.logging import configure_logging, register_secret
 from ai_factory.core.models import WorkItem
 from ai_factory.core.settings import Settings, load_settings
@@ -75,7 +76,11 @@ class LaunchEnv:
     item_id: str | None = None  # WORK_ITEM was only an id (a worker started by hand)
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str], *, settings: Settings) -> LaunchEnv:
+    def from_environ(
+        cls, environ: Mapping[str, str], *, settings: Settings, secrets: Mapping[str, str] | None = None
+    ) -> LaunchEnv:
+        """`secrets` are what `read_launch_secrets` took from the spawner (a worker started by
+        hand may set WORKER_TOKEN itself)."""
         raw_item = environ.get("WORK_ITEM", "").strip()
         if not raw_item:
             raise ConfigError("WORK_ITEM: not set (the work item as JSON, or its id)")
@@ -96,9 +101,12 @@ class LaunchEnv:
                 worker_id = UUID(raw_id)
             except ValueError:
                 raise ConfigError(f"WORKER_ID: not a UUID (got {raw_id!r})") from None
-        token = environ.get("WORKER_TOKEN") or None
+        token = (secrets or {}).get("WORKER_TOKEN") or environ.get("WORKER_TOKEN") or None
         if worker_id is not None and token is None:
-            raise ConfigError("WORKER_TOKEN: not set (a spawned worker proves itself with it)")
+            raise ConfigError(
+                "WORKER_TOKEN: not given (a spawned worker gets it through FACTORY_SECRETS_FD or"
+                " FACTORY_SECRETS_FILE, and proves itself with it)"
+            )
         if worker_id is None and settings.api_token is None:
             log.info("worker.unspawned (no WORKER_ID): registering without a token")
         return cls(settings.orchestrator_url, worker_id, token, item, item_id)
@@ -309,11 +317,14 @@ def main(*, item: str | None = None) -> int:
     `item` (``factory worker --item ID``) stands in for WORK_ITEM.
     """
     _no_core_dumps()
+    secrets = read_launch_secrets(os.environ)  # before anything else can see the descriptor
     settings = load_settings()
+    if github_token := secrets.get("GITHUB_TOKEN"):
+        settings = settings.model_copy(update={"github_token": SecretStr(github_token)})
     configure_logging(settings.log_level, stream=sys.stdout)  # the orchestrator captures stdout
     logging.getLogger("claude_agent_sdk").setLevel(logging.WARNING)  # "Using bundled CLI" per run
     environ = dict(os.environ)
     if item:
         environ["WORK_ITEM"] = item
-    launch = LaunchEnv.from_environ(environ, settings=settings)
+    launch = LaunchEnv.from_environ(environ, settings=settings, secrets=secrets)
     return asyncio.run(run_worker(settings, launch))

@@ -22,17 +22,11 @@ from tests.support.processes import pid_alive
 from tests.support.running_factory import FAKE_WORKER, spec
 
 
-def worker_token(pid: int) -> str:
-    """The token a spawned worker got, read from its environment as an attacker on the host could."""
-    env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    return next(e.split(b"=", 1)[1].decode() for e in env if e.startswith(b"WORKER_TOKEN="))
-
-
 def test_sigkilled_worker_is_requeued_and_its_late_result_is_refused(start_factory) -> None:
     factory = start_factory(heartbeat_timeout_seconds=3)
     item = factory.submit(spec(seconds=2))
     first = factory.running_worker(item["id"])
-    old_token = worker_token(first["pid"])
+    old_token = factory.token_of(first["id"])
     os.kill(first["pid"], signal.SIGKILL)
 
     done = factory.wait_status(item["id"], "completed", "failed")

@@ -38,11 +38,14 @@ def test_process_worker_gets_its_identity_no_secrets_its_own_session_and_no_stdi
     monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:9/sim")
     monkeypatch.setenv("DATABASE_URL", "postgresql://secret@db/factory")
     monkeypatch.setenv("FACTORY_API_TOKEN", "admin-secret-token")
+    monkeypatch.setenv("GITHUB_TOKEN", "github-secret-token")
     item = factory.submit(spec(seconds=0))
-    item = factory.wait_status(item["id"], "completed")
+    item = factory.wait_status(item["id"], "completed")  # it registered: it had its token
     env = next(m for m in factory.markers(item["id"]) if m["event"] == "env")
-    assert {"WORKER_ID", "WORKER_TOKEN", "WORK_ITEM", "ORCHESTRATOR_URL", "ANTHROPIC_BASE_URL"} <= set(env["names"])
-    assert "DATABASE_URL" not in env["names"] and "FACTORY_API_TOKEN" not in env["names"]
+    assert {"WORKER_ID", "WORK_ITEM", "ORCHESTRATOR_URL", "ANTHROPIC_BASE_URL"} <= set(env["names"])
+    # Secrets never travel in the environment (the agent could read it): a pipe brings them.
+    for secret in ("DATABASE_URL", "FACTORY_API_TOKEN", "WORKER_TOKEN", "GITHUB_TOKEN"):
+        assert secret not in env["names"], secret
     assert env["orchestratorUrl"] == factory.server.url
     assert {"id", "repo", "spec", "baseBranch", "sourceId"} <= set(env["workItemKeys"])
     assert env["sid"] == env["pid"] and env["pgid"] == env["pid"]

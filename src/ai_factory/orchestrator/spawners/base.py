@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 
 from ai_factory.core.errors import FactoryError
 from ai_factory.core.models import WorkItem
-from ai_factory.core.secrets import ORCHESTRATOR_SECRETS
+from ai_factory.core.secrets import ORCHESTRATOR_SECRETS, WORKER_SECRETS
 from ai_factory.core.settings import Settings
 
 # What a container gets from the orchestrator's environment (its own image supplies the rest).
@@ -107,24 +107,34 @@ class Spawner(Protocol):
 def worker_env(
     launch: WorkerLaunch, *, settings: Settings, base: Mapping[str, str] | None = None
 ) -> dict[str, str]:
-    """The environment of a worker: the base minus the orchestrator's secrets, plus its own."""
+    """The environment of a worker: the base minus every secret, plus its own plumbing.
+
+    Its secrets (`launch_secrets`) go another way: see `worker_secrets`.
+    """
     source = os.environ if base is None else base
-    env = {k: v for k, v in source.items() if k.upper() not in ORCHESTRATOR_SECRETS}
+    env = {
+        k: v for k, v in source.items() if k.upper() not in ORCHESTRATOR_SECRETS | WORKER_SECRETS
+    }
     env.update(
         {
             "WORKER_ID": str(launch.worker_id),
-            "WORKER_TOKEN": launch.token.get_secret_value(),
             "WORK_ITEM": launch.item.model_dump_json(by_alias=True),
             "ORCHESTRATOR_URL": launch.orchestrator_url,
             "HEARTBEAT_INTERVAL_SECONDS": str(settings.heartbeat_interval_seconds),
             "FACTORY_HOME": str(settings.factory_home),
         }
     )
-    if settings.github_token is not None:
-        env["GITHUB_TOKEN"] = settings.github_token.get_secret_value()
     if settings.github_api_url and "GITHUB_API_URL" not in env:
         env["GITHUB_API_URL"] = settings.github_api_url
     return env
+
+
+def worker_secrets(launch: WorkerLaunch, *, settings: Settings) -> dict[str, str]:
+    """What the worker must hold and its agent must never see."""
+    secrets = {"WORKER_TOKEN": launch.token.get_secret_value()}
+    if settings.github_token is not None:
+        secrets["GITHUB_TOKEN"] = settings.github_token.get_secret_value()
+    return secrets
 
 
 def container_env(launch: WorkerLaunch, *, settings: Settings) -> dict[str, str]:

@@ -13,8 +13,10 @@ a thread.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import os
+import tarfile
 import threading
 import time
 from typing import Any
@@ -25,6 +27,7 @@ import requests.exceptions
 
 import docker
 from ai_factory.core.errors import ConfigError
+from ai_factory.core.launch_secrets import SECRETS_FILE_VAR, encode
 from ai_factory.core.settings import Settings
 from ai_factory.orchestrator.logs import WorkerLogs
 from ai_factory.orchestrator.spawners.base import (
@@ -33,12 +36,31 @@ from ai_factory.orchestrator.spawners.base import (
     WorkerHandle,
     WorkerLaunch,
     container_env,
+    worker_secrets,
     log_header,
 )
 
 log = logging.getLogger(__name__)
 
 DRIVER_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException)
+SECRETS_DIR = "/tmp/factory-secrets"
+SECRETS_NAME = "secrets.json"
+
+
+def secrets_archive(secrets: dict[str, str]) -> bytes:
+    """A tar of `factory-secrets/secrets.json` for the container's /tmp. The folder is open to
+    the worker's user (whoever the image runs as) so that it can remove the file at start,
+    before any agent runs."""
+    data = encode(secrets)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        folder = tarfile.TarInfo("factory-secrets")
+        folder.type, folder.mode = tarfile.DIRTYPE, 0o777
+        tar.addfile(folder)
+        entry = tarfile.TarInfo(f"factory-secrets/{SECRETS_NAME}")
+        entry.size, entry.mode = len(data), 0o644
+        tar.addfile(entry, io.BytesIO(data))
+    return buffer.getvalue()
 LOG_JOIN_S = 5.0
 
 
@@ -85,19 +107,24 @@ class DockerSpawner:
     async def spawn(self, launch: WorkerLaunch) -> WorkerHandle:
         client = await self._docker()
         fd = self.logs.open_append(launch.item.id, log_header(launch, f"docker {self.image}"))
+        environment = container_env(launch, settings=self.settings)
+        environment[SECRETS_FILE_VAR] = f"{SECRETS_DIR}/{SECRETS_NAME}"
+        secrets = secrets_archive(worker_secrets(launch, settings=self.settings))
         try:
             container = await asyncio.to_thread(
-                client.containers.run,
+                client.containers.create,
                 self.image,
                 self.command,
-                detach=True,
                 auto_remove=True,
-                environment=container_env(launch, settings=self.settings),
+                environment=environment,
                 network_mode=self.network_mode,
                 volumes=self.volumes,
                 name=f"factory-worker-{launch.worker_id}",
                 labels={"ai-factory.worker": str(launch.worker_id), "ai-factory.item": str(launch.item.id)},
             )
+            # The secrets go in as a file before the worker starts, never into its environment.
+            await asyncio.to_thread(container.put_archive, "/tmp", secrets)
+            await asyncio.to_thread(container.start)
         except DRIVER_ERRORS as exc:
             os.write(fd, f"cannot start container: {exc}\n".encode())
             raise SpawnError(f"cannot start worker container from {self.image!r}: {exc}") from exc

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from uuid import UUID
 
+from ai_factory.core.launch_secrets import SECRETS_FD_VAR, secrets_pipe
 from ai_factory.core.processes import signal_group
 from ai_factory.core.settings import Settings
 from ai_factory.orchestrator.logs import WorkerLogs
@@ -31,6 +32,7 @@ from ai_factory.orchestrator.spawners.base import (
     WorkerLaunch,
     log_header,
     worker_env,
+    worker_secrets,
 )
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,8 @@ class ProcessSpawner:
 
     async def spawn(self, launch: WorkerLaunch) -> WorkerHandle:
         env = worker_env(launch, settings=self.settings, base=self.base_env)
+        secrets = secrets_pipe(worker_secrets(launch, settings=self.settings))
+        env[SECRETS_FD_VAR] = str(secrets)
         argv = self.command(launch)
         fd = self.logs.open_append(launch.item.id, log_header(launch, self.name))
         try:
@@ -94,6 +98,7 @@ class ProcessSpawner:
                 stdout=fd,
                 stderr=subprocess.STDOUT,
                 env=env,
+                pass_fds=(secrets,),
                 start_new_session=True,
             )
         except OSError as exc:
@@ -101,6 +106,7 @@ class ProcessSpawner:
             raise SpawnError(f"cannot start worker command {argv[0]!r}: {exc.strerror or exc}") from exc
         finally:
             os.close(fd)
+            os.close(secrets)
         handle = WorkerHandle(
             worker_id=launch.worker_id,
             spawner=self.name,
