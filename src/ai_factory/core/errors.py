@@ -33,6 +33,14 @@ class AuthError(FactoryError):
     """Missing or wrong credentials."""
 
 
+class TooManyAttemptsError(FactoryError):
+    """Too many failed authentications from one client: refused unchecked for a while."""
+
+    def __init__(self, message: str, *, retry_after_s: int = 0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class StoreError(FactoryError):
     """The database or coordination backend failed (not the caller's fault)."""
 
@@ -47,5 +55,6 @@ HTTP_STATUS: dict[type[FactoryError], int] = {
     ConflictError: 409,
     InvalidInputError: 422,
     AuthError: 401,
+    TooManyAttemptsError: 429,
     StoreError: 503,
 }

@@ -64,6 +64,14 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     orchestrator_url: str = "http://127.0.0.1:3000"
     factory_api_token: SecretStr | None = None
+    # `factory up` refuses a HOST other than loopback without FACTORY_API_TOKEN (anyone who
+    # reaches the port could queue work and run agents); 1 serves such an open factory anyway.
+    factory_allow_open: bool = False
+    # wrong tokens one client address may present within AUTH_FAILURE_WINDOW_SECONDS (counted
+    # per secret: the API token, worker tokens) before its tries are answered 429 until the
+    # window passes (orchestrator.api.auth_throttle)
+    auth_failure_limit: int = Field(default=10, ge=1)
+    auth_failure_window_seconds: float = Field(default=60, gt=0)
     heartbeat_timeout_seconds: float = Field(default=120, gt=0)
     heartbeat_interval_seconds: float = Field(default=30, gt=0, validation_alias=_named("heartbeat_interval"))
     max_attempts: int = Field(default=3, ge=1)

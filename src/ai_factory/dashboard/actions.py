@@ -14,11 +14,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from ai_factory.core.errors import FactoryError, NotFoundError
+from ai_factory.core.errors import FactoryError, NotFoundError, TooManyAttemptsError
 from ai_factory.core.ids import parse_id
 from ai_factory.core.models import CreateWorkItemInput, Priority
 from ai_factory.dashboard.pages import not_found, render_item, render_submit_form
 from ai_factory.dashboard.web import CheckedForm, DashboardDep, safe_next
+from ai_factory.orchestrator.api.auth_throttle import Secret
+from ai_factory.orchestrator.api.deps import auth_throttle, client_address
 from ai_factory.orchestrator.api.session import SESSION_COOKIE, token_matches
 
 log = logging.getLogger(__name__)
@@ -155,8 +157,20 @@ async def login(request: Request, dashboard: DashboardDep) -> Response:
     expected = dashboard.services.settings.api_token
     if expected is None:
         return _see(next_url)
+    throttle, address = auth_throttle(request), client_address(request)
+    try:
+        throttle.check(address, Secret.API_TOKEN)
+    except TooManyAttemptsError as exc:
+        log.warning("dashboard.login_throttled")
+        response = dashboard.render(
+            request, "login.html", status_code=429, next=next_url, error=f"{exc}.".capitalize()
+        )
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+        return response
     if not isinstance(token, str) or not token_matches(token.strip(), expected):
         log.warning("dashboard.login_refused")
+        if isinstance(token, str) and token.strip():
+            throttle.record_failure(address, Secret.API_TOKEN)
         return dashboard.render(
             request,
             "login.html",

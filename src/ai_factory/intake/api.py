@@ -28,11 +28,15 @@ from ai_factory.intake.models import IntakeRequest
 from ai_factory.intake.store import IntakeStore
 from ai_factory.intake.webhook import ActionKind, decide, verify_signature
 from ai_factory.orchestrator.api.deps import AdminDep, ServicesDep
+from ai_factory.orchestrator.api.responses import ADMIN, CHANGE, errors
 
 log = logging.getLogger(__name__)
 
 webhooks = APIRouter(tags=["intake"])
-admin = APIRouter(prefix="/api/intake", tags=["intake"], dependencies=[AdminDep])
+admin = APIRouter(
+    prefix="/api/intake", tags=["intake"], dependencies=[AdminDep], responses={**ADMIN, **CHANGE}
+)
+REPLAYED = {"description": "A delivery seen before: nothing is done again."}
 
 
 def intake_configured(settings: Settings) -> bool:
@@ -46,7 +50,11 @@ def install(app: FastAPI, settings: Settings) -> None:
         app.include_router(admin)
 
 
-@webhooks.post("/webhooks/github", status_code=202)
+@webhooks.post(
+    "/webhooks/github",
+    status_code=202,
+    responses={200: REPLAYED, **CHANGE, **errors(401, 422, 503)},
+)
 async def receive(request: Request, services: ServicesDep) -> JSONResponse:
     settings = services.settings
     body = await request.body()
@@ -112,6 +120,8 @@ def _json_object(body: bytes) -> dict[str, Any]:
         payload = json.loads(body)
     except ValueError:
         raise InvalidInputError("request body is not valid JSON") from None
+    except RecursionError:  # a valid signature does not make a body sane
+        raise InvalidInputError("request body is nested too deeply") from None
     if not isinstance(payload, dict):
         raise InvalidInputError("request body must be a JSON object")
     return payload

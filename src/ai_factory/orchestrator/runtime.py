@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Iterator
@@ -17,6 +18,7 @@ from contextlib import AsyncExitStack
 import uvicorn
 
 from ai_factory.core.db.connect import open_database
+from ai_factory.core.errors import ConfigError
 from ai_factory.core.settings import Settings
 from ai_factory.orchestrator.api.app import create_app
 from ai_factory.orchestrator.services import Services
@@ -25,6 +27,26 @@ log = logging.getLogger(__name__)
 
 # A component gets the services and runs until cancelled.
 Component = Callable[[Services], Awaitable[None]]
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a name other than localhost may resolve to anything
+        return False
+
+
+def check_exposure(settings: Settings) -> None:
+    """Refuse to serve an open factory beyond this machine, unless asked to on purpose."""
+    if settings.api_token or settings.factory_allow_open or is_loopback(settings.host):
+        return
+    raise ConfigError(
+        f"HOST={settings.host} serves the API beyond this machine and FACTORY_API_TOKEN is not "
+        "set: set FACTORY_API_TOKEN, or HOST=127.0.0.1, or FACTORY_ALLOW_OPEN=1 to serve an "
+        "open factory anyway"
+    )
 
 
 class _Server(uvicorn.Server):
@@ -95,6 +117,7 @@ class Orchestrator:
             self._server.should_exit = True
 
     async def run(self) -> None:
+        check_exposure(self.settings)  # before the database: a refusal costs nothing
         async with AsyncExitStack() as stack:
             db = await stack.enter_async_context(open_database(self.settings))
             services = self._services = Services.build(self.settings, db)

@@ -6,8 +6,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ai_factory.orchestrator.api.body_size import MAX_BODY_BYTES
+from tests.conftest import make_settings
 from tests.support.server import ServerThread
-from tests.support.settings import make_settings
 
 SPEC = "# Add greeting\n- [ ] Create `hello.py`\n"
 
@@ -65,17 +66,17 @@ def test_malformed_json_is_422_not_500(http: httpx.Client) -> None:
     assert "JSON" in response.json()["error"]
 
 
-def test_body_over_one_megabyte_is_413(http: httpx.Client) -> None:
-    response = submit(http, spec="x" * 1_100_000)
+def test_body_over_the_cap_is_413(http: httpx.Client) -> None:
+    response = submit(http, spec="x" * (MAX_BODY_BYTES + 1))
     assert response.status_code == 413
     assert "larger than" in response.json()["error"]
 
 
-def test_chunked_body_over_one_megabyte_is_413(http: httpx.Client) -> None:
+def test_chunked_body_over_the_cap_is_413(http: httpx.Client) -> None:
     def chunks():
         yield b'{"repo": "/r", "spec": "'
-        for _ in range(120):
-            yield b"y" * 10_000
+        for _ in range(MAX_BODY_BYTES // 100_000 + 1):
+            yield b"y" * 100_000
         yield b'"}'
 
     response = http.post("/api/work", content=chunks(), headers={"content-type": "application/json"})

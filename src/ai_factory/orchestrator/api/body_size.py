@@ -1,4 +1,9 @@
-"""Request body size limit: anything over the cap gets 413 before a handler reads it."""
+"""Request body size limit: anything over the cap gets 413 before a handler reads it.
+
+The cap leaves room for the largest valid request, a spec of `MAX_SPEC_CHARS`
+characters however its JSON spells them, so that what is too long is refused by
+validation (422, naming the field) and not by size (413, naming nothing).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,15 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-MAX_BODY_BYTES = 1_000_000
+from ai_factory.core.models.work import MAX_SPEC_CHARS
+
+# The longest JSON spelling of one character: a character outside the Basic Multilingual
+# Plane escaped as a surrogate pair, "\ud83d\ude00" (quotes and newlines take 2 bytes,
+# other escapes 6, raw UTF-8 at most 4).
+MAX_JSON_BYTES_PER_CHAR = 12
+# Everything around the spec: keys, repo, branch, source id and URL, escaped the same way.
+ENVELOPE_BYTES = 64 * 1024
+MAX_BODY_BYTES = MAX_SPEC_CHARS * MAX_JSON_BYTES_PER_CHAR + ENVELOPE_BYTES
 
 
 class BodySizeLimit:

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ai_factory.core.errors import HTTP_STATUS, FactoryError
+from ai_factory.core.errors import HTTP_STATUS, FactoryError, TooManyAttemptsError
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,8 @@ def install_error_handlers(app: FastAPI) -> None:
         for cls, status in HTTP_STATUS.items():
             if isinstance(exc, cls):
                 headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+                if isinstance(exc, TooManyAttemptsError):
+                    headers = {"Retry-After": str(exc.retry_after_s)}
                 if status == 503:
                     log.error("api.store_error path=%s error=%s", request.url.path, exc)
                 return error_response(status, str(exc), headers)

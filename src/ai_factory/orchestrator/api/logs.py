@@ -7,12 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from ai_factory.orchestrator.api.deps import AdminDep, ServicesDep
+from ai_factory.orchestrator.api.responses import ADMIN, errors
 from ai_factory.orchestrator.logs import MAX_LOG_OFFSET, READ_LIMIT_BYTES, LogChunk
 
-router = APIRouter(prefix="/api", tags=["work"], dependencies=[AdminDep])
+router = APIRouter(prefix="/api", tags=["work"], dependencies=[AdminDep], responses=ADMIN)
 
 
-@router.get("/work/{item_id}/logs", response_model=LogChunk)
+@router.get("/work/{item_id}/logs", response_model=LogChunk, responses=errors(404))
 async def logs(
     item_id: str,
     services: ServicesDep,

@@ -8,9 +8,10 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from ai_factory.core.models import FactoryMetrics, QueueStats, WireModel, WorkerMetrics, WorkerStats
 from ai_factory.orchestrator import prometheus
 from ai_factory.orchestrator.api.deps import AdminDep, ServicesDep, require_admin
+from ai_factory.orchestrator.api.responses import ADMIN, errors
 from ai_factory.orchestrator.spawn_limits import RateLimitStatus
 
-router = APIRouter(prefix="/api", tags=["status"], dependencies=[AdminDep])
+router = APIRouter(prefix="/api", tags=["status"], dependencies=[AdminDep], responses=ADMIN)
 health = APIRouter(tags=["status"])
 
 
@@ -55,7 +56,12 @@ async def healthz(services: ServicesDep) -> Health:
     return Health(status="ok", database="ok", version=__version__)
 
 
-@health.get("/metrics", dependencies=[Depends(require_admin)], response_class=Response)
+@health.get(
+    "/metrics",
+    dependencies=[Depends(require_admin)],
+    response_class=Response,
+    responses=errors(401, 429, 503),
+)
 async def prometheus_metrics(services: ServicesDep) -> Response:
     """Prometheus text format (needs the API token when one is set)."""
     body = prometheus.render(

@@ -18,8 +18,13 @@ from ai_factory.core.models import (
     WorkItemStatus,
 )
 from ai_factory.orchestrator.api.deps import AdminDep, ServicesDep
+from ai_factory.orchestrator.api.responses import ADMIN, CHANGE, errors
 
-router = APIRouter(prefix="/api", tags=["work"], dependencies=[AdminDep])
+router = APIRouter(prefix="/api", tags=["work"], dependencies=[AdminDep], responses=ADMIN)
+SAME_SOURCE = {
+    "model": WorkItem,
+    "description": "An item of the same source is already active: that item.",
+}
 
 
 class ActionResult(WireModel):
@@ -38,7 +43,12 @@ def parse_statuses(raw: list[str] | None) -> list[WorkItemStatus] | None:
         raise InvalidInputError(f"status: must be one of {valid}") from None
 
 
-@router.post("/work", response_model=WorkItem, status_code=201)
+@router.post(
+    "/work",
+    response_model=WorkItem,
+    status_code=201,
+    responses={200: SAME_SOURCE, **CHANGE, **errors(409)},
+)
 async def submit(body: CreateWorkItemInput, services: ServicesDep, response: Response) -> WorkItem:
     item, created = await services.queue.add(body)
     if not created:
@@ -66,14 +76,14 @@ async def list_work(
     )
 
 
-@router.get("/work/{item_id}", response_model=WorkItemDetail)
+@router.get("/work/{item_id}", response_model=WorkItemDetail, responses=errors(404))
 async def show(item_id: str, services: ServicesDep, events: bool = False) -> WorkItemDetail:
     item = await services.queue.get(item_id)
     trail = await services.queue.events(item.id) if events else []
     return WorkItemDetail(**item.model_dump(), events=trail)
 
 
-@router.get("/work/{item_id}/events", response_model=list[WorkItemEvent])
+@router.get("/work/{item_id}/events", response_model=list[WorkItemEvent], responses=errors(404))
 async def events(
     item_id: str,
     services: ServicesDep,
@@ -83,17 +93,21 @@ async def events(
     return await services.queue.events(item_id, after=after, limit=limit)
 
 
-@router.post("/work/{item_id}/cancel", response_model=ActionResult)
+@router.post(
+    "/work/{item_id}/cancel", response_model=ActionResult, responses={**CHANGE, **errors(404, 409)}
+)
 async def cancel(item_id: str, services: ServicesDep) -> ActionResult:
     return ActionResult(item=await services.queue.cancel(item_id))
 
 
-@router.post("/work/{item_id}/retry", response_model=ActionResult)
+@router.post(
+    "/work/{item_id}/retry", response_model=ActionResult, responses={**CHANGE, **errors(404, 409)}
+)
 async def retry(item_id: str, services: ServicesDep) -> ActionResult:
     return ActionResult(item=await services.queue.retry(item_id))
 
 
-@router.patch("/work/{item_id}", response_model=WorkItem)
+@router.patch("/work/{item_id}", response_model=WorkItem, responses={**CHANGE, **errors(404, 409)})
 async def reprioritise(item_id: str, body: PriorityUpdate, services: ServicesDep) -> WorkItem:
     return await services.queue.set_priority(item_id, body.priority)
 

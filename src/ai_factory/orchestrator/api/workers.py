@@ -23,11 +23,19 @@ from ai_factory.orchestrator.api.deps import (
     AdminDep,
     ServicesDep,
     WorkerDep,
+    authenticate_worker,
     bearer_token,
     require_admin,
 )
+from ai_factory.orchestrator.api.responses import ADMIN, CHANGE, errors
 
-router = APIRouter(prefix="/api", tags=["workers"])
+# The worker protocol: every route takes a body, and names a worker (or an item) that may
+# be unknown (404), no longer current (409) or not the caller's (401).
+router = APIRouter(
+    prefix="/api",
+    tags=["workers"],
+    responses={**CHANGE, **errors(401, 404, 409, 422, 429, 503)},
+)
 
 
 class UnlockResult(WireModel):
@@ -47,6 +55,8 @@ async def register(
     if body.worker_id is None:
         # A worker that was not spawned by us claims work like any API client.
         await require_admin(request, services)
+    else:
+        await authenticate_worker(request, services, str(body.worker_id))
     return await services.workers.register(body, token=bearer_token(request))
 
 
@@ -111,7 +121,7 @@ async def stuck(body: WorkerStuckRequest, worker: WorkerDep, services: ServicesD
     return Success()
 
 
-admin = APIRouter(prefix="/api", tags=["workers"], dependencies=[AdminDep])
+admin = APIRouter(prefix="/api", tags=["workers"], dependencies=[AdminDep], responses=ADMIN)
 
 
 @admin.get("/workers", response_model=list[Worker])
@@ -119,12 +129,14 @@ async def list_workers(services: ServicesDep, all: bool = False) -> list[Worker]
     return await services.workers.list(include_finished=all)
 
 
-@admin.get("/workers/{worker_id}", response_model=Worker)
+@admin.get("/workers/{worker_id}", response_model=Worker, responses=errors(404))
 async def show_worker(worker_id: str, services: ServicesDep) -> Worker:
     return await services.workers.get(worker_id)
 
 
-@admin.post("/workers/{worker_id}/kill", response_model=Success)
+@admin.post(
+    "/workers/{worker_id}/kill", response_model=Success, responses={**CHANGE, **errors(404, 409)}
+)
 async def kill(
     worker_id: str, services: ServicesDep, body: KillRequest | None = Body(default=None)
 ) -> Success:
