@@ -13,8 +13,8 @@ from ai_factory.dashboard.formatting import describe_limits
 from ai_factory.dashboard.logview import classify
 from ai_factory.dashboard.markdown import MarkdownRenderer
 from ai_factory.dashboard.progress import SpecSource, spec_progress
-from ai_factory.dashboard.session import SessionCodec
-from ai_factory.orchestrator.rate_limits import RateLimitStatus, UsageWindow
+from ai_factory.orchestrator.api.session import SessionCodec
+from ai_factory.orchestrator.spawn_limits import RateLimitStatus, UsageWindow
 
 SPEC = "# T\n\n- [ ] one\n- [ ] two\n\n## Optional\n\n- [ ] maybe\n"
 
