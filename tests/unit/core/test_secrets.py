@@ -23,7 +23,12 @@ from ai_factory.core.secrets import (
     WORKER_SECRETS,
 )
 from ai_factory.core.settings import Settings, load_settings
-from ai_factory.orchestrator.spawners.base import WorkerLaunch, container_env, worker_env
+from ai_factory.orchestrator.spawners.base import (
+    WorkerLaunch,
+    container_env,
+    worker_env,
+    worker_secrets,
+)
 from ai_factory.worker import demo
 from ai_factory.worker.agent.env import agent_env, sdk_env_overrides
 
@@ -77,9 +82,12 @@ def test_a_worker_gets_its_own_secrets_and_none_of_the_orchestrators(
         monkeypatch.setenv(name, f"orchestrators-{name}")
 
     for env in (worker_env(launch, settings=settings), container_env(launch, settings=settings)):
-        assert not {k.upper() for k in env} & ORCHESTRATOR_SECRETS
-        assert env["WORKER_TOKEN"] == "lease-token" and env["GITHUB_TOKEN"] == "push-token"
+        # No secret at all in the environment (the agent could read it); its own come apart.
+        assert not {k.upper() for k in env} & (ORCHESTRATOR_SECRETS | WORKER_SECRETS)
         assert not any(v.startswith("orchestrators-") for v in env.values())
+    assert worker_secrets(launch, settings=settings) == {
+        "WORKER_TOKEN": "lease-token", "GITHUB_TOKEN": "push-token"
+    }
 
 
 def test_the_demo_starts_its_factory_without_any_secret() -> None:
