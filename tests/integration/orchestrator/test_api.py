@@ -7,8 +7,8 @@ import httpx
 import pytest
 
 from ai_factory.orchestrator.api.body_size import MAX_BODY_BYTES
-from tests.conftest import make_settings
 from tests.support.server import ServerThread
+from tests.support.settings import make_settings
 
 SPEC = "# Add greeting\n- [ ] Create `hello.py`\n"
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import make_settings
 from tests.support.server import ServerThread
+from tests.support.settings import make_settings
 
 TOKEN = "the-right-t0ken"
 WINDOW_S = 3.0

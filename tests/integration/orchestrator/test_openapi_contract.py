@@ -29,8 +29,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.conftest import make_settings
 from tests.support.server import ServerThread
+from tests.support.settings import make_settings
 
 CHECKS = [
     not_a_server_error,

@@ -11,9 +11,9 @@ import psycopg
 import pytest
 
 from ai_factory.core.models.work import MAX_SPEC_CHARS
-from tests.conftest import make_settings
 from tests.github_standin.webhooks import webhook_headers
 from tests.support.server import ServerThread
+from tests.support.settings import make_settings
 
 SECRET = "webhook secret for tests"
 JSON = {"content-type": "application/json"}
