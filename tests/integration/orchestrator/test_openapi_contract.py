@@ -57,7 +57,7 @@ def factory(tmp_path: Path, database_url: str) -> Iterator[ServerThread]:
 
 # Per operation and per mode (valid requests, then invalid ones): a few examples each, the
 # same ones every run (derandomize: a fixed seed), none allowed longer than the deadline.
-# 31 operations, ~450 requests: about 10 s here.
+# 31 operations, ~450 requests: 10-20 s on a busy 2-core machine.
 EXAMPLES = settings(
     max_examples=10,
     deadline=5000,  # ms per example; a request here takes well under 100 ms
