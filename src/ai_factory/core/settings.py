@@ -130,6 +130,11 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("repos")
+    # the learnings a worker gets, in (estimated) tokens; all of a repo's when they fit
+    learnings_budget_tokens: int = Field(default=1500, ge=0, le=100_000)
+    # cosine similarity from which a new learning is merged into one of its repo that says
+    # the same; unset: chosen per embedder (core/learnings/store.py), 1: exact repeats only
+    learnings_merge_similarity: float | None = Field(default=None, gt=0, le=1)
     @classmethod
     def _repo_names(cls, value: list[str]) -> list[str]:
         # One spelling for every reader (polling, webhooks): owner/repo.

@@ -11,7 +11,7 @@ from ai_factory.core.db.database import Database
 from ai_factory.core.db.migrations import apply_migrations, available_migrations
 from ai_factory.core.db.queries import load_queries
 from ai_factory.core.learnings.hashing import HashingEmbedder
-from ai_factory.core.learnings.store import index_name, vector_templates
+from ai_factory.core.learnings.vectors import index_name, vector_templates
 from ai_factory.core.models import Learning, Worker, WorkerMetrics, WorkItem, WorkItemEvent
 from tests.support.pg import PgServer
 

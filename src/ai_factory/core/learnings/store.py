@@ -1,37 +1,45 @@
 """The learnings store: save what workers learned, find it again for the next task.
 
 * Saving normalizes nothing but surrounding space; the database keeps one row per
-  (repo, normalized text) and counts repeated saves (migration 002). Repo ``*`` (or
-  none) is a global learning, offered to every repository.
-* Searching for repo R looks at R's learnings and the global ones. With a query, two
-  rankings are fused (see `ranking`): full-text over an OR of the query's words (Okapi
-  BM25 within a scope, ts_rank over all repos; see learnings.sql) and, where the server
-  has pgvector, cosine similarity of embeddings through a partial HNSW index per
-  embedder. Without pgvector, full-text alone. Each learning a
-  search returns has its use_count raised; a listing without a query counts nothing.
+  (repo, normalized text) and counts repeated saves (migration 002). A text that says
+  what a learning of the same repo already says in other words (cosine similarity of
+  their vectors at least `merge_similarity`) is merged into it the same way: its
+  save_count goes up and no second row is stored. Repo ``*`` (or none) is a global
+  learning, offered to every repository.
+* Searching for repo R looks at R's current learnings and the global ones (obsolete ones
+  never). With a query, two rankings are fused (see `ranking`): full-text over an OR of
+  the query's words (Okapi BM25 within a scope, ts_rank over all repos; see
+  learnings.sql) and cosine similarity of embeddings, by pgvector's HNSW index where the
+  server has it and exactly in this process where it does not (see `vectors`): the same
+  ranking on every PostgreSQL. A search may prefer learnings given to items that
+  completed. Each learning a search returns has its use_count raised; a listing without
+  a query counts nothing.
+* A worker's context (`context`) is its scope ranked against its spec, within a token
+  budget (see `context`); each learning given is recorded with the item it went to.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import re
-from collections.abc import Sequence
-from functools import cache
-from importlib import resources
-from typing import Any
 from uuid import UUID
 
 import psycopg
-from psycopg import sql
 
 from ai_factory.core.db.database import Database
-from ai_factory.core.db.queries import load_queries, split_queries
-from ai_factory.core.errors import InvalidInputError, NotFoundError
+from ai_factory.core.db.queries import load_queries
+from ai_factory.core.errors import ConflictError, InvalidInputError, NotFoundError
+from ai_factory.core.learnings.context import learning_tokens, within_budget
 from ai_factory.core.learnings.embedder import Embedder, embedder_from_name
-from ai_factory.core.learnings.models import LearningRecord, SavedLearning, SearchMode
-from ai_factory.core.learnings.ranking import reciprocal_rank_fusion
+from ai_factory.core.learnings.models import (
+    LearningContext,
+    LearningRecord,
+    SavedLearning,
+    SearchMode,
+)
+from ai_factory.core.learnings.ranking import boost_completed, reciprocal_rank_fusion
+from ai_factory.core.learnings.vectors import ranker_for
+from ai_factory.core.models import UpdateLearningInput
 from ai_factory.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -45,7 +53,7 @@ MAX_CONTENT_CHARS = 4096
 MAX_QUERY_CHARS = 4000
 MIN_CANDIDATES = 50
 MAX_CANDIDATES = 400
-HNSW_MAX_DIMENSIONS = 2000
+CONTEXT_CANDIDATES = 200
 
 
 def scope_repos(repo: str | None) -> list[str] | None:
@@ -58,22 +66,20 @@ def scope_repos(repo: str | None) -> list[str] | None:
     return [repo, GLOBAL_REPO]
 
 
-def vector_literal(vector: Sequence[float]) -> str:
-    return "[" + ",".join(repr(float(x)) for x in vector) + "]"
+def merge_similarity(embedder_name: str) -> float:
+    """The cosine similarity from which two texts of one repo count as one learning.
 
-
-@cache
-def vector_templates() -> dict[str, str]:
-    """``{name: sql}`` of vector.sql beside this module (same ``-- name:`` markers as the
-    named queries; kept apart because they are templates, complete only per embedder)."""
-    text = resources.files(__package__).joinpath("vector.sql").read_text("utf-8")
-    return split_queries(text, group="vector")
-
-
-def index_name(embedder_name: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "_", embedder_name.lower()).strip("_")[:32]
-    digest = hashlib.sha256(embedder_name.encode()).hexdigest()[:8]
-    return f"learnings_vec_{slug}_{digest}"
+    Chosen on texts written for the purpose, beside the tuning set's learnings: with
+    WordLlama, restatements of a learning scored 0.70-0.93 against it and other advice on
+    the same subject at most 0.66, while no two distinct learnings of a scope passed 0.43;
+    the hashing embedder scores lower all round (0.63-0.87, 0.44, 0.32). The thresholds
+    err towards keeping two rows: a missed merge costs a few tokens, a wrong one loses a
+    learning. Other models get a cautious 0.85 (LEARNINGS_MERGE_SIMILARITY overrides)."""
+    if embedder_name.startswith("wordllama-"):
+        return 0.75
+    if embedder_name.startswith("hashing-"):
+        return 0.6
+    return 0.85
 
 
 async def _nothing() -> list[tuple[UUID, float]]:
@@ -81,31 +87,35 @@ async def _nothing() -> list[tuple[UUID, float]]:
 
 
 class LearningStore:
-    def __init__(self, *, db: Database, embedder: Embedder | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        embedder: Embedder | None = None,
+        merge_at: float | None = None,
+    ) -> None:
         self.db = db
         self.embedder = embedder or embedder_from_name(None)
-        dims, name = self.embedder.dimensions, self.embedder.name
-        params = {
-            "dims": sql.Literal(dims),
-            "embedder": sql.Literal(name),
-            "index": sql.Identifier(index_name(name)),
-        }
-        templates = vector_templates()
-        self._rank_vector = {
-            scoped: sql.SQL(templates[query]).format(**params).as_string()
-            for scoped, query in ((False, "rank_vector"), (True, "rank_vector_in"))
-        }
-        self._create_index = sql.SQL(templates["create_vector_index"]).format(**params).as_string()
+        self.merge_at = merge_similarity(self.embedder.name) if merge_at is None else merge_at
+        self.vectors = ranker_for(db, self.embedder)
         self._prepared = False
         self._prepare_lock = asyncio.Lock()
-        self._iterative_scan = False
 
     @classmethod
     def from_settings(cls, settings: Settings, *, db: Database) -> LearningStore:
         """The store with the embedder FACTORY_EMBEDDER names (default: auto)."""
         embedder = embedder_from_name(settings.factory_embedder)
-        log.info("learnings.embedder name=%s", embedder.name)
-        return cls(db=db, embedder=embedder)
+        store = cls(db=db, embedder=embedder, merge_at=settings.learnings_merge_similarity)
+        log.info(
+            "learnings.search embedder=%s vectors=%s merge_at=%.2f",
+            embedder.name, store.vector_search, store.merge_at,
+        )
+        return store
+
+    @property
+    def vector_search(self) -> str:
+        """How vectors are ranked here, in words (start-up and `factory doctor` say it)."""
+        return self.vectors.description
 
     # --- set-up ---
 
@@ -114,32 +124,9 @@ class LearningStore:
         if self._prepared:
             return
         async with self._prepare_lock:
-            if self._prepared:
-                return
-            if self.db.has_vector:
-                row = await self.db.fetch_one(Q["vector_version"])
-                numbers = re.findall(r"\d+", row["version"]) if row else []
-                self._iterative_scan = tuple(int(n) for n in numbers[:2]) >= (0, 8)
-                await self._create_vector_index()
-            self._prepared = True
-
-    async def _create_vector_index(self) -> None:
-        if self.embedder.dimensions > HNSW_MAX_DIMENSIONS:
-            log.warning(
-                "learnings.vector_index_skipped embedder=%s dims=%d (HNSW indexes at most %d)",
-                self.embedder.name, self.embedder.dimensions, HNSW_MAX_DIMENSIONS,
-            )
-            return
-        try:
-            async with self.db.transaction() as conn:
-                # Two processes starting together would both try to create it.
-                await conn.execute(Q["lock_index_creation"])
-                await conn.execute(self._create_index)
-        except psycopg.Error as exc:
-            # Search still works, by an exact scan; say why it may be slow.
-            log.warning(
-                "learnings.vector_index_failed embedder=%s error=%s", self.embedder.name, exc
-            )
+            if not self._prepared:
+                await self.vectors.prepare()
+                self._prepared = True
 
     # --- saving ---
 
@@ -151,10 +138,10 @@ class LearningStore:
         worker_id: UUID | None = None,
         work_item_id: UUID | None = None,
     ) -> SavedLearning:
-        """Store a learning, or count one more save of the same text in the same scope."""
+        """Store a learning, or count one more save of it (same text, or same meaning)."""
         text = self._checked(content)
         [vector] = await self._embed([text])
-        return await self._upsert(repo, text, vector, worker_id, work_item_id)
+        return await self._save(repo, text, vector, worker_id, work_item_id)
 
     async def save_many(
         self, repo: str, contents: list[str], *, worker_id: UUID, work_item_id: UUID
@@ -168,7 +155,7 @@ class LearningStore:
                 log.warning("learnings.skipped worker=%s reason=%s", worker_id, exc)
         vectors = await self._embed(texts)
         for text, vector in zip(texts, vectors, strict=True):
-            await self._upsert(repo, text, vector, worker_id, work_item_id)
+            await self._save(repo, text, vector, worker_id, work_item_id)
 
     def _checked(self, content: str) -> str:
         text = content.strip()
@@ -178,7 +165,7 @@ class LearningStore:
             raise InvalidInputError(f"a learning is at most {MAX_CONTENT_CHARS} characters")
         return text
 
-    async def _upsert(
+    async def _save(
         self,
         repo: str | None,
         text: str,
@@ -187,10 +174,17 @@ class LearningStore:
         work_item_id: UUID | None,
     ) -> SavedLearning:
         await self.prepare()
+        repo = (repo or "").strip() or GLOBAL_REPO
+        if vector is not None and self.merge_at < 1:
+            nearest = await self.vectors.rank(vector, repos=[repo], candidates=1)
+            if nearest and nearest[0][1] >= self.merge_at:
+                row = await self.db.fetch_one(Q["merge_into"], {"id": nearest[0][0]})
+                if row is not None:
+                    return await self._saved(row["id"], created=False, merged=True)
         row = await self.db.fetch_one(
             Q["upsert"],
             {
-                "repo": (repo or "").strip() or GLOBAL_REPO,
+                "repo": repo,
                 "content": text,
                 "worker_id": worker_id,
                 "work_item_id": work_item_id,
@@ -199,11 +193,13 @@ class LearningStore:
             },
         )
         assert row is not None
-        saved = SavedLearning.model_validate({**row, "created": row["inserted"]})
-        log.info(
-            "learnings.%s id=%s repo=%s", "saved" if saved.created else "saved_again",
-            saved.id, saved.repo,
-        )
+        return await self._saved(row["id"], created=row["inserted"], merged=False)
+
+    async def _saved(self, learning_id: UUID, *, created: bool, merged: bool) -> SavedLearning:
+        record = await self.get(learning_id)
+        saved = SavedLearning.model_validate({**record.model_dump(), "created": created, "merged": merged})
+        event = "saved" if created else "merged" if merged else "saved_again"
+        log.info("learnings.%s id=%s repo=%s", event, saved.id, saved.repo)
         return saved
 
     async def _embed(self, texts: list[str]) -> list[list[float] | None]:
@@ -213,7 +209,13 @@ class LearningStore:
         vectors = await asyncio.to_thread(self.embedder.embed, [t[:MAX_QUERY_CHARS] for t in texts])
         return [v if any(v) else None for v in vectors]
 
-    # --- searching ---
+    # --- reading ---
+
+    async def get(self, learning_id: UUID) -> LearningRecord:
+        rows = await self.db.fetch_all(Q["fetch"], {"ids": [learning_id]})
+        if not rows:
+            raise NotFoundError(f"learning {learning_id} not found")
+        return LearningRecord.model_validate(rows[0])
 
     async def search(
         self,
@@ -223,24 +225,33 @@ class LearningStore:
         limit: int = 50,
         count_use: bool = True,
         mode: SearchMode = SearchMode.HYBRID,
+        prefer_completed: bool = False,
+        include_obsolete: bool = False,
     ) -> list[LearningRecord]:
         """Learnings of `repo` (and global ones; all when None), best match first for a
-        query, newest first without one."""
+        query, newest first without one (obsolete ones too when asked, never in a search)."""
         repos = scope_repos(repo)
         query = (search or "").strip()[:MAX_QUERY_CHARS]
         if not query:
             rows = await self.db.fetch_all(
                 Q["list_recent" if repos is None else "list_recent_in"],
-                {"repos": repos, "limit": limit},
+                {"repos": repos, "limit": limit, "obsolete": include_obsolete},
             )
             return [LearningRecord.model_validate(r) for r in rows]
-        ranked = (await self.rank(query, repos=repos, limit=limit, mode=mode))[:limit]
+        ranked = await self.rank(
+            query, repos=repos, limit=limit, mode=mode, prefer_completed=prefer_completed
+        )
+        ranked = ranked[:limit]
+        if count_use and ranked:
+            await self.db.execute(Q["count_use"], {"ids": [i for i, _ in ranked]})
+        return await self._fetch_in_order(ranked)
+
+    async def _fetch_in_order(self, ranked: list[tuple[UUID, float]]) -> list[LearningRecord]:
         if not ranked:
             return []
         scores = dict(ranked)
         position = {learning_id: i for i, (learning_id, _) in enumerate(ranked)}
-        fetch = Q["fetch_counting_use"] if count_use else Q["fetch"]
-        rows = await self.db.fetch_all(fetch, {"ids": list(scores)})
+        rows = await self.db.fetch_all(Q["fetch"], {"ids": list(scores)})
         records = [LearningRecord.model_validate({**r, "score": scores[r["id"]]}) for r in rows]
         # The ranking's order, not a sort by score: equal scores are common (two learnings
         # sharing the same one query word) and the ranking has already broken those ties.
@@ -249,23 +260,43 @@ class LearningStore:
         return records
 
     async def rank(
-        self, query: str, *, repos: list[str] | None, limit: int, mode: SearchMode
+        self,
+        query: str,
+        *,
+        repos: list[str] | None,
+        limit: int,
+        mode: SearchMode,
+        prefer_completed: bool = False,
     ) -> list[tuple[UUID, float]]:
         """(id, score) best first, up to the candidate depth for `limit`."""
         await self.prepare()
         candidates = min(max(2 * limit, MIN_CANDIDATES), MAX_CANDIDATES)
         use_text = mode is not SearchMode.VECTOR
-        use_vector = mode is not SearchMode.TEXT and self.db.has_vector
+        use_vector = mode is not SearchMode.TEXT
         # The two rankings run side by side, on two pooled connections.
         by_text, by_vector = await asyncio.gather(
             self._rank_by_text(query, repos, candidates) if use_text else _nothing(),
             self._rank_by_vector(query, repos, candidates) if use_vector else _nothing(),
         )
+        if (
+            use_vector and use_text and repos is None and not by_vector
+            and (vector := (await self._embed([query]))[0]) is not None
+        ):
+            # Too many learnings over all repos to scan without pgvector: the vectors
+            # rank the full-text candidates instead.
+            by_vector = await self.vectors.rank(
+                vector, repos=None, candidates=candidates, among=[i for i, _ in by_text]
+            )
         if not use_vector:
-            return by_text
-        if not use_text:
-            return by_vector
-        return reciprocal_rank_fusion([[i for i, _ in by_text], [i for i, _ in by_vector]])
+            ranked = by_text
+        elif not use_text:
+            ranked = by_vector
+        else:
+            ranked = reciprocal_rank_fusion([[i for i, _ in by_text], [i for i, _ in by_vector]])
+        if prefer_completed and ranked:
+            rows = await self.db.fetch_all(Q["completed_counts"], {"ids": [i for i, _ in ranked]})
+            ranked = boost_completed(ranked, {r["id"]: int(r["completed"]) for r in rows})
+        return ranked
 
     async def _rank_by_text(
         self, query: str, repos: list[str] | None, candidates: int
@@ -282,21 +313,76 @@ class LearningStore:
         [vector] = await self._embed([query])
         if vector is None:
             return []
-        params: dict[str, Any] = {
-            "embedding": vector_literal(vector), "repos": repos, "candidates": candidates,
-        }
-        async with self.db.transaction() as conn:
-            await conn.execute(Q["hnsw_ef_search"], {"ef_search": str(max(candidates, 40))})
-            if self._iterative_scan:
-                await conn.execute(Q["hnsw_iterative_scan"])
-            cur = await conn.execute(self._rank_vector[repos is not None], params)
-            rows = await cur.fetchall()
-        # relaxed_order may return neighbours slightly out of order.
-        ranked = [(r["id"], float(r["score"])) for r in rows]
-        ranked.sort(key=lambda item: item[1], reverse=True)
-        return ranked
+        return await self.vectors.rank(vector, repos=repos, candidates=candidates)
+
+    # --- a worker's context ---
+
+    async def context(
+        self,
+        *,
+        repo: str,
+        search: str,
+        budget_tokens: int,
+        work_item_id: UUID | None = None,
+    ) -> LearningContext:
+        """The learnings a worker on `repo` gets for its spec (`search`): every current
+        one when they fit `budget_tokens`, else the best matches that do (learnings given
+        to items that completed first among equals). With `work_item_id`, each one
+        given is recorded as given to that item."""
+        repos = scope_repos(repo) or [GLOBAL_REPO]
+        sizes = await self.db.fetch_all(Q["scope_sizes"], {"repos": repos})
+        chars = {r["id"]: int(r["chars"]) for r in sizes}
+        scope_tokens = sum(learning_tokens(c) for c in chars.values())
+        query = search.strip()[:MAX_QUERY_CHARS]
+        ranked: list[tuple[UUID, float]] = []
+        if query and chars:
+            ranked = await self.rank(
+                query, repos=repos, limit=CONTEXT_CANDIDATES, mode=SearchMode.HYBRID,
+                prefer_completed=True,
+            )
+        chosen = within_budget([i for i, _ in ranked], list(chars), chars, budget_tokens)
+        if chosen and work_item_id is not None:
+            await self.db.execute(Q["record_delivery"], {"ids": chosen, "item": work_item_id})
+        scores = dict(ranked)
+        records = await self._fetch_in_order([(i, scores.get(i, 0.0)) for i in chosen])
+        return LearningContext(
+            learnings=records,
+            tokens=sum(learning_tokens(chars[r.id]) for r in records),
+            budget_tokens=budget_tokens,
+            scope_tokens=scope_tokens,
+            scope_count=len(chars),
+        )
 
     # --- maintenance ---
+
+    async def edit(self, learning_id: UUID, change: UpdateLearningInput) -> LearningRecord:
+        """New text (embedded again) and/or the obsolete mark; `ConflictError` when the new
+        text is one its repo already has."""
+        if change.content is not None:
+            text = self._checked(change.content)
+            [vector] = await self._embed([text])
+            try:
+                row = await self.db.fetch_one(
+                    Q["edit"],
+                    {
+                        "id": learning_id, "content": text,
+                        "embedder": self.embedder.name if vector is not None else None,
+                        "embedding": vector,
+                    },
+                )
+            except psycopg.errors.UniqueViolation as exc:
+                raise ConflictError("that repository already has this learning") from exc
+            if row is None:
+                raise NotFoundError(f"learning {learning_id} not found")
+        if change.obsolete is not None:
+            row = await self.db.fetch_one(
+                Q["mark_obsolete"], {"id": learning_id, "obsolete": change.obsolete}
+            )
+            if row is None:
+                raise NotFoundError(f"learning {learning_id} not found")
+        record = await self.get(learning_id)
+        log.info("learnings.edited id=%s obsolete=%s", record.id, record.obsolete)
+        return record
 
     async def delete(self, learning_id: UUID) -> None:
         if await self.db.fetch_one(Q["delete"], {"id": learning_id}) is None:

@@ -8,7 +8,7 @@
 -- Learnings of every repo nearest the query's embedding (cosine similarity).
 SELECT id, 1 - ((embedding::vector({dims})) <=> %(embedding)s::vector({dims})) AS score
   FROM learnings
- WHERE embedder = {embedder}
+ WHERE embedder = {embedder} AND obsolete_at IS NULL
  ORDER BY (embedding::vector({dims})) <=> %(embedding)s::vector({dims})
  LIMIT %(candidates)s;
 
@@ -16,7 +16,7 @@ SELECT id, 1 - ((embedding::vector({dims})) <=> %(embedding)s::vector({dims})) A
 -- Learnings of the given repos nearest the query's embedding (cosine).
 SELECT id, 1 - ((embedding::vector({dims})) <=> %(embedding)s::vector({dims})) AS score
   FROM learnings
- WHERE embedder = {embedder} AND repo = ANY (%(repos)s::text[])
+ WHERE embedder = {embedder} AND repo = ANY (%(repos)s::text[]) AND obsolete_at IS NULL
  ORDER BY (embedding::vector({dims})) <=> %(embedding)s::vector({dims})
  LIMIT %(candidates)s;
 

@@ -1,7 +1,7 @@
 """Typed models shared by every process: the HTTP API's wire format and the stores' records."""
 
 from ai_factory.core.models.base import Success, WireModel
-from ai_factory.core.models.learnings import CreateLearningInput, Learning
+from ai_factory.core.models.learnings import CreateLearningInput, Learning, UpdateLearningInput
 from ai_factory.core.models.metrics import FactoryMetrics, WorkerMetrics
 from ai_factory.core.models.work import (
     ACTIVE_STATUSES,
@@ -54,6 +54,7 @@ __all__ = [
     "QueueStats",
     "Source",
     "Success",
+    "UpdateLearningInput",
     "WireModel",
     "WorkAssignment",
     "WorkItem",

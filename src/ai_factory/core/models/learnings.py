@@ -26,3 +26,10 @@ class Learning(WireModel):
 class CreateLearningInput(WireModel):
     repo: str | None = None
     content: LearningText
+
+
+class UpdateLearningInput(WireModel):
+    """An edit: new text, and/or marking the learning obsolete (or current again)."""
+
+    content: LearningText | None = None
+    obsolete: bool | None = None

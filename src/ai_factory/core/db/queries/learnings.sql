@@ -1,6 +1,7 @@
--- Learnings: save (deduplicated), list, rank by full-text, count uses, and the settings
--- of a vector search. The vector queries themselves depend on the embedder and live in
--- ai_factory/core/learnings/vector.sql.
+-- Learnings: save (deduplicated), list, rank by full-text, count uses and deliveries, edit,
+-- mark obsolete, and the settings of a vector search. The pgvector queries depend on the
+-- embedder and live in ai_factory/core/learnings/vector.sql. Obsolete learnings are listed
+-- (when asked) but never ranked, merged into or given to a worker.
 
 -- name: upsert
 -- Save a learning, or count one more save of the same text in the same repo.
@@ -13,26 +14,28 @@ ON CONFLICT (repo, content_key) DO UPDATE
        embedder = coalesce(EXCLUDED.embedder, learnings.embedder),
        embedding = CASE WHEN EXCLUDED.embedder IS NULL THEN learnings.embedding
                         ELSE EXCLUDED.embedding END
-RETURNING id, repo, scope, content, source_worker_id, source_work_item_id,
-          use_count, save_count, created_at, last_saved_at, (xmax = 0) AS inserted;
+RETURNING id, (xmax = 0) AS inserted;
+
+-- name: merge_into
+-- Count one more save of a learning that a new text repeats in other words.
+UPDATE learnings SET save_count = save_count + 1, last_saved_at = now()
+ WHERE id = %(id)s AND obsolete_at IS NULL
+RETURNING id;
 
 -- name: list_recent
 -- The newest learnings of all repos (a listing without a search).
 -- Every query comes in two forms, over all repos and over some (`_in`), rather than one
 -- with "repos IS NULL OR ...": psycopg prepares a statement run often, and a generic
 -- plan of the OR form cannot use the repo index.
-SELECT id, repo, scope, content, source_worker_id, source_work_item_id,
-       use_count, save_count, created_at, last_saved_at
-  FROM learnings
+SELECT * FROM learnings_shown
+ WHERE obsolete_at IS NULL OR %(obsolete)s
  ORDER BY created_at DESC, id
  LIMIT %(limit)s;
 
 -- name: list_recent_in
 -- The newest learnings of the given repos.
-SELECT id, repo, scope, content, source_worker_id, source_work_item_id,
-       use_count, save_count, created_at, last_saved_at
-  FROM learnings
- WHERE repo = ANY (%(repos)s::text[])
+SELECT * FROM learnings_shown
+ WHERE repo = ANY (%(repos)s::text[]) AND (obsolete_at IS NULL OR %(obsolete)s)
  ORDER BY created_at DESC, id
  LIMIT %(limit)s;
 
@@ -45,7 +48,7 @@ WITH q AS (
 )
 SELECT l.id, ts_rank(l.tsv, q.tsq) AS score
   FROM learnings l, q
- WHERE l.tsv @@ q.tsq
+ WHERE l.tsv @@ q.tsq AND l.obsolete_at IS NULL
  ORDER BY score DESC, l.created_at DESC, l.id
  LIMIT %(candidates)s;
 
@@ -66,7 +69,7 @@ WITH q AS (
          tsvector_to_array(to_tsvector('english', %(query)s)) AS lexemes
 ), scope AS MATERIALIZED (
   SELECT id, tsv, created_at, length(tsv) AS dl
-    FROM learnings WHERE repo = ANY (%(repos)s::text[])
+    FROM learnings WHERE repo = ANY (%(repos)s::text[]) AND obsolete_at IS NULL
 ), stats AS (
   SELECT count(*) AS n, avg(dl) AS avgdl FROM scope
 ), matched AS (
@@ -104,16 +107,53 @@ SELECT pg_advisory_xact_lock(hashtext('ai_factory.learnings.vector_index'));
 
 -- name: fetch
 -- The learnings with the given ids, in no particular order.
-SELECT id, repo, scope, content, source_worker_id, source_work_item_id,
-       use_count, save_count, created_at, last_saved_at
-  FROM learnings WHERE id = ANY (%(ids)s::uuid[]);
+SELECT * FROM learnings_shown WHERE id = ANY (%(ids)s::uuid[]);
 
--- name: fetch_counting_use
--- The learnings with the given ids, counting one more use of each (a search's results).
-UPDATE learnings SET use_count = use_count + 1
- WHERE id = ANY (%(ids)s::uuid[])
-RETURNING id, repo, scope, content, source_worker_id, source_work_item_id,
-          use_count, save_count, created_at, last_saved_at;
+-- name: count_use
+-- One more use of each learning with the given ids (a search's results).
+UPDATE learnings SET use_count = use_count + 1 WHERE id = ANY (%(ids)s::uuid[]);
+
+-- name: record_delivery
+-- The learnings with the given ids went into the context of a worker on the item.
+WITH given AS (
+  INSERT INTO learning_deliveries (learning_id, work_item_id)
+  SELECT unnest(%(ids)s::uuid[]), %(item)s
+  ON CONFLICT (learning_id, work_item_id) DO UPDATE SET given_at = now()
+)
+UPDATE learnings
+   SET use_count = use_count + 1, last_given_at = now(), last_given_work_item_id = %(item)s
+ WHERE id = ANY (%(ids)s::uuid[]);
+
+-- name: completed_counts
+-- How many items that completed each of the given learnings was given to (none: no row).
+SELECT d.learning_id AS id, count(*) AS completed
+  FROM learning_deliveries d JOIN work_items w ON w.id = d.work_item_id
+ WHERE d.learning_id = ANY (%(ids)s::uuid[]) AND w.status = 'completed'
+ GROUP BY d.learning_id;
+
+-- name: scope_sizes
+-- Learnings of the given repos that a worker may be given: their ids and lengths, newest
+-- first (the context fills up from these when every one fits the budget).
+SELECT id, char_length(content) AS chars
+  FROM learnings
+ WHERE repo = ANY (%(repos)s::text[]) AND obsolete_at IS NULL
+ ORDER BY created_at DESC, id;
+
+-- name: edit
+-- New text for a learning (and its vector); no row when it does not exist.
+UPDATE learnings
+   SET content = %(content)s, embedder = %(embedder)s, embedding = %(embedding)s::real[],
+       updated_at = now()
+ WHERE id = %(id)s
+RETURNING id;
+
+-- name: mark_obsolete
+-- Mark a learning obsolete (or current again); no row when it does not exist.
+UPDATE learnings
+   SET obsolete_at = CASE WHEN %(obsolete)s THEN coalesce(obsolete_at, now()) END,
+       updated_at = now()
+ WHERE id = %(id)s
+RETURNING id;
 
 -- name: delete
 -- Delete one learning; no row when it does not exist.
@@ -130,3 +170,25 @@ SELECT id, content FROM learnings
 -- Store a learning's vector and the name of the embedder that made it.
 UPDATE learnings SET embedder = %(embedder)s, embedding = %(embedding)s::real[]
  WHERE id = %(id)s;
+
+-- name: scope_versions
+-- The version of each given repo's learnings (no row: never had any).
+SELECT repo, version FROM learning_scopes WHERE repo = ANY (%(repos)s::text[]);
+
+-- name: all_scope_versions
+-- The version of every repo's learnings.
+SELECT repo, version FROM learning_scopes;
+
+-- name: repo_vectors
+-- The vectors of one repo's current learnings from the given embedder (for exact ranking).
+SELECT id, embedding FROM learnings
+ WHERE repo = %(repo)s AND embedder = %(embedder)s AND obsolete_at IS NULL;
+
+-- name: vectors_of
+-- The vectors from the given embedder of the learnings with the given ids.
+SELECT id, embedding FROM learnings
+ WHERE id = ANY (%(ids)s::uuid[]) AND embedder = %(embedder)s;
+
+-- name: estimated_rows
+-- The planner's estimate of the number of learnings (free: no scan).
+SELECT greatest(reltuples, 0)::bigint AS rows FROM pg_class WHERE oid = 'learnings'::regclass;
