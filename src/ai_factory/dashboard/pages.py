@@ -209,10 +209,13 @@ async def learnings(
     _: PageSession,
     q: Annotated[str, Query(max_length=4000)] = "",
     repo: Annotated[str, Query(max_length=1000)] = "",
+    obsolete: bool = False,  # list obsolete learnings too (a search never finds them)
+    edit: Annotated[str, Query(max_length=100)] = "",  # the id of the learning being edited
 ) -> HTMLResponse:
     # The API's search, without counting the look as a use: browsing is not using.
     found = await dashboard.services.learnings.search(
-        repo=repo or None, search=q or None, limit=LEARNINGS_LIMIT, count_use=False
+        repo=repo or None, search=q or None, limit=LEARNINGS_LIMIT, count_use=False,
+        include_obsolete=obsolete,
     )
     return dashboard.render(
         request,
@@ -220,6 +223,8 @@ async def learnings(
         learnings=found,
         q=q,
         repo=repo,
+        obsolete=obsolete,
+        editing=edit,
         repos=await dashboard.store.learning_repos(),
     )
 

@@ -147,10 +147,11 @@ class Orchestrator:
                 task.add_done_callback(_log_component_end)
                 tasks.append(task)
             log.info(
-                "orchestrator.started url=http://%s:%s database=%s",
+                "orchestrator.started url=http://%s:%s database=%s learnings_vectors=%s",
                 self.settings.host,
                 self.settings.port,
                 "embedded" if self.settings.database_url is None else "external",
+                services.learnings.vector_search,
             )
             try:
                 await server.serve()

@@ -124,6 +124,23 @@ class OrchestratorClient:
                                 retry_for=REGISTER_RETRY_S, what="fetch the work item")  # fmt: skip
         return WorkItem.model_validate(data)
 
+    async def context_learnings(self, *, search: str) -> list[str]:
+        """The learnings the orchestrator gives this worker for `search` (its spec): its
+        repository's and the global ones, within the factory's token budget, best first
+        ([] when the orchestrator cannot be reached)."""
+        try:
+            data = await self._send("GET", self._path("learnings"), None, params={"search": search},
+                                    retry_for=LEARNINGS_RETRY_S, what="learnings")  # fmt: skip
+        except ApiUnreachableError:
+            log.warning("worker.learnings_unavailable")
+            return []
+        rows = data.get("learnings") if isinstance(data, dict) else None
+        return [
+            str(row["content"])
+            for row in rows or []
+            if isinstance(row, dict) and row.get("content")
+        ]
+
     async def learnings(self, *, repo: str, search: str, limit: int = 10) -> list[str]:
         """Learnings relevant to `search` ([] when the orchestrator cannot be reached)."""
         params = {"repo": repo, "search": search, "limit": str(limit)}

@@ -1,7 +1,9 @@
 """Learnings in and out of a work item.
 
-Owns: fetching learnings relevant to the spec before the loop (written to
-`.ai/learnings.md` as a bullet list under one heading, read-only for the agent) and
+Owns: fetching the learnings the orchestrator gives for the spec before the loop (its
+repository's and the global ones, ranked against the spec, within the factory's token
+budget, LEARNINGS_BUDGET_TOKENS; written to `.ai/learnings.md` as a bullet list under
+one heading, read-only for the agent) and
 collecting the agent's `.ai/new-learnings.md` (one ``- text`` line each) after it,
 for the complete report's ``newLearnings``.
 
@@ -23,7 +25,6 @@ log = logging.getLogger(__name__)
 LEARNINGS_FILE = ".ai/learnings.md"
 NEW_LEARNINGS_FILE = ".ai/new-learnings.md"
 SEARCH_CHARS = 500
-MAX_LEARNINGS = 10
 MAX_NEW_LEARNINGS = 50
 LEARNING_CHARS = 4096
 _BULLET = re.compile(r"^\s*[-*]\s+(?:\[[ xX]\]\s+)?(?P<text>\S.*?)\s*$")
@@ -50,11 +51,11 @@ async def load_learnings(
     client: OrchestratorClient, *, repo: str, spec: str, root: Path
 ) -> list[str]:
     """Fetch learnings for this spec and write them to .ai/learnings.md."""
-    learnings = await client.learnings(repo=repo, search=search_text(spec), limit=MAX_LEARNINGS)
+    learnings = await client.context_learnings(search=search_text(spec))
     path = root / LEARNINGS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render(learnings))
-    log.info("learnings.loaded count=%s", len(learnings))
+    log.info("learnings.loaded count=%s repo=%s", len(learnings), repo)
     return learnings
 
 

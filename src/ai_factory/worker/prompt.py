@@ -22,7 +22,9 @@ from ai_factory.worker.branch_progress import trailer_line
 from ai_factory.worker.gate import GateResult
 
 SPEC_PROMPT_CHARS = 20_000
-LEARNINGS_PROMPT_CHARS = 4_000
+# The orchestrator sizes a worker's learnings to LEARNINGS_BUDGET_TOKENS (1,500 by default,
+# about 6,000 characters); this only bounds a budget set far higher.
+LEARNINGS_PROMPT_CHARS = 40_000
 
 
 @cache

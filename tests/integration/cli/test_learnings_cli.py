@@ -34,12 +34,26 @@ def test_add_list_search_delete(cli_env: dict[str, str]) -> None:
     assert [l["content"] for l in remaining] == ["Rebase before opening a PR."]
 
 
+def test_edit_obsolete_and_restore(cli_env: dict[str, str]) -> None:
+    learning_id = factory("learnings", "--repo", "acme/shop", "--add", "Use pip.", env=cli_env).stdout.strip()
+    edited = factory("learnings", "--edit", learning_id, "--text", "Use uv, never pip.", env=cli_env)
+    assert edited.returncode == 0 and edited.stdout.strip() == f"edited {learning_id}"
+    assert factory("learnings", "--obsolete", learning_id, env=cli_env).stdout.strip() == f"obsolete {learning_id}"
+    assert learning_id not in factory("learnings", "--repo", "acme/shop", env=cli_env).stdout
+    listed = factory("learnings", "--repo", "acme/shop", "--all", env=cli_env).stdout
+    assert "(obsolete) Use uv, never pip." in listed
+    assert factory("learnings", "--restore", learning_id, env=cli_env).returncode == 0
+    found = json.loads(factory("learnings", "--repo", "acme/shop", "--json", env=cli_env).stdout)
+    assert [(l["content"], l["obsoleteAt"]) for l in found] == [("Use uv, never pip.", None)]
+
+
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
         (("learnings", "--add", ""), "content"),
         (("learnings", "--delete", "not-an-id"), "not found"),
         (("learnings", "--add", "x", "--delete", "y"), "at most one"),
+        (("learnings", "--edit", "x"), "--text"),
     ],
 )
 def test_mistakes_print_one_line_and_exit_non_zero(cli_env: dict[str, str], args, fragment: str) -> None:

@@ -70,3 +70,47 @@ def test_delete(http: httpx.Client) -> None:
     assert http.delete(f"/api/learnings/{made['id']}").status_code == 404
     assert http.delete("/api/learnings/not-a-uuid").status_code == 404
     assert http.get("/api/learnings", params={"repo": "acme/shop"}).json() == []
+
+
+def test_edit_and_mark_obsolete(http: httpx.Client) -> None:
+    made = add(http, "Use uv, not pip.", "acme/shop").json()
+    edited = http.patch(f"/api/learnings/{made['id']}", json={"content": "Use uv sync, never pip install."})
+    assert edited.status_code == 200 and edited.json()["content"] == "Use uv sync, never pip install."
+    assert edited.json()["updatedAt"] and edited.json()["obsoleteAt"] is None
+
+    obsolete = http.patch(f"/api/learnings/{made['id']}", json={"obsolete": True}).json()
+    assert obsolete["obsoleteAt"] is not None
+    assert http.get("/api/learnings", params={"repo": "acme/shop"}).json() == []
+    assert http.get("/api/learnings", params={"repo": "acme/shop", "search": "uv sync"}).json() == []
+    listed = http.get("/api/learnings", params={"repo": "acme/shop", "includeObsolete": "true"}).json()
+    assert [l["id"] for l in listed] == [made["id"]]
+    assert http.patch(f"/api/learnings/{made['id']}", json={"obsolete": False}).json()["obsoleteAt"] is None
+
+    other = add(http, "Run make lint before committing.", "acme/shop").json()
+    assert http.patch(f"/api/learnings/{other['id']}", json={"content": "use uv sync, never pip install"}).status_code == 409
+    assert http.patch(f"/api/learnings/{other['id']}", json={"content": ""}).status_code == 422
+    assert http.patch("/api/learnings/00000000-0000-0000-0000-000000000000", json={"obsolete": True}).status_code == 404
+
+
+def test_a_worker_gets_its_repo_s_learnings_within_the_budget(http: httpx.Client) -> None:
+    repo = "https://github.com/acme/shop"
+    item = http.post("/api/work", json={"repo": repo, "spec": "# Add a migration\n- [ ] Add it\n"}).json()
+    add(http, "Database migrations are generated with make migration.", item["repo"])
+    add(http, "Rebase on the base branch before opening a pull request.")
+    add(http, "Not about the shop at all.", "acme/infra")
+    worker = http.post("/api/worker/register", json={"workItemId": item["id"]}).json()
+    auth = {"Authorization": f"Bearer {worker['token']}"}
+    given = http.get(
+        f"/api/worker/{worker['workerId']}/learnings", params={"search": "Add a migration"}, headers=auth
+    )
+    assert given.status_code == 200, given.text
+    body = given.json()
+    assert [l["content"] for l in body["learnings"]] == [
+        "Database migrations are generated with make migration.",
+        "Rebase on the base branch before opening a pull request.",
+    ]
+    assert body["budgetTokens"] == 1500 and 0 < body["tokens"] == body["scopeTokens"]
+    listed = http.get("/api/learnings", params={"repo": item["repo"]}).json()
+    assert all(l["lastGivenWorkItemId"] == item["id"] and l["lastGivenStatus"] == "running" for l in listed)
+    assert all(l["givenCount"] == 1 and l["useCount"] == 1 for l in listed)
+    assert http.get(f"/api/worker/{worker['workerId']}/learnings", headers={"Authorization": "Bearer wrong"}).status_code == 401

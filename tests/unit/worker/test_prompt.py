@@ -36,9 +36,12 @@ def test_gate_failure_comes_last_with_its_output() -> None:
 
 
 def test_learnings_are_listed_and_bounded() -> None:
-    prompt = iteration_prompt(context(learnings=["use uv", "x" * 5000]))
+    # A default budget's worth (1,500 tokens, about 6,000 characters) goes in whole.
+    budgeted = [f"learning {n}: " + "y" * 140 for n in range(40)]
+    prompt = iteration_prompt(context(learnings=["use uv", *budgeted, "x" * 50_000]))
 
-    assert "- use uv" in prompt and "x" * 5000 not in prompt
+    assert "- use uv" in prompt and all(f"- {text}" in prompt for text in budgeted)
+    assert "x" * 50_000 not in prompt
 
 
 def test_a_huge_spec_is_cut_and_points_at_the_file() -> None:
