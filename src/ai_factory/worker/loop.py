@@ -66,7 +66,7 @@ from ai_factory.worker.progress import (
     iteration_report,
     read_tasks,
 )
-from ai_factory.worker.prompt import PromptContext, iteration_prompt, system_append
+from ai_factory.worker.prompt import PromptContext, iteration_prompt, system_prompt
 from ai_factory.worker.run_outcome import (
     LimitAction,
     LimitDecision,
@@ -322,7 +322,7 @@ class RalphLoop:
         return AgentRequest(
             iteration=number,
             prompt=prompt,
-            system_append=system_append(),
+            system_prompt=system_prompt(),
             cwd=self.root,
             on_inner_start=self._inner_started,
             on_inner_iteration=self._inner_finished,

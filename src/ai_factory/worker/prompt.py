@@ -1,10 +1,16 @@
-"""What Claude is told each iteration: the user prompt and the appended protocol.
+"""What Claude is told each iteration: the system prompt and the user prompt.
 
-Owns: `system_append()` (the factory's working protocol, `protocol.md`, appended
-to Claude Code's own system prompt so the repository's CLAUDE.md still applies)
-and `iteration_prompt()` (the iteration's user message: which iteration, SPEC.md,
-learnings, notes about the previous iteration, and the last quality gate failure
-with its output).
+Owns: `system_prompt()` (the factory's working protocol, `protocol.md`, which
+replaces Claude Code's own system prompt: the worker needs no more, and every
+request carries it; the repository's CLAUDE.md still reaches Claude as context)
+and `iteration_prompt()` (the iteration's user message).
+
+Static before dynamic, for the prompt cache: the system prompt never changes
+(tools and system prompt are the cached prefix of every request of every
+session); in the user message, what changes least comes first: the instruction,
+the learnings (fixed for an item), SPEC.md, the branch's commits, then this
+iteration's number and next task, notes about the previous iteration, and the
+last quality gate failure with its output.
 
 The gate failure comes last, under the heading "Quality gate failed", so it is
 the freshest thing Claude reads; that heading appears nowhere else in the prompt.
@@ -28,7 +34,8 @@ LEARNINGS_PROMPT_CHARS = 40_000
 
 
 @cache
-def system_append() -> str:
+def system_prompt() -> str:
+    """The worker's whole system prompt: the protocol, the same for every request."""
     return resources.files("ai_factory.worker").joinpath("protocol.md").read_text(encoding="utf-8")
 
 
@@ -46,44 +53,7 @@ class PromptContext:
 
 
 def iteration_prompt(ctx: PromptContext) -> str:
-    parts = [
-        (
-            f"This is iteration {ctx.iteration} of at most {ctx.max_iterations} of the factory "
-            f"loop working through SPEC.md ({len(ctx.tasks.done)} of {ctx.tasks.total} tasks "
-            "done so far)."
-        ),
-    ]
-    if ctx.gate_failure is not None and ctx.tasks.all_done:
-        parts.append(
-            "Every task is checked off, but the quality gate does not pass yet: make it pass, "
-            "commit the fix, then stop."
-        )
-    elif ctx.gate_failure is not None:
-        parts.append(
-            "First make the quality gate pass again (see the end of this message) and commit the "
-            "fix; then stop, or, if that was quick, go on with the first unchecked task."
-        )
-    else:
-        parts.append(
-            "Follow the factory protocol: do the first unchecked task in SPEC.md, commit it, "
-            "check it off in SPEC.md, then stop."
-        )
-    if ctx.next_task is not None:
-        number, task = ctx.next_task
-        parts.append(
-            f"The first unchecked task is task {number}: {task.text}\n"
-            f"End the message of the commit that finishes it with the line "
-            f"`{trailer_line(number)}`."
-        )
-    if ctx.commits:
-        parts.append(
-            "Commits on this branch so far (newest first; a task whose work is already "
-            "committed only needs checking off):\n" + "\n".join(f"- {c}" for c in ctx.commits)
-        )
-    spec = ctx.spec
-    if len(spec) > SPEC_PROMPT_CHARS:
-        spec = spec[:SPEC_PROMPT_CHARS] + "\n[... truncated here; read SPEC.md for the rest]"
-    parts.append(f"SPEC.md as of now:\n\n<spec>\n{spec.rstrip()}\n</spec>")
+    parts = [_instruction(ctx)]
     if ctx.learnings:
         lines, size = [], 0
         for learning in ctx.learnings:
@@ -92,6 +62,27 @@ def iteration_prompt(ctx: PromptContext) -> str:
                 break
             lines.append(f"- {learning}")
         parts.append("Learnings from earlier work (also in .ai/learnings.md):\n" + "\n".join(lines))
+    spec = ctx.spec
+    if len(spec) > SPEC_PROMPT_CHARS:
+        spec = spec[:SPEC_PROMPT_CHARS] + "\n[... truncated here; read SPEC.md for the rest]"
+    parts.append(f"SPEC.md as of now:\n\n<spec>\n{spec.rstrip()}\n</spec>")
+    if ctx.commits:
+        parts.append(
+            "Commits on this branch so far (newest first; a task whose work is already "
+            "committed only needs checking off):\n" + "\n".join(f"- {c}" for c in ctx.commits)
+        )
+    parts.append(
+        f"This is iteration {ctx.iteration} of at most {ctx.max_iterations} of the factory "
+        f"loop working through SPEC.md ({len(ctx.tasks.done)} of {ctx.tasks.total} tasks "
+        "done so far)."
+    )
+    if ctx.next_task is not None:
+        number, task = ctx.next_task
+        parts.append(
+            f"The first unchecked task is task {number}: {task.text}\n"
+            f"End the message of the commit that finishes it with the line "
+            f"`{trailer_line(number)}`."
+        )
     if ctx.notes:
         parts.append("About the previous iteration:\n" + "\n".join(f"- {n}" for n in ctx.notes))
     if ctx.gate_failure is not None:
@@ -102,3 +93,20 @@ def iteration_prompt(ctx: PromptContext) -> str:
             f"{gate.describe()}. The end of its output:\n\n```\n{gate.output_tail.strip()}\n```"
         )
     return "\n\n".join(parts) + "\n"
+
+
+def _instruction(ctx: PromptContext) -> str:
+    if ctx.gate_failure is not None and ctx.tasks.all_done:
+        return (
+            "Every task is checked off, but the quality gate does not pass yet: make it pass, "
+            "commit the fix, then stop."
+        )
+    if ctx.gate_failure is not None:
+        return (
+            "First make the quality gate pass again (see the end of this message) and commit the "
+            "fix; then stop, or, if that was quick, go on with the first unchecked task."
+        )
+    return (
+        "Follow the factory protocol: do the first unchecked task in SPEC.md, commit it, "
+        "check it off in SPEC.md, then stop."
+    )

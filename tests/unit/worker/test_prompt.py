@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ai_factory.core.spec import parse_tasks
 from ai_factory.worker.gate import GateResult
-from ai_factory.worker.prompt import PromptContext, iteration_prompt, system_append
+from ai_factory.worker.prompt import PromptContext, iteration_prompt, system_prompt
 
 SPEC = "# Work\n\n- [x] Create `app.py`\n- [ ] Create `b.txt`\n"
 FAILED = GateResult(False, "pytest -q", 1, "E   NameError: name 'BUG' is not defined\napp.py:1")
@@ -51,7 +51,7 @@ def test_a_huge_spec_is_cut_and_points_at_the_file() -> None:
 
 
 def test_protocol_is_the_reference_protocol() -> None:
-    protocol = system_append()
+    protocol = system_prompt()
 
     for part in (
         ".ai/stuck.md",

@@ -30,8 +30,9 @@ class AgentRequest:
 
     iteration: int
     prompt: str
-    system_append: str
+    system_prompt: str
     cwd: Path
+    max_budget_usd: float | None = None  # the run's spending cap (Claude Code stops there)
     stop: asyncio.Event = field(default_factory=asyncio.Event)  # set: end the run now
     # Self-looping drivers: an inner iteration starts (its number), and one finished (all
     # but the last, which is the run's own result).

@@ -1,9 +1,10 @@
 """The Claude Code driver: one fresh claude-agent-sdk session per iteration.
 
 Owns: the session options (the iteration prompt as the user message, the
-factory protocol appended to Claude Code's own system prompt, the repository's
-settings and CLAUDE.md still applied, permissions skipped inside the worktree,
-the lock hook on edit tools) and the watchdog that ends a session that went
+factory protocol as the whole system prompt, exactly the tools the protocol uses,
+everything that only adds context switched off, the repository's settings and
+CLAUDE.md still applied, permissions skipped inside the worktree, the lock hook
+on edit tools, the iteration's spending cap) and the watchdog that ends a session that went
 quiet (ITERATION_IDLE_TIMEOUT_SECONDS), ran too long (ITERATION_TIMEOUT_SECONDS), hit a
 rejected usage limit (the worker waits; the CLI need not), or must stop
 because the worker is stopping. Ending a session = leaving the SDK's message
@@ -32,6 +33,20 @@ from ai_factory.worker.agent.stream import StreamRecorder
 
 log = logging.getLogger(__name__)
 
+# The tools the protocol uses; nothing else is defined in the request (each definition is
+# sent with every request: Claude Code's default set is ~31,600 characters, these ~10,500).
+WORKER_TOOLS = ("Read", "Write", "Edit", "Bash", "Glob", "Grep")
+# Switches that only add context a worker does not use (docs/claude-cli-notes.md says
+# what each one removes, measured): no deferred-tool placeholder, no git and pull-request
+# instructions or attribution reminder (the protocol says how to commit), no auto-memory
+# (what a session learns goes to .ai/new-learnings.md), no built-in subagents.
+LEAN_ENV = {
+    "ENABLE_TOOL_SEARCH": "false",
+    "CLAUDE_CODE_DISABLE_GIT_INSTRUCTIONS": "1",
+    "CLAUDE_CODE_DISABLE_AUTO_MEMORY": "1",
+    "CLAUDE_AGENT_SDK_DISABLE_BUILTIN_AGENTS": "1",
+}
+
 
 class ClaudeDriver:
     name = "claude"
@@ -56,14 +71,14 @@ class ClaudeDriver:
         return ClaudeAgentOptions(
             cwd=str(request.cwd),
             permission_mode="bypassPermissions",
-            system_prompt={
-                "type": "preset",
-                "preset": "claude_code",
-                "append": request.system_append,
-            },
+            system_prompt=request.system_prompt,  # replaces Claude Code's own (~7,400 chars)
+            tools=list(WORKER_TOOLS),
+            skills=[],  # no skills listing
+            extra_args={"disable-slash-commands": None},
             setting_sources=["project"],  # the repo's CLAUDE.md and .claude/settings.json
             model=self.model,
-            env=self.env,
+            max_budget_usd=request.max_budget_usd,
+            env={**LEAN_ENV, **self.env},
             hooks=self.hooks,  # type: ignore[arg-type]
             stderr=recorder.add_stderr,
         )
