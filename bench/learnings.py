@@ -1,21 +1,36 @@
-"""Learnings search: quality on a labelled set, and latency with 100,000 learnings.
+"""Learnings search: quality on labelled sets, a worker's context by budget, merging of
+near-duplicates, and latency with 100,000 learnings, on both kinds of PostgreSQL server.
 
-Quality: bench/data/learnings.json holds 75 learnings about five fictional
-repositories (plus global ones) and 57 queries phrased as specs, each with the
-learnings a worker doing it should get. Every query runs as a worker's search does
-(its repo plus global learnings), and once over all repositories, with full-text
-alone, vector alone and hybrid (reciprocal rank fusion). Prints recall@5 and MRR
-per embedder.
+Backends: the embedded server with pgvector (vectors ranked by its HNSW index) and a plain
+PostgreSQL without it (TEST_DATABASE_URL, default the local server; vectors ranked exactly
+in the process). Each is given a fresh database.
 
-Latency: 100,000 generated learnings over 200 repositories (0.1% global) are loaded
-with COPY, the HNSW index is built, and the labelled queries run against it through
-`LearningStore.search` (embedding the query, ranking, fetching, counting the use).
-Prints p50 and p95 per mode, with the labelled set's recall@5 among the noise.
+Labelled sets (bench/data/):
+* learnings.json, the tuning set: 75 learnings about five fictional repositories plus
+  global ones, 57 one-sentence queries. Choices were made on it.
+* learnings-heldout.json, held out: 109 learnings about three other repositories plus
+  global ones, 81 queries written as specs (title and tasks; searched as a worker searches,
+  `worker.learnings.search_text`), and 30 pairs for merging. Written for issue 16 before
+  the changes it measures; nothing was tuned on it.
 
-Runs against an embedded PostgreSQL with pgvector started in a temporary folder.
+Quality: every query runs as a worker's search does (its repo plus global learnings) with
+full text alone, vectors alone and both fused. Prints recall@5 and MRR, and both over the
+even- and odd-numbered queries (choose on one half, check on the other).
 
-    python bench/learnings.py [--embedders hashing,wordllama] [--rows 100000]
-        [--rounds 3] [--latency-embedder auto] [--misses]
+Context: what a worker is given for each query at LEARNINGS_BUDGET_TOKENS (and a few other
+budgets): context recall (the share of relevant learnings that reach the prompt) and the
+tokens its learnings add to every iteration's prompt; beside it the old fixed top ten.
+
+Merging: each pair's new text is saved into the set's repo; a pair marked duplicate should
+be merged, the others stored apart.
+
+Latency: 100,000 generated learnings over 200 repositories (0.1% global) are loaded with
+COPY, then the held-out set; the held-out queries run through `LearningStore.search` (embed,
+rank, fetch, count the use) and `LearningStore.context`. Prints p50 and p95; on the plain
+server also the first search of each repository (its vectors not yet cached).
+
+    python bench/learnings.py [--backends embedded,plain] [--embedders wordllama,hashing]
+        [--rows 100000] [--rounds 3] [--misses]
 """
 
 from __future__ import annotations
@@ -43,24 +58,39 @@ import psycopg
 from ai_factory.core.db.database import Database
 from ai_factory.core.db.embedded import EmbeddedPostgres
 from ai_factory.core.db.migrations import apply_migrations
+from ai_factory.core.learnings.context import estimate_tokens
 from ai_factory.core.learnings.embedder import Embedder, embedder_from_name
 from ai_factory.core.learnings.models import SearchMode
 from ai_factory.core.learnings.store import LearningStore, scope_repos
+from ai_factory.core.settings import Settings
+from ai_factory.worker.learnings import search_text
+from ai_factory.worker.prompt import PromptContext, iteration_prompt
+from ai_factory.core.spec import parse_tasks
 
-DATA = Path(__file__).parent / "data" / "learnings.json"
+DATA = Path(__file__).parent / "data"
+SETS = {"tuning": DATA / "learnings.json", "held-out": DATA / "learnings-heldout.json"}
+PLAIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 MODES = (SearchMode.TEXT, SearchMode.VECTOR, SearchMode.HYBRID)
 K = 5
+BUDGETS = (500, 1000, 3000)
+DEFAULT_BUDGET = Settings.model_fields["learnings_budget_tokens"].default
 
 
 @dataclass
 class Labelled:
+    name: str
     learnings: list[dict[str, str]]
     queries: list[dict]
+    duplicates: list[dict]
 
     @classmethod
-    def load(cls) -> Labelled:
-        data = json.loads(DATA.read_text("utf-8"))
-        return cls(data["learnings"], data["queries"])
+    def load(cls, name: str) -> Labelled:
+        data = json.loads(SETS[name].read_text("utf-8"))
+        queries = [
+            {**q, "query": search_text(q["spec"]) if "spec" in q else q["query"]}
+            for q in data["queries"]
+        ]
+        return cls(name, data["learnings"], queries, data.get("duplicates", []))
 
 
 @dataclass
@@ -68,8 +98,8 @@ class Scores:
     recall: list[float] = field(default_factory=list)
     rr: list[float] = field(default_factory=list)
 
-    def add(self, ranked: list[str], relevant: set[str]) -> None:
-        self.recall.append(len(set(ranked[:K]) & relevant) / len(relevant))
+    def add(self, ranked: list[str], relevant: set[str], *, k: int | None = K) -> None:
+        self.recall.append(len(set(ranked[:k]) & relevant) / len(relevant))
         rank = next((i for i, key in enumerate(ranked, 1) if key in relevant), None)
         self.rr.append(1 / rank if rank else 0.0)
 
@@ -77,54 +107,59 @@ class Scores:
         return f"{statistics.fmean(self.recall):>9.3f} {statistics.fmean(self.rr):>7.3f}"
 
     def halves(self) -> str:
-        """recall@5 / MRR over the even- and the odd-numbered queries: choose a parameter
-        on one half, check it on the other."""
+        """recall / MRR over the even- and the odd-numbered queries."""
         return "  ".join(
             f"{statistics.fmean(self.recall[start::2]):>5.3f} {statistics.fmean(self.rr[start::2]):>5.3f}"
             for start in (0, 1)
         )
 
 
-# --- the server ---
+# --- the servers ---
 
 
-def database_url(admin_url: str, name: str) -> str:
+def fresh_database(admin_url: str, name: str) -> str:
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
         conn.execute(f"ALTER DATABASE \"{name}\" SET maintenance_work_mem = '1GB'")
     parts = urlsplit(admin_url)
     return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
 
 
+def drop_database(admin_url: str, url: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{urlsplit(url).path.lstrip("/")}" WITH (FORCE)')
+
+
 async def open_store(url: str, embedder: Embedder) -> tuple[Database, LearningStore]:
     db = await Database.open(url, max_size=4)
     await apply_migrations(db)
+    await db.refresh_capabilities()
     return db, LearningStore(db=db, embedder=embedder)
 
 
-# --- quality ---
+# --- quality, context, merging ---
 
 
 async def load_labelled(store: LearningStore, labelled: Labelled) -> dict[str, str]:
-    """Save the labelled learnings; return {learning id: key}."""
+    """Save the labelled learnings (merging off: each is its own learning); {id: key}."""
+    merge_at, store.merge_at = store.merge_at, 1.0
     keys = {}
     for item in labelled.learnings:
         saved = await store.save(item["repo"], item["content"])
         keys[str(saved.id)] = item["key"]
+    store.merge_at = merge_at
     return keys
 
 
 async def evaluate(
-    store: LearningStore, labelled: Labelled, keys: dict[str, str], *, scoped: bool,
-    misses: bool = False,
+    store: LearningStore, labelled: Labelled, keys: dict[str, str], *, misses: bool
 ) -> dict[SearchMode, Scores]:
     results = {mode: Scores() for mode in MODES}
     for number, query in enumerate(labelled.queries):
-        repos = scope_repos(query["repo"]) if scoped else None
         found: dict[SearchMode, list[str]] = {}
         for mode in MODES:
-            ranked = await store.rank(query["query"], repos=repos, limit=K, mode=mode)
+            ranked = await store.rank(query["query"], repos=scope_repos(query["repo"]), limit=K, mode=mode)
             found[mode] = [keys.get(str(i), "?") for i, _ in ranked]
             results[mode].add(found[mode], set(query["relevant"]))
         if misses:
@@ -133,44 +168,88 @@ async def evaluate(
 
 
 def print_misses(number: int, query: dict, found: dict[SearchMode, list[str]]) -> None:
-    """A query whose hybrid top 5 lacks a relevant learning, with each mode's rank of it."""
     missed = [key for key in query["relevant"] if key not in found[SearchMode.HYBRID][:K]]
     if not missed:
         return
-    print(f"  #{number} {query['query']}")
+    print(f"  #{number} {query['query'][:150]}")
     for key in missed:
         ranks = "  ".join(
-            f"{mode.value} {found[mode].index(key) + 1 if key in found[mode] else '-'}"
-            for mode in MODES
+            f"{mode.value} {found[mode].index(key) + 1 if key in found[mode] else '-'}" for mode in MODES
         )
         print(f"     missed {key}: rank {ranks}")
     print(f"     hybrid top {K}: {' '.join(found[SearchMode.HYBRID][:K])}")
 
 
-async def quality(
-    admin_url: str, embedders: list[Embedder], labelled: Labelled, *, misses: bool
-) -> None:
-    print(f"\nquality: {len(labelled.learnings)} learnings, {len(labelled.queries)} queries, recall@{K} and MRR")
-    print(
-        f"{'embedder':<28} {'search':<9} {'mode':<7} {'recall@5':>9} {'MRR':>7}"
-        f"   {'even: recall MRR':<17} {'odd: recall MRR'}"
+def learnings_section_tokens(learnings: list[str]) -> int:
+    """Tokens the learnings add to one iteration's prompt (the prompt with them, less
+    the prompt without them)."""
+    base = PromptContext(iteration=1, max_iterations=20, spec="# x\n- [ ] y\n", tasks=parse_tasks("- [ ] y"))
+    without = iteration_prompt(base)
+    base.learnings = learnings
+    return estimate_tokens(iteration_prompt(base)) - estimate_tokens(without)
+
+
+async def context_recall(
+    store: LearningStore, labelled: Labelled, keys: dict[str, str], budget: int | None
+) -> tuple[Scores, list[int], list[int]]:
+    """Context recall at `budget` (None: the old fixed top ten), the tokens per iteration,
+    and how many learnings each worker got."""
+    scores, tokens, counts = Scores(), [], []
+    for query in labelled.queries:
+        if budget is None:
+            found = await store.search(repo=query["repo"], search=query["query"], limit=10, count_use=False)
+        else:
+            found = (await store.context(repo=query["repo"], search=query["query"], budget_tokens=budget)).learnings
+        scores.add([keys.get(str(r.id), "?") for r in found], set(query["relevant"]), k=None)
+        tokens.append(learnings_section_tokens([r.content for r in found]))
+        counts.append(len(found))
+    return scores, tokens, counts
+
+
+async def merging(store: LearningStore, labelled: Labelled) -> str:
+    repo_of = {item["key"]: item["repo"] for item in labelled.learnings}
+    right = {True: 0, False: 0}
+    for pair in labelled.duplicates:
+        saved = await store.save(repo_of[pair["of"]], pair["content"])
+        right[pair["duplicate"]] += saved.merged == pair["duplicate"]
+        if saved.created:
+            await store.delete(saved.id)
+    same = sum(p["duplicate"] for p in labelled.duplicates)
+    return (
+        f"merging (threshold {store.merge_at:.2f}): {right[True]} of {same} restatements merged,"
+        f" {right[False]} of {len(labelled.duplicates) - same} other texts kept apart"
     )
+
+
+async def quality(backend: str, admin_url: str, embedders: list[Embedder], sets: list[Labelled], *, misses: bool) -> None:
     for embedder in embedders:
-        db, store = await open_store(database_url(admin_url, "bench_quality"), embedder)
-        try:
-            keys = await load_labelled(store, labelled)
-            for scoped in (True, False):
-                if misses and scoped:
-                    print(f"hybrid misses of {embedder.name}, repo+glob (rank in each mode, - if unranked):")
-                results = await evaluate(store, labelled, keys, scoped=scoped, misses=misses and scoped)
+        for labelled in sets:
+            url = fresh_database(admin_url, "bench_quality")
+            db, store = await open_store(url, embedder)
+            try:
+                keys = await load_labelled(store, labelled)
+                print(
+                    f"\n{backend} ({store.vector_search}), {labelled.name} set: {len(labelled.learnings)} learnings,"
+                    f" {len(labelled.queries)} queries"
+                )
+                print(f"  {'mode':<7} {'recall@5':>9} {'MRR':>7}   {'even: recall MRR':<17} {'odd: recall MRR'}")
+                results = await evaluate(store, labelled, keys, misses=misses)
                 for mode in MODES:
-                    where = "repo+glob" if scoped else "all repos"
+                    print(f"  {mode.value:<7} {results[mode].row()}         {results[mode].halves()}")
+                print(f"  {'context':<16} {'recall':>6}   {'even':>5} {'odd':>5}   {'tokens/iteration mean max':<26} learnings given (mean)")
+                for budget in (None, *BUDGETS[:2], DEFAULT_BUDGET, *BUDGETS[2:]):
+                    scores, tokens, counts = await context_recall(store, labelled, keys, budget)
+                    name = "fixed top 10" if budget is None else f"budget {budget}" + (" *" if budget == DEFAULT_BUDGET else "")
+                    halves = [statistics.fmean(scores.recall[s::2]) for s in (0, 1)]
                     print(
-                        f"{embedder.name:<28} {where:<9} {mode.value:<7} {results[mode].row()}"
-                        f"         {results[mode].halves()}"
+                        f"  {name:<16} {statistics.fmean(scores.recall):>6.3f}   {halves[0]:>5.3f} {halves[1]:>5.3f}"
+                        f"   {statistics.fmean(tokens):>15.0f} {max(tokens):>5}       {statistics.fmean(counts):.1f}"
                     )
-        finally:
-            await db.close()
+                if labelled.duplicates:
+                    print("  " + await merging(store, labelled))
+            finally:
+                await db.close()
+                drop_database(admin_url, url)
 
 
 # --- latency ---
@@ -244,67 +323,91 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def latency(admin_url: str, embedder: Embedder, labelled: Labelled, rows: int, rounds: int) -> None:
-    db = await Database.open(database_url(admin_url, "bench_latency"), max_size=4)
+async def timed(call) -> tuple[float, object]:
+    started = time.perf_counter()
+    result = await call
+    return (time.perf_counter() - started) * 1000, result
+
+
+async def latency(backend: str, admin_url: str, embedder: Embedder, labelled: Labelled, rows: int, rounds: int) -> None:
+    url = fresh_database(admin_url, "bench_latency")
+    db = await Database.open(url, max_size=4)
     try:
         await apply_migrations(db)
+        await db.refresh_capabilities()
         loaded = await load_generated(db, embedder, generated_learnings(rows, random.Random(7)))
         store = LearningStore(db=db, embedder=embedder)
         started = time.perf_counter()
-        await store.prepare()  # builds the HNSW index over the loaded rows
+        await store.prepare()  # with pgvector: builds the HNSW index over the loaded rows
         indexed = time.perf_counter() - started
         keys = await load_labelled(store, labelled)
-        await db.execute("ANALYZE learnings")
+        await db.execute("VACUUM ANALYZE learnings")
         print(
-            f"\nlatency: {rows + len(labelled.learnings)} learnings, embedder {embedder.name}"
-            f" (load {loaded:.1f} s, HNSW build {indexed:.1f} s), {rounds} rounds of"
-            f" {len(labelled.queries)} queries, limit 10, LearningStore.search end to end"
+            f"\nlatency on {backend} ({store.vector_search}): {rows + len(labelled.learnings)} learnings"
+            f" (load {loaded:.1f} s, index {indexed:.1f} s), {rounds} rounds of the {labelled.name}"
+            f" set's {len(labelled.queries)} queries, LearningStore end to end"
         )
-        print(f"{'search':<9} {'mode':<7} {'p50 ms':>8} {'p95 ms':>8} {'recall@5':>9} {'MRR':>7}")
-        for scoped in (True, False):
-            for mode in MODES:
-                times: list[float] = []
-                scores = Scores()
-                for round_ in range(rounds + 1):  # round 0 warms up
-                    for query in labelled.queries:
-                        t0 = time.perf_counter()
-                        found = await store.search(
-                            repo=query["repo"] if scoped else None,
-                            search=query["query"], limit=10, mode=mode,
-                        )
-                        elapsed = (time.perf_counter() - t0) * 1000
-                        if round_ == 0:
-                            scores.add([keys.get(str(r.id), "?") for r in found], set(query["relevant"]))
-                        else:
-                            times.append(elapsed)
-                where = "repo+glob" if scoped else "all repos"
-                print(
-                    f"{where:<9} {mode.value:<7} {percentile(times, 0.5):>8.1f}"
-                    f" {percentile(times, 0.95):>8.1f} {scores.row()}"
-                    f"   (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
-                )
+        first: list[float] = []
+        if backend == "plain":  # each repo's first search reads its vectors
+            for query in {q["repo"]: q for q in labelled.queries}.values():
+                ms, _ = await timed(store.search(repo=query["repo"], search=query["query"], limit=10, count_use=False))
+                first.append(ms)
+        print(f"  {'call':<22} {'p50 ms':>8} {'p95 ms':>8} {'recall@5':>9} {'MRR':>7}")
+        for label, mode, scoped in [
+            (f"search {m.value}, repo+glob", m, True) for m in MODES
+        ] + [("search hybrid, all repos", SearchMode.HYBRID, False)]:
+            times: list[float] = []
+            scores = Scores()
+            for round_ in range(rounds + 1):  # round 0 warms up
+                for query in labelled.queries:
+                    ms, found = await timed(store.search(
+                        repo=query["repo"] if scoped else None, search=query["query"], limit=10, mode=mode,
+                    ))
+                    if round_ == 0:
+                        scores.add([keys.get(str(r.id), "?") for r in found], set(query["relevant"]))
+                    else:
+                        times.append(ms)
+            print(f"  {label:<22} {percentile(times, 0.5):>8.1f} {percentile(times, 0.95):>8.1f} {scores.row()}")
+        times = []
+        for _ in range(rounds):
+            for query in labelled.queries:
+                ms, _ = await timed(store.context(repo=query["repo"], search=query["query"], budget_tokens=DEFAULT_BUDGET))
+                times.append(ms)
+        print(f"  {'context, budget ' + str(DEFAULT_BUDGET):<22} {percentile(times, 0.5):>8.1f} {percentile(times, 0.95):>8.1f}")
+        if first:
+            print(f"  first search of a repo: {', '.join(f'{ms:.0f}' for ms in first)} ms (vectors read into the cache)")
+        print(f"  (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
     finally:
         await db.close()
+        drop_database(admin_url, url)
 
 
 async def main(args: argparse.Namespace) -> None:
-    labelled = Labelled.load()
+    sets = [Labelled.load(name) for name in args.sets.split(",")]
     embedders = [embedder_from_name(name) for name in args.embedders.split(",")]
+    backends = args.backends.split(",")
     with tempfile.TemporaryDirectory(prefix="bench-learnings-") as folder:
-        server = EmbeddedPostgres(Path(folder) / "pg")
-        url = await asyncio.to_thread(server.start)
+        server = None
+        urls = {"plain": PLAIN_URL}
+        if "embedded" in backends:
+            server = EmbeddedPostgres(Path(folder) / "pg")
+            urls["embedded"] = await asyncio.to_thread(server.start)
         try:
-            await quality(url, embedders, labelled, misses=args.misses)
+            for backend in backends:
+                await quality(backend, urls[backend], embedders, sets, misses=args.misses)
             if args.rows:
-                await latency(url, embedder_from_name(args.latency_embedder), labelled, args.rows, args.rounds)
+                for backend in backends:
+                    await latency(backend, urls[backend], embedders[0], sets[-1], args.rows, args.rounds)
         finally:
-            await asyncio.to_thread(server.stop)
+            if server is not None:
+                await asyncio.to_thread(server.stop)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--embedders", default="hashing,wordllama")
-    parser.add_argument("--latency-embedder", default="auto")
+    parser.add_argument("--backends", default="embedded,plain")
+    parser.add_argument("--embedders", default="wordllama", help="the first one also runs the latency part")
+    parser.add_argument("--sets", default="tuning,held-out")
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--misses", action="store_true", help="print the hybrid misses per query")
