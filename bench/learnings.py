@@ -63,9 +63,9 @@ from ai_factory.core.learnings.embedder import Embedder, embedder_from_name
 from ai_factory.core.learnings.models import SearchMode
 from ai_factory.core.learnings.store import LearningStore, scope_repos
 from ai_factory.core.settings import Settings
+from ai_factory.core.spec import parse_tasks
 from ai_factory.worker.learnings import search_text
 from ai_factory.worker.prompt import PromptContext, iteration_prompt
-from ai_factory.core.spec import parse_tasks
 
 DATA = Path(__file__).parent / "data"
 SETS = {"tuning": DATA / "learnings.json", "held-out": DATA / "learnings-heldout.json"}
