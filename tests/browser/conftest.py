@@ -52,6 +52,7 @@ def factory(
     env.update({
         "DATABASE_URL": database_url,
         "FACTORY_HOME": str(base / "home"),
+        "LOCAL_REPO_ROOTS": str(base),
         "FACTORY_API_TOKEN": TOKEN,
         "HOST": "127.0.0.1",
         "PORT": str(port),

@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 
 def factory(
-    *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+    *args: str, env: dict[str, str] | None = None, stdin: str | None = None, cwd: Path | None = None
 ) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
     return subprocess.run(
@@ -17,6 +18,7 @@ def factory(
         text=True,
         env=full_env,
         input=stdin,
+        cwd=cwd,
         timeout=60,
         check=False,
     )

@@ -51,7 +51,7 @@ class RunningFactory:
 
     def submit(self, text: str | None = None, **body: Any) -> dict[str, Any]:
         response = self.http.post(
-            "/api/work", json={"repo": "/srv/widgets", "spec": text or spec(), **body}
+            "/api/work", json={"repo": "https://git.example/srv/widgets.git", "spec": text or spec(), **body}
         )
         assert response.status_code == 201, response.text
         return response.json()

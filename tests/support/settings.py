@@ -11,7 +11,10 @@ from tests.support.server import ServerThread
 
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
     """Settings for a test: no .env file, a private FACTORY_HOME."""
-    values: dict[str, object] = {"factory_home": tmp_path / "home", "_env_file": None}
+    # Local repositories anywhere but FACTORY_HOME: tests make theirs under tmp_path.
+    values: dict[str, object] = {
+        "factory_home": tmp_path / "home", "_env_file": None, "local_repo_roots": "/",
+    }
     values.update(overrides)
     return load_settings(**values)
 

@@ -20,6 +20,7 @@ from ai_factory.cli.output import (
     status_text,
 )
 from ai_factory.core.errors import InvalidInputError
+from ai_factory.core.repos import is_local
 
 
 def _read_spec(spec: str | None, spec_file: Path | None) -> str:
@@ -45,12 +46,21 @@ def submit(
     text = _read_spec(spec, spec_file)
     client = api_client(settings_for_command())
     item = client.post(
-        "/api/work", {"repo": repo, "spec": text, "priority": priority, "baseBranch": base_branch}
+        "/api/work",
+        {"repo": _where(repo), "spec": text, "priority": priority, "baseBranch": base_branch},
     )
     if json_out:
         print_json(item)
     else:
         out.print(item["id"])
+
+
+def _where(repo: str) -> str:
+    """A local path as an absolute one, resolved here, where the user typed it (the factory
+    may run elsewhere); URLs as given."""
+    if is_local(repo) and not repo.lower().startswith("file://"):
+        return str(Path(repo).expanduser().resolve())
+    return repo
 
 
 def status(json_out: JsonOpt = False) -> None:

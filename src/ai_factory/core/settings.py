@@ -26,6 +26,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from ai_factory.core.errors import ConfigError
 
 DEFAULT_FACTORY_HOME = Path("~/.ai-factory")
+K8S_NAME = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"  # a Kubernetes object name (RFC 1123)
+K8S_DEADLINE_SLACK_S = 6 * 3600  # set-up, delivery, and one wait for a usage-limit reset
 
 
 def _named(old: str) -> AliasChoices:
@@ -61,6 +63,9 @@ class Settings(BaseSettings):
 
     # --- home, API address and token, worker liveness ---
     factory_home: Path = DEFAULT_FACTORY_HOME
+    # local repositories (paths) the factory may work on and push to: only under these
+    # folders (comma-separated), never inside FACTORY_HOME (core.repos.LocalRepoPolicy)
+    local_repo_roots: Annotated[list[Path], NoDecode] = Field(default_factory=lambda: [Path.home()])
     host: str = "127.0.0.1"
     orchestrator_url: str = "http://127.0.0.1:3000"
     factory_api_token: SecretStr | None = None
@@ -78,8 +83,22 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     # runtime (scheduler, spawners, limits)
-    factory_spawner: Literal["process", "bwrap", "docker"] = "process"
+    factory_spawner: Literal["process", "bwrap", "docker", "kubernetes"] = "process"
     factory_worker_image: str = "factory-worker:latest"
+    # kubernetes spawner: one batch/v1 Job per worker (orchestrator/spawners/kubernetes.py)
+    factory_k8s_namespace: str = Field(default="default", pattern=K8S_NAME)
+    factory_k8s_secret: str = Field(default="ai-factory", pattern=K8S_NAME)  # Claude credentials
+    factory_k8s_service_account: str = Field(default="ai-factory-worker", pattern=K8S_NAME)
+    factory_k8s_requests: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=lambda: {"cpu": "500m", "memory": "1Gi"}
+    )
+    factory_k8s_limits: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=lambda: {"cpu": "2", "memory": "4Gi"}
+    )
+    factory_k8s_home_claim: str | None = Field(default=None, pattern=K8S_NAME)  # else emptyDir
+    factory_k8s_ttl_seconds: int = Field(default=600, ge=0)  # a finished Job stays this long
+    # a worker's wall-clock cap (activeDeadlineSeconds); unset: derived, see k8s_deadline_seconds
+    factory_k8s_deadline_seconds: int | None = Field(default=None, ge=1)
     factory_worker_command: str | None = None  # shell-style argv replacing `factory worker`
     factory_worker_mounts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     health_check_interval_seconds: float = Field(
@@ -96,10 +115,22 @@ class Settings(BaseSettings):
     # worker
     factory_agent: Literal["claude", "command"] = "claude"
     factory_agent_command: str = "ralph run --headless --spec SPEC.md"
+    # A worker running as root runs the agent (Claude Code, the agent command, the gate and
+    # its git in the worktree) as this unprivileged user, created if missing; empty: as root
+    # (worker/agent_user.py). Not used when the worker is not root.
+    factory_agent_user: str = Field(
+        default="factory-agent", pattern=r"^([a-z_][a-z0-9_-]{0,31})?$"
+    )
     factory_test_command: str | None = None
     factory_model: str | None = None
     max_iterations: int = Field(default=20, ge=1)
     stuck_after: int = Field(default=3, ge=1)
+    # spending caps: one agent run (Claude Code's max_budget_usd) and one attempt at an item
+    # (reached: the item stops as stuck, its work pushed)
+    max_iteration_cost_usd: float | None = Field(default=None, gt=0)
+    max_item_cost_usd: float | None = Field(default=None, gt=0)
+    # after a usage limit's announced reset, workers wait this much longer before a request
+    limit_reset_margin_seconds: float = Field(default=60, ge=0)
     iteration_idle_timeout_seconds: float = Field(
         default=600, gt=0, validation_alias=_named("iteration_idle_timeout")
     )
@@ -111,6 +142,11 @@ class Settings(BaseSettings):
     # learnings: auto (WordLlama when installed, else hashing) | wordllama | hashing
     # | sentence-transformers:<local model>
     factory_embedder: str = "auto"
+    # the learnings a worker gets, in (estimated) tokens; all of a repo's when they fit
+    learnings_budget_tokens: int = Field(default=1500, ge=0, le=100_000)
+    # cosine similarity from which a new learning is merged into one of its repo that says
+    # the same; unset: chosen per embedder (core/learnings/store.py), 1: exact repeats only
+    learnings_merge_similarity: float | None = Field(default=None, gt=0, le=1)
 
     # intake
     github_api_url: str = "https://api.github.com"
@@ -122,19 +158,26 @@ class Settings(BaseSettings):
     intake_write_interval_s: float = Field(default=1.0, ge=0)
     anthropic_api_key: SecretStr | None = None
 
-    @field_validator("repos", "trusted_bots", "factory_worker_mounts", mode="before")
+    @field_validator("repos", "trusted_bots", "factory_worker_mounts", "local_repo_roots",
+                     mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("factory_k8s_requests", "factory_k8s_limits", mode="before")
+    @classmethod
+    def _split_resources(cls, value: object) -> object:
+        # "cpu=500m,memory=1Gi" -> {"cpu": "500m", "memory": "1Gi"}; "" -> none
+        if not isinstance(value, str):
+            return value
+        pairs = [part.strip() for part in value.split(",") if part.strip()]
+        if not all("=" in pair for pair in pairs):
+            raise ValueError("must be resource=quantity pairs, e.g. cpu=500m,memory=1Gi")
+        return dict(pair.split("=", 1) for pair in pairs)
+
     @field_validator("repos")
-    # the learnings a worker gets, in (estimated) tokens; all of a repo's when they fit
-    learnings_budget_tokens: int = Field(default=1500, ge=0, le=100_000)
-    # cosine similarity from which a new learning is merged into one of its repo that says
-    # the same; unset: chosen per embedder (core/learnings/store.py), 1: exact repeats only
-    learnings_merge_similarity: float | None = Field(default=None, gt=0, le=1)
     @classmethod
     def _repo_names(cls, value: list[str]) -> list[str]:
         # One spelling for every reader (polling, webhooks): owner/repo.
@@ -195,6 +238,15 @@ class Settings(BaseSettings):
     def _expand_home(cls, value: Path) -> Path:
         return value.expanduser()
 
+    @field_validator("local_repo_roots")
+    @classmethod
+    def _absolute_roots(cls, value: list[Path]) -> list[Path]:
+        roots = [root.expanduser() for root in value]
+        for root in roots:
+            if not root.is_absolute():
+                raise ValueError(f"{str(root)!r} is not an absolute path")
+        return roots
+
     @property
     def pg_data_dir(self) -> Path:
         return self.factory_home / "pg"
@@ -203,6 +255,15 @@ class Settings(BaseSettings):
     def worker_command(self) -> list[str] | None:
         """FACTORY_WORKER_COMMAND as an argv list (None: the real `factory worker`)."""
         return shlex.split(self.factory_worker_command) if self.factory_worker_command else None
+
+    @property
+    def k8s_deadline_seconds(self) -> int:
+        """A worker Job's activeDeadlineSeconds: FACTORY_K8S_DEADLINE_SECONDS, else every
+        iteration and gate at its cap, plus set-up, delivery and one usage-limit wait."""
+        if self.factory_k8s_deadline_seconds is not None:
+            return self.factory_k8s_deadline_seconds
+        per_iteration = self.iteration_timeout_seconds + self.gate_timeout_seconds
+        return int(self.max_iterations * per_iteration + K8S_DEADLINE_SLACK_S)
 
     @property
     def api_token(self) -> str | None:

@@ -9,6 +9,7 @@ does not apply.
 
 from __future__ import annotations
 
+import asyncio
 from uuid import UUID
 
 from ai_factory.core.models import (
@@ -21,16 +22,26 @@ from ai_factory.core.models import (
     WorkItemStatus,
 )
 from ai_factory.orchestrator.ledger import Ledger
+from ai_factory.orchestrator.submission import SubmissionRules
 
 
 class QueueManager:
-    def __init__(self, *, ledger: Ledger, default_max_attempts: int = 3) -> None:
+    def __init__(
+        self,
+        *,
+        ledger: Ledger,
+        default_max_attempts: int = 3,
+        rules: SubmissionRules | None = None,
+    ) -> None:
         self.ledger = ledger
         self.default_max_attempts = default_max_attempts
+        self.rules = rules or SubmissionRules()
 
     async def add(self, data: CreateWorkItemInput) -> tuple[WorkItem, bool]:
-        """Queue an item; return ``(item, created)`` (False: the source item's active one)."""
-        return await self.ledger.submit(data, max_attempts=self.default_max_attempts)
+        """Queue an item once the submission rules admit it; return ``(item, created)``
+        (False: the source item's active one)."""
+        admitted = await asyncio.to_thread(self.rules.admit, data)  # may run git
+        return await self.ledger.submit(admitted, max_attempts=self.default_max_attempts)
 
     async def get(self, item_id: str | UUID) -> WorkItem:
         return await self.ledger.item(item_id)
@@ -46,8 +57,8 @@ class QueueManager:
         offset: int = 0,
     ) -> list[WorkItem]:
         return await self.ledger.items(
-            statuses=statuses, repo=repo, source=source, source_id=source_id, limit=limit,
-            offset=offset,
+            statuses=statuses, repo=self.rules.spelling(repo), source=source,
+            source_id=source_id, limit=limit, offset=offset,
         )  # fmt: skip
 
     async def stats(self) -> QueueStats:
@@ -73,8 +84,9 @@ class QueueManager:
     ) -> WorkItem | None:
         """Cancel a source item's item only while nobody has claimed it."""
         return await self.ledger.cancel_queued(
-            source=source, repo=repo, source_id=source_id, reason=reason
-        )
+            source=source, repo=self.rules.spelling(repo) or repo, source_id=source_id,
+            reason=reason,
+        )  # fmt: skip
 
     async def retry(self, item_id: str | UUID, *, reason: str = "retried by user") -> WorkItem:
         return await self.ledger.retry(item_id, reason=reason)

@@ -21,6 +21,7 @@ from ai_factory.orchestrator.logs import WorkerLogs
 from ai_factory.orchestrator.metrics import MetricsCollector
 from ai_factory.orchestrator.queue import QueueManager
 from ai_factory.orchestrator.spawn_limits import RateLimiter
+from ai_factory.orchestrator.submission import SubmissionRules
 from ai_factory.orchestrator.worker_runtime import WorkerRuntime
 from ai_factory.orchestrator.workers import WorkerManager
 
@@ -51,7 +52,11 @@ class Services:
             else PostgresConflictDetector(db=db)
         )
         ledger = Ledger(db=db, conflicts=conflicts)
-        queue = QueueManager(ledger=ledger, default_max_attempts=settings.max_attempts)
+        queue = QueueManager(
+            ledger=ledger,
+            default_max_attempts=settings.max_attempts,
+            rules=SubmissionRules.from_settings(settings),
+        )
         learnings = LearningStore.from_settings(settings, db=db)
         leases = (
             RedisLeases(redis=redis, prefix=settings.redis_prefix, ttl_s=settings.heartbeat_timeout_seconds)

@@ -69,6 +69,7 @@ SHOWN_EVENTS = ("iteration.started", "agent.tool", "agent.edited", "gate.passed"
 def run_demo(*, keep: bool = False, port: int = 0, out: TextIO = sys.stdout) -> int:
     """Run the demo; 0 when the item was completed."""
     base = Path(tempfile.mkdtemp(prefix="factory-demo-"))
+    base.chmod(0o711)  # as root, the agent's own user must pass through to FACTORY_HOME
     say = _Printer(out)
     say.line("AI Factory demo")
     say.line("No Anthropic account is used: the real Claude Code binary talks to a scripted")
@@ -152,6 +153,7 @@ def _start_factory(base: Path, port: int, sim_url: str, log_path: Path) -> subpr
     env.update(sim_env(sim_url, config_dir=str(base / "claude-config")))
     env.update({
         "FACTORY_HOME": str(base / "home"), "HOST": "127.0.0.1", "PORT": str(port),
+        "LOCAL_REPO_ROOTS": str(base),  # the sample repository, and nothing else
         "MAX_WORKERS": "1", "COOLDOWN_SECONDS": "0", "HEARTBEAT_INTERVAL_SECONDS": "2",
         "MAX_ITERATIONS": "10", "STUCK_AFTER": "3", "ITERATION_IDLE_TIMEOUT_SECONDS": "120",
         "LOG_LEVEL": "INFO",

@@ -10,7 +10,7 @@ from tests.support.cli import factory
 def test_submit_status_show_cancel(cli_env: dict[str, str], tmp_path: Path) -> None:
     spec = tmp_path / "SPEC.md"
     spec.write_text("# Greeting\n- [ ] Create `hello.py` containing `print('hi')`\n")
-    submitted = factory("submit", "--repo", "/srv/widgets", "--spec-file", str(spec), "--priority", "high", env=cli_env)
+    submitted = factory("submit", "--repo", "https://git.example/srv/widgets.git", "--spec-file", str(spec), "--priority", "high", env=cli_env)
     assert submitted.returncode == 0, submitted.stderr
     item_id = submitted.stdout.strip()
     assert len(item_id) == 36
@@ -23,7 +23,7 @@ def test_submit_status_show_cancel(cli_env: dict[str, str], tmp_path: Path) -> N
 
     show = factory("show", item_id, env=cli_env)
     assert show.returncode == 0
-    assert "/srv/widgets" in show.stdout and "Create `hello.py`" in show.stdout and "submitted" in show.stdout
+    assert "https://git.example/srv/widgets.git" in show.stdout and "Create `hello.py`" in show.stdout and "submitted" in show.stdout
 
     cancel = factory("cancel", item_id, env=cli_env)
     assert cancel.returncode == 0 and "cancelled" in cancel.stdout
@@ -38,7 +38,7 @@ def test_submit_status_show_cancel(cli_env: dict[str, str], tmp_path: Path) -> N
 
 
 def test_spec_from_stdin_and_json_output(cli_env: dict[str, str]) -> None:
-    done = factory("submit", "--repo", "/srv/x", "--spec", "-", "--json", env=cli_env, stdin="- [ ] one\n")
+    done = factory("submit", "--repo", "https://git.example/srv/x.git", "--spec", "-", "--json", env=cli_env, stdin="- [ ] one\n")
     assert done.returncode == 0, done.stderr
     assert '"spec": "- [ ] one\\n"' in done.stdout
 
@@ -47,9 +47,9 @@ def test_spec_from_stdin_and_json_output(cli_env: dict[str, str]) -> None:
     ("args", "fragment"),
     [
         (("show", "not-an-id"), "not found"),
-        (("submit", "--repo", "/srv/x", "--spec", "s", "--priority", "urgent"), "priority"),
-        (("submit", "--repo", "/srv/x"), "--spec-file"),
-        (("submit", "--repo", "/srv/x", "--spec-file", "/no/such/file"), "cannot read spec file"),
+        (("submit", "--repo", "https://git.example/srv/x.git", "--spec", "s", "--priority", "urgent"), "priority"),
+        (("submit", "--repo", "https://git.example/srv/x.git"), "--spec-file"),
+        (("submit", "--repo", "https://git.example/srv/x.git", "--spec-file", "/no/such/file"), "cannot read spec file"),
     ],
 )
 def test_mistakes_print_one_line_and_exit_non_zero(cli_env: dict[str, str], args, fragment: str) -> None:
@@ -84,10 +84,31 @@ def test_doctor_reports_each_check(tmp_path: Path) -> None:
 
 def test_markup_like_text_in_user_data_is_shown_as_is(cli_env: dict[str, str]) -> None:
     spec = "# Fix [/bold] and [red]colours[/red]\n- [ ] one\n"
-    submitted = factory("submit", "--repo", "/srv/[weird]", "--spec", spec, env=cli_env)
+    submitted = factory("submit", "--repo", "https://git.example/srv/[weird].git", "--spec", spec, env=cli_env)
     assert submitted.returncode == 0, submitted.stderr
     item_id = submitted.stdout.strip()
     for args in (("queue",), ("show", item_id), ("queue", "--all")):
         done = factory(*args, env=cli_env)
         assert done.returncode == 0, (args, done.stderr)
-        assert "[/bold]" in done.stdout and "/srv/[weird]" in done.stdout
+        assert "[/bold]" in done.stdout and "https://git.example/srv/[weird].git" in done.stdout
+
+
+def test_submit_resolves_a_local_path_where_it_runs_and_refuses_bad_ones_in_one_line(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    from tests.support.repos import make_local_repo
+
+    repo = make_local_repo(tmp_path / "projects" / "app")
+    (repo / "sub").mkdir()
+    done = factory("submit", "--repo", "..", "--spec", "- [ ] one", "--json", env=cli_env, cwd=repo / "sub")
+    assert done.returncode == 0, done.stderr
+    assert f'"repo": "{repo}"' in done.stdout  # not "..", resolved where the user typed it
+
+    for args, words in (
+        (("--repo", str(tmp_path / "nowhere"), "--spec", "- [ ] x"), "does not exist"),
+        (("--repo", str(tmp_path), "--spec", "- [ ] x"), "not a git repository"),
+        (("--repo", str(repo), "--spec", "no boxes here"), "no task checkboxes"),
+        (("--repo", str(repo), "--spec", "- [ ] x", "--base-branch", "develop"), "no branch 'develop'"),
+    ):
+        bad = factory("submit", *args, env=cli_env)
+        assert bad.returncode != 0 and bad.stderr.count("\n") == 1 and words in bad.stderr, bad.stderr

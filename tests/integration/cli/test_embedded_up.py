@@ -47,7 +47,7 @@ def test_up_on_the_embedded_database_keeps_data_across_restarts(tmp_path: Path) 
     proc = start_up(home, port)
     try:
         created = httpx.post(
-            f"http://127.0.0.1:{port}/api/work", json={"repo": "/srv/demo", "spec": "- [ ] one"}
+            f"http://127.0.0.1:{port}/api/work", json={"repo": "https://git.example/srv/demo.git", "spec": "- [ ] one"}
         ).json()
     finally:
         output = stop(proc)

@@ -65,7 +65,7 @@ def test_every_page_renders_with_empty_states(open_dashboard: httpx.Client) -> N
 
 
 def test_open_dashboard_still_needs_its_csrf_token(open_dashboard: httpx.Client) -> None:
-    form = {"repo": "/srv/repo", "spec": SPEC, "priority": "high", "base_branch": "main"}
+    form = {"repo": "https://git.example/srv/repo.git", "spec": SPEC, "priority": "high", "base_branch": "main"}
     assert open_dashboard.post("/work", data=form).status_code == 403
     page = open_dashboard.get("/queue/new")
     assert SESSION_COOKIE in page.cookies
@@ -84,7 +84,7 @@ def test_open_dashboard_still_needs_its_csrf_token(open_dashboard: httpx.Client)
 def test_item_actions_change_priority_cancel_and_retry(open_dashboard: httpx.Client) -> None:
     csrf = csrf_of(open_dashboard.get("/queue/new").text)
     url = open_dashboard.post(
-        "/work", data={"repo": "/srv/repo", "spec": SPEC, "priority": "low", "csrf": csrf}
+        "/work", data={"repo": "https://git.example/srv/repo.git", "spec": SPEC, "priority": "low", "csrf": csrf}
     ).headers["location"]
     moved = open_dashboard.post(f"{url}/priority", data={"priority": "critical", "csrf": csrf})
     assert moved.status_code == 303
@@ -109,10 +109,10 @@ def test_invalid_submission_is_shown_with_the_entered_text(open_dashboard: httpx
 
 def test_user_text_is_escaped_everywhere(api: ServerThread, open_dashboard: httpx.Client) -> None:
     item = httpx.post(
-        f"{api.url}/api/work", json={"repo": "/srv/<b>repo</b>", "spec": XSS_SPEC}
+        f"{api.url}/api/work", json={"repo": "https://git.example/srv/<b>repo</b>.git", "spec": XSS_SPEC}
     ).json()
     httpx.post(
-        f"{api.url}/api/learnings", json={"repo": "/srv/x", "content": "<script>alert(3)</script>"}
+        f"{api.url}/api/learnings", json={"repo": "https://git.example/srv/x.git", "content": "<script>alert(3)</script>"}
     )
     for path in (f"/work/{item['id']}", "/queue", "/", "/learnings"):
         html = open_dashboard.get(path).text
@@ -162,7 +162,7 @@ def test_with_a_token_pages_ask_for_it_and_the_cookie_is_not_the_token(
         csrf = csrf_of(page.text)
         # The cookie reads the API, but changes nothing there without the CSRF header.
         assert client.get("/api/status").status_code == 200
-        body = {"repo": "/srv/r", "spec": SPEC}
+        body = {"repo": "https://git.example/srv/r.git", "spec": SPEC}
         assert client.post("/api/work", json=body).status_code == 401
         assert (
             client.post("/api/work", json=body, headers={"X-CSRF-Token": "forged"}).status_code
@@ -172,10 +172,10 @@ def test_with_a_token_pages_ask_for_it_and_the_cookie_is_not_the_token(
             client.post("/api/work", json=body, headers={"X-CSRF-Token": csrf}).status_code == 201
         )
         # A form post without the token is refused, with or without the cookie.
-        assert client.post("/work", data={"repo": "/srv/r", "spec": SPEC}).status_code == 403
+        assert client.post("/work", data={"repo": "https://git.example/srv/r.git", "spec": SPEC}).status_code == 403
         assert (
             httpx.post(
-                f"{secured.url}/work", data={"repo": "/srv/r", "spec": SPEC, "csrf": csrf}
+                f"{secured.url}/work", data={"repo": "https://git.example/srv/r.git", "spec": SPEC, "csrf": csrf}
             ).status_code
             == 403
         )
@@ -200,7 +200,7 @@ def test_a_worker_is_shown_silent_before_the_orchestrator_gives_it_up(
     server = ServerThread(settings).start()
     try:
         with httpx.Client(base_url=server.url, timeout=10) as client:
-            item = client.post("/api/work", json={"repo": "/srv/app", "spec": SPEC}).json()
+            item = client.post("/api/work", json={"repo": "https://git.example/srv/app.git", "spec": SPEC}).json()
             reg = client.post("/api/worker/register", json={"workItemId": item["id"]}).json()
             assert 'class="fresh"' in client.get("/workers").text
             services = server.services

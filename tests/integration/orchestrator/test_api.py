@@ -20,7 +20,7 @@ def http(api: ServerThread):
 
 
 def submit(http: httpx.Client, **body) -> httpx.Response:
-    return http.post("/api/work", json={"repo": "/srv/widgets", "spec": SPEC, **body})
+    return http.post("/api/work", json={"repo": "https://git.example/srv/widgets.git", "spec": SPEC, **body})
 
 
 def test_submit_then_get_round_trips_camel_case(http: httpx.Client) -> None:
@@ -113,11 +113,11 @@ def test_retry_of_a_queued_item_is_409_and_of_a_cancelled_one_works(http: httpx.
 
 
 def test_list_filters_by_status_and_repo(http: httpx.Client) -> None:
-    a = submit(http, repo="/srv/a").json()
-    submit(http, repo="/srv/b")
+    a = submit(http, repo="https://git.example/srv/a.git").json()
+    submit(http, repo="https://git.example/srv/b.git")
     http.post(f"/api/work/{a['id']}/cancel")
     assert [i["id"] for i in http.get("/api/work", params={"status": "cancelled"}).json()] == [a["id"]]
-    assert {i["repo"] for i in http.get("/api/work", params={"repo": "/srv/b"}).json()} == {"/srv/b"}
+    assert {i["repo"] for i in http.get("/api/work", params={"repo": "https://git.example/srv/b.git"}).json()} == {"https://git.example/srv/b.git"}
     assert len(http.get("/api/work", params={"limit": 1}).json()) == 1
     gh = submit(http, source="github", sourceId="99", repo="https://github.com/acme/w.git").json()
     found = http.get("/api/work", params={"source": "github", "sourceId": "99", "repo": "https://github.com/acme/w.git"}).json()
@@ -205,7 +205,7 @@ def test_worker_lifecycle_complete(http: httpx.Client) -> None:
     finished = http.get(f"/api/work/{item['id']}").json()
     assert finished["status"] == "completed" and finished["prUrl"] == "/srv/widgets#factory/abc"
     assert finished["iterations"] == 2 and finished["tokens"] == 900
-    learned = http.get("/api/learnings", params={"repo": "/srv/widgets"}).json()
+    learned = http.get("/api/learnings", params={"repo": "https://git.example/srv/widgets.git"}).json()
     assert [l["content"] for l in learned] == ["run make lint first"]
     assert http.get("/api/metrics").json()["recent"][0]["status"] == "completed"
     # A second completion from the same worker is refused.
@@ -287,7 +287,7 @@ def test_learnings_limits(http: httpx.Client) -> None:
     assert http.get("/api/learnings", params={"repo": "/never/seen"}).json() == []
     assert http.post("/api/learnings", json={"content": ""}).status_code == 422
     assert http.post("/api/learnings", json={"content": "x" * 5000}).status_code == 422
-    made = http.post("/api/learnings", json={"repo": "/srv/a", "content": "use uv"}).json()
+    made = http.post("/api/learnings", json={"repo": "https://git.example/srv/a.git", "content": "use uv"}).json()
     assert http.delete(f"/api/learnings/{made['id']}").json() == {"success": True}
     assert http.delete(f"/api/learnings/{made['id']}").status_code == 404
 
@@ -315,7 +315,7 @@ def test_with_a_token_every_api_route_but_workers_needs_it(secured: httpx.Client
     assert secured.post("/api/work", json={"repo": "/r", "spec": SPEC}).status_code == 401
     assert secured.get("/healthz").status_code == 200
     # An unauthenticated client cannot claim work by registering as a worker.
-    item = secured.post("/api/work", json={"repo": "/r", "spec": SPEC}, headers=good).json()
+    item = secured.post("/api/work", json={"repo": "https://git.example/r.git", "spec": SPEC}, headers=good).json()
     assert secured.post("/api/worker/register", json={"workItemId": item["id"]}).status_code == 401
     reg = secured.post("/api/worker/register", json={"workItemId": item["id"]}, headers=good).json()
     # Worker routes take the worker's token, not the API token.

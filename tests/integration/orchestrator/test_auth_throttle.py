@@ -123,7 +123,7 @@ def test_requests_without_a_credential_are_not_counted(
 
 def test_wrong_worker_tokens_are_throttled(client_from: Callable[[str], httpx.Client]) -> None:
     admin, worker = client_from("127.0.0.1"), client_from("127.0.0.5")
-    item = admin.post("/api/work", json={"repo": "/r", "spec": SPEC}, headers=bearer(TOKEN)).json()
+    item = admin.post("/api/work", json={"repo": "https://git.example/r.git", "spec": SPEC}, headers=bearer(TOKEN)).json()
     reg = admin.post("/api/worker/register", json={"workItemId": item["id"]}, headers=bearer(TOKEN))
     registered = reg.json()
     beat_path = f"/api/worker/{registered['workerId']}/heartbeat"
@@ -162,7 +162,7 @@ def test_the_learnings_route_is_no_way_around_the_count(
 ) -> None:
     """Its bearer may be the API token or the worker's: a wrong one counts against both."""
     admin, guesser = client_from("127.0.0.1"), client_from("127.0.0.8")
-    item = admin.post("/api/work", json={"repo": "/r", "spec": SPEC}, headers=bearer(TOKEN)).json()
+    item = admin.post("/api/work", json={"repo": "https://git.example/r.git", "spec": SPEC}, headers=bearer(TOKEN)).json()
     reg = admin.post("/api/worker/register", json={"workItemId": item["id"]}, headers=bearer(TOKEN))
     as_worker = {"X-Worker-Id": reg.json()["workerId"]}
 

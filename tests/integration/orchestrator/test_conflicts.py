@@ -61,7 +61,7 @@ async def test_reacquiring_your_own_lock_succeeds(locks: ConflictDetector) -> No
 async def test_keys_are_scoped_by_repository(locks: ConflictDetector) -> None:
     a, b = uuid.uuid4(), uuid.uuid4()
     await locks.acquire(a, REPO, ["README.md"])
-    assert (await locks.acquire(b, "/srv/other", ["README.md"])).acquired == ["README.md"]
+    assert (await locks.acquire(b, "https://git.example/srv/other.git", ["README.md"])).acquired == ["README.md"]
 
 
 async def test_release_by_a_non_holder_is_refused(locks: ConflictDetector) -> None:
@@ -76,11 +76,11 @@ async def test_release_by_a_non_holder_is_refused(locks: ConflictDetector) -> No
 async def test_release_all_frees_only_the_workers_own_locks(locks: ConflictDetector) -> None:
     a, b = uuid.uuid4(), uuid.uuid4()
     await locks.acquire(a, REPO, ["1.py", "2.py"])
-    await locks.acquire(a, "/srv/other", ["3.py"])
+    await locks.acquire(a, "https://git.example/srv/other.git", ["3.py"])
     await locks.acquire(b, REPO, ["4.py"])
     assert await locks.release_all(a) == 3
     assert await locks.holders(REPO) == {"4.py": b}
-    assert await locks.holders("/srv/other") == {}
+    assert await locks.holders("https://git.example/srv/other.git") == {}
 
 
 async def test_paths_are_normalised_and_escapes_refused(locks: ConflictDetector) -> None:

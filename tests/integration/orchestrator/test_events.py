@@ -52,7 +52,7 @@ async def next_event(feed: Subscription, *, kind: str | None = None, timeout: fl
 
 
 async def submit(queue: QueueManager) -> uuid.UUID:
-    item, _ = await queue.add(CreateWorkItemInput(repo="/srv/w", spec="# t\n"))
+    item, _ = await queue.add(CreateWorkItemInput(repo="https://git.example/srv/w.git", spec="# t\n"))
     return item.id
 
 

@@ -33,7 +33,7 @@ def ledger(queue: QueueManager) -> Ledger:
 
 
 def spec(n: int = 0, **kw) -> CreateWorkItemInput:
-    return CreateWorkItemInput(repo=kw.pop("repo", "/srv/repo"), spec=f"# task {n}\n- [ ] do {n}", **kw)
+    return CreateWorkItemInput(repo=kw.pop("repo", "https://git.example/srv/repo.git"), spec=f"# task {n}\n- [ ] do {n}", **kw)
 
 
 def report(pr_url: str = "x", iterations: int = 1, tokens: int = 1) -> WorkerCompleteRequest:

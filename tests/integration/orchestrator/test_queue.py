@@ -17,7 +17,7 @@ def queue(db: Database) -> QueueManager:
 
 
 def spec(n: int = 0, **kw) -> CreateWorkItemInput:
-    return CreateWorkItemInput(repo=kw.pop("repo", "/srv/repo"), spec=f"# task {n}\n- [ ] do {n}", **kw)
+    return CreateWorkItemInput(repo=kw.pop("repo", "https://git.example/srv/repo.git"), spec=f"# task {n}\n- [ ] do {n}", **kw)
 
 
 async def test_same_source_submitted_twice_returns_the_active_item(queue: QueueManager) -> None:

@@ -34,7 +34,7 @@ def build(tmp_path, database_url: str, db: Database, clock: Clock, **overrides) 
 
 
 async def run_iterations(services: Services, count: int, cost: float = 0.0) -> None:
-    item, _ = await services.queue.add(CreateWorkItemInput(repo="/srv/r", spec="- [ ] x"))
+    item, _ = await services.queue.add(CreateWorkItemInput(repo="https://git.example/srv/r.git", spec="- [ ] x"))
     record = await claim_next(services.ledger)
     assert record is not None
     worker = record.worker
@@ -103,14 +103,14 @@ async def test_cost_budgets(tmp_path, database_url, db, clock) -> None:
 
 async def test_max_workers_zero_accepts_work_but_starts_none(tmp_path, database_url, db, clock) -> None:
     services = build(tmp_path, database_url, db, clock, max_workers=0)
-    await services.queue.add(CreateWorkItemInput(repo="/srv/r", spec="- [ ] x"))
+    await services.queue.add(CreateWorkItemInput(repo="https://git.example/srv/r.git", spec="- [ ] x"))
     status = await services.rate_limiter.status()
     assert not status.can_spawn and "max_workers" in status.blocked_by
 
 
 async def test_running_workers_and_cooldown_come_from_the_database(tmp_path, database_url, db, clock) -> None:
     services = build(tmp_path, database_url, db, clock, max_workers=1, cooldown_seconds=60)
-    item, _ = await services.queue.add(CreateWorkItemInput(repo="/srv/r", spec="- [ ] x"))
+    item, _ = await services.queue.add(CreateWorkItemInput(repo="https://git.example/srv/r.git", spec="- [ ] x"))
     await claim_next(services.ledger)
     fresh = build(tmp_path, database_url, db, clock, max_workers=1, cooldown_seconds=60)
     status = await fresh.rate_limiter.status()

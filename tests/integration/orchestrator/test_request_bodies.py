@@ -93,7 +93,7 @@ def test_a_signed_webhook_with_deeply_nested_fields_is_answered(
 
 @pytest.mark.parametrize("depth", DEPTHS)
 def test_deeply_nested_json_on_api_routes_is_a_4xx(http: httpx.Client, depth: int) -> None:
-    item = http.post("/api/work", json={"repo": "/srv/w", "spec": "- [ ] x\n"}).json()
+    item = http.post("/api/work", json={"repo": "https://git.example/srv/w.git", "spec": "- [ ] x\n"}).json()
     worker = http.post("/api/worker/register", json={"workItemId": item["id"]}).json()
     auth = {"Authorization": f"Bearer {worker['token']}", **JSON}
     inner = b'{"repo": "/r", "spec": ' + nested(depth) + b"}"
@@ -124,7 +124,7 @@ def test_a_spec_of_the_maximum_size_is_accepted_whatever_it_is_made_of(
     spec = "- [ ] x\n" + char * (MAX_SPEC_CHARS - len("- [ ] x\n"))
     assert len(spec) == MAX_SPEC_CHARS
     for ensure_ascii in (True, False):  # "\u00e9" escapes (6 bytes) or raw UTF-8 (2 bytes)
-        body = json.dumps({"repo": "/srv/w", "spec": spec}, ensure_ascii=ensure_ascii).encode()
+        body = json.dumps({"repo": "https://git.example/srv/w.git", "spec": spec}, ensure_ascii=ensure_ascii).encode()
         response = http.post("/api/work", content=body, headers=JSON)
         assert response.status_code in (200, 201), response.text[:200]
         assert len(http.get(f"/api/work/{response.json()['id']}").json()["spec"]) == MAX_SPEC_CHARS
@@ -132,7 +132,7 @@ def test_a_spec_of_the_maximum_size_is_accepted_whatever_it_is_made_of(
 
 def test_one_character_over_the_maximum_spec_is_422_not_413(http: httpx.Client) -> None:
     for char in ("x", '"', "\U0001f600"):
-        body = json.dumps({"repo": "/srv/w", "spec": char * (MAX_SPEC_CHARS + 1)}).encode()
+        body = json.dumps({"repo": "https://git.example/srv/w.git", "spec": char * (MAX_SPEC_CHARS + 1)}).encode()
         response = http.post("/api/work", content=body, headers=JSON)
         assert response.status_code == 422, (char, response.status_code)
         assert "spec" in response.json()["error"]

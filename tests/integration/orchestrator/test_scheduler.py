@@ -132,7 +132,7 @@ async def test_two_orchestrators_together_never_start_more_than_max_workers(
     try:
         for n in range(6):
             await orchestrators[0].queue.add(
-                CreateWorkItemInput(repo="/srv/widgets", spec=spec(seconds=30, title=f"T{n}"))
+                CreateWorkItemInput(repo="https://git.example/srv/widgets.git", spec=spec(seconds=30, title=f"T{n}"))
             )
         passes = [o.runtime.scheduler.dispatch() for o in orchestrators for _ in range(3)]
         started = await asyncio.gather(*passes)

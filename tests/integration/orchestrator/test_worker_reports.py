@@ -24,7 +24,7 @@ CREATE TRIGGER refuse_metrics BEFORE INSERT ON worker_metrics
 async def test_a_complete_that_fails_halfway_changes_nothing_and_can_be_sent_again(
     services: Services, db: Database
 ) -> None:
-    item, _ = await services.queue.add(CreateWorkItemInput(repo="/srv/r", spec="- [ ] x"))
+    item, _ = await services.queue.add(CreateWorkItemInput(repo="https://git.example/srv/r.git", spec="- [ ] x"))
     record, _ = await claim_and_start(services.ledger)
     worker = record.worker
     report = WorkerCompleteRequest(pr_url="https://example.test/pr/1", iterations=2, tokens=10)

@@ -96,6 +96,7 @@ class Worker:
         max_iterations: int = 10,
         stuck_after: int = 3,
         stop: asyncio.Event | None = None,
+        worktree_spec: str | None = None,
     ) -> Finished:
         item = submit(self.api, self.origin.path, spec)
         spawned = spawn_record(self.api, item)
@@ -107,6 +108,8 @@ class Worker:
             await client.register(item.id, host="test")
             heartbeat.start()
             workspace = await asyncio.to_thread(Workspace.prepare, spawned.item, home=self.home)
+            if worktree_spec is not None:  # what the worker finds, whatever was submitted
+                (workspace.path / "SPEC.md").write_text(worktree_spec)
             loop = RalphLoop(
                 workspace=workspace,
                 driver=driver,
@@ -299,7 +302,8 @@ async def test_stopping_the_worker_mid_run_cancels_and_reports_nothing_more(
 async def test_a_spec_without_boxes_fails_at_once(worker: Worker) -> None:
     driver = ScriptedDriver([])
 
-    done = await worker.run("# Tidy up\n\nMake the code nicer.\n", driver)
+    # Submission refuses such a spec; a worker can still find one in its worktree.
+    done = await worker.run(spec_of(A), driver, worktree_spec="# Tidy up\n\nMake the code nicer.\n")
 
     assert done.result.outcome is LoopOutcome.FAILED
     assert done.result.reason == "SPEC.md has no task checkboxes (- [ ] ...)"
