@@ -11,6 +11,7 @@ from rich.table import Table
 
 from ai_factory.cli.context import api_client, settings_for_command
 from ai_factory.cli.output import JsonOpt, age, out, print_json
+from ai_factory.core.errors import NotFoundError
 from ai_factory.core.models import SETTLED_STATUSES
 
 FOLLOW_POLL_S = 0.5
@@ -74,11 +75,23 @@ def logs(
 
 
 def kill(
-    worker_id: Annotated[str, typer.Argument(help="Worker id (see `factory workers`).")],
+    worker_id: Annotated[
+        str, typer.Argument(help="Worker id (see `factory workers`), or the id of its work item.")
+    ],
     reason: Annotated[str, typer.Option(help="Recorded as the item's error.")] = "Manual kill",
 ) -> None:
     """Stop a worker now; its work item is failed with the reason."""
-    api_client(settings_for_command()).post(f"/api/workers/{worker_id}/kill", {"reason": reason})
+    client = api_client(settings_for_command())
+    try:
+        client.post(f"/api/workers/{worker_id}/kill", {"reason": reason})
+    except NotFoundError:
+        item = client.get(f"/api/work/{worker_id}")  # an item's id: kill the worker it has
+        if not item.get("workerId") or item["status"] not in ("assigned", "running"):
+            raise NotFoundError(
+                f"work item {item['id']} has no running worker (it is {item['status']})"
+            ) from None
+        client.post(f"/api/workers/{item['workerId']}/kill", {"reason": reason})
+        worker_id = item["workerId"]
     out.print(f"{worker_id} killed")
 
 

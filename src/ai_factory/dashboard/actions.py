@@ -66,7 +66,7 @@ async def _item_action(request: Request, dashboard: DashboardDep, item_id: str, 
         return not_found(request, dashboard, f"There is no work item {item_id}.")
     except FactoryError as exc:
         return await render_item(request, dashboard, item_id, error=str(exc), status_code=409)
-    return _see(f"/work/{parse_id(item_id)}")
+    return _see(f"/work/{await dashboard.services.ledger.item_id(item_id)}")
 
 
 @router.post("/work/{item_id}/cancel")
@@ -124,7 +124,7 @@ async def kill(
             request, "error.html", status_code=409, title="Cannot kill", message=str(exc)
         )
     log.info("dashboard.worker_killed worker=%s", worker_id)
-    return _see(f"/workers/{parse_id(worker_id, 'worker')}")
+    return _see(f"/workers/{await dashboard.services.ledger.worker_id(worker_id)}")
 
 
 @router.post("/learnings/{learning_id}/delete")

@@ -22,7 +22,6 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
-from ai_factory.core.ids import parse_id
 from ai_factory.dashboard.logview import tag_lines
 from ai_factory.dashboard.web import DashboardDep
 from ai_factory.orchestrator.events import RECONNECTED, EventHub
@@ -111,7 +110,7 @@ async def logs(
 ) -> Response:
     if dashboard.protected and dashboard.session_of(request) is None:
         return Response("login required", status_code=401, media_type="text/plain")
-    item = await dashboard.services.queue.get(parse_id(item_id))
+    item = await dashboard.services.queue.get(item_id)
     resume = request.headers.get("last-event-id", "")
     # isdigit() alone admits "²" and friends, which int() refuses.
     start = int(resume) if resume.isascii() and resume.isdigit() and len(resume) < 19 else offset

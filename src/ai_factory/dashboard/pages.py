@@ -14,7 +14,6 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from ai_factory.core.errors import NotFoundError
-from ai_factory.core.ids import parse_id
 from ai_factory.core.models import Priority, WorkItemStatus
 from ai_factory.dashboard.formatting import describe_limits
 from ai_factory.dashboard.logview import tag_lines
@@ -67,7 +66,7 @@ async def worker(
     request: Request, worker_id: str, dashboard: DashboardDep, _: PageSession
 ) -> HTMLResponse:
     try:
-        row = await dashboard.store.worker(parse_id(worker_id, "worker"))
+        row = await dashboard.store.worker(await dashboard.services.ledger.worker_id(worker_id))
     except NotFoundError:
         row = None
     if row is None:

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import httpx
+
 import pytest
 
 from tests.support.cli import factory
@@ -112,3 +114,39 @@ def test_submit_resolves_a_local_path_where_it_runs_and_refuses_bad_ones_in_one_
     ):
         bad = factory("submit", *args, env=cli_env)
         assert bad.returncode != 0 and bad.stderr.count("\n") == 1 and words in bad.stderr, bad.stderr
+
+
+def test_the_short_ids_the_cli_prints_are_accepted_and_an_ambiguous_one_says_so(
+    cli_env: dict[str, str], api
+) -> None:
+    done = factory("submit", "--repo", "https://git.example/srv/x.git", "--spec", "- [ ] one", env=cli_env)
+    item_id = done.stdout.strip()
+    short = item_id[:8]
+    assert short in factory("queue", env=cli_env).stdout
+    show = factory("show", short, env=cli_env)
+    assert show.returncode == 0 and item_id in show.stdout, show.stderr
+    assert factory("cancel", item_id[:6], env=cli_env).returncode == 0
+    assert factory("show", item_id[:5], env=cli_env).returncode == 1  # too short to be an id
+
+    # Two ids sharing a prefix (made so): the prefix is refused as ambiguous.
+    import psycopg
+
+    with psycopg.connect(api.settings.database_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO work_items (id, source, source_id, repo, spec) VALUES"
+            " ('abcdef00-0000-4000-8000-000000000001', 'api', 'p1', 'https://git.example/r.git', '- [ ] a'),"
+            " ('abcdef00-0000-4000-8000-000000000002', 'api', 'p2', 'https://git.example/r.git', '- [ ] b')"
+        )
+    ambiguous = factory("show", "abcdef00", env=cli_env)
+    assert ambiguous.returncode == 1 and "ambiguous" in ambiguous.stderr
+    assert factory("show", "abcdef00-0000-4000-8000-00000000000", env=cli_env).returncode == 1
+    assert "- [ ] b" in factory("show", "abcdef00-0000-4000-8000-000000000002", env=cli_env).stdout
+
+
+def test_kill_takes_an_item_id_too(cli_env: dict[str, str], api) -> None:
+    done = factory("submit", "--repo", "https://git.example/srv/x.git", "--spec", "- [ ] one", env=cli_env)
+    item_id = done.stdout.strip()
+    registered = httpx.post(f"{api.url}/api/worker/register", json={"workItemId": item_id}).json()
+    killed = factory("kill", item_id[:8], env=cli_env)
+    assert killed.returncode == 0 and registered["workerId"] in killed.stdout, killed.stderr
+    assert '"failed"' in factory("show", item_id, "--json", env=cli_env).stdout

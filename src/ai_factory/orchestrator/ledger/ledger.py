@@ -27,7 +27,6 @@ from psycopg.types.json import Jsonb
 from ai_factory.core.db.database import Database
 from ai_factory.core.db.queries import load_queries
 from ai_factory.core.errors import ConflictError, NotFoundError, StoreError
-from ai_factory.core.ids import parse_id
 from ai_factory.core.models import (
     CreateWorkItemInput,
     IterationReport,
@@ -97,7 +96,7 @@ class Ledger(LedgerReads):
 
     async def cancel(self, item_id: str | UUID, *, reason: str) -> WorkItem:
         """Cancel an unsettled item; the worker holding it is finished and its locks freed."""
-        params = {"id": parse_id(item_id), "reason": reason}
+        params = {"id": await self.item_id(item_id), "reason": reason}
         async with self.db.transaction():
             row = await self._transition("cancel", params, "cancel")
             holders = []
@@ -123,7 +122,7 @@ class Ledger(LedgerReads):
         return WorkItem.model_validate(row)
 
     async def retry(self, item_id: str | UUID, *, reason: str) -> WorkItem:
-        params = {"id": parse_id(item_id), "reason": reason}
+        params = {"id": await self.item_id(item_id), "reason": reason}
         try:
             row = await self._transition("retry", params, "retry")
         except psycopg.errors.UniqueViolation:
@@ -133,7 +132,7 @@ class Ledger(LedgerReads):
         return WorkItem.model_validate(row)
 
     async def set_priority(self, item_id: str | UUID, priority: Priority) -> WorkItem:
-        params = {"id": parse_id(item_id), "priority": priority.value}
+        params = {"id": await self.item_id(item_id), "priority": priority.value}
         return WorkItem.model_validate(await self._transition("set_priority", params, "reprioritise"))
 
     # --- claims and starts ---
@@ -166,7 +165,7 @@ class Ledger(LedgerReads):
         """A worker that registers itself takes one named queued item: claimed, its worker row
         created and busy, the item running."""
         async with self.db.transaction():
-            params = {"id": parse_id(item_id), "worker_id": worker_id, "reason": reason}
+            params = {"id": await self.item_id(item_id), "worker_id": worker_id, "reason": reason}
             claimed = await self._transition("claim", params, "claim")
             lease = claimed["lease_token"]
             await self.db.execute(
@@ -340,7 +339,7 @@ class Ledger(LedgerReads):
                       "reason": "worker killed", "iterations": 0, "tokens": 0, "cost_usd": 0.0}  # fmt: skip
             return await self.db.fetch_one(Q["fail"], params)
 
-        return await self._retire(parse_id(worker_id, "worker"), reason, fail)
+        return await self._retire(await self.worker_id(worker_id), reason, fail)
 
     async def release_orphan(self, orphan: Orphan, *, reason: str) -> bool:
         """A claimed item no live worker holds goes back, attempt refunded; False if it moved on."""

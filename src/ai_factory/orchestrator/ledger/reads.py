@@ -11,8 +11,8 @@ from uuid import UUID
 
 from ai_factory.core.db.database import Database
 from ai_factory.core.db.queries import load_queries
-from ai_factory.core.errors import ConflictError, NotFoundError
-from ai_factory.core.ids import parse_id
+from ai_factory.core.errors import ConflictError, InvalidInputError, NotFoundError
+from ai_factory.core.ids import id_range, parse_id
 from ai_factory.core.models import Source, Worker, WorkItem, WorkItemEvent, WorkItemStatus
 from ai_factory.orchestrator.ledger.records import Orphan, WorkerRecord, WorkerState
 
@@ -26,8 +26,29 @@ class LedgerReads:
 
     # --- items ---
 
+    async def item_id(self, item_id: str | UUID) -> UUID:
+        """The item `item_id` names: a whole id, or a unique prefix of six or more hex digits."""
+        return await self._resolve(ITEMS["ids_between"], item_id, "work item")
+
+    async def worker_id(self, worker_id: str | UUID) -> UUID:
+        return await self._resolve(WORKERS["ids_between"], worker_id, "worker")
+
+    async def _resolve(self, query: str, value: str | UUID, what: str) -> UUID:
+        try:
+            return parse_id(value, what)
+        except NotFoundError:
+            low, high = id_range(str(value), what)
+        rows = await self.db.fetch_all(query, {"low": low, "high": high})
+        if not rows:
+            raise NotFoundError(f"{what} {value!r} not found")
+        if len(rows) > 1:
+            raise InvalidInputError(
+                f"{what} id {value!r} is ambiguous (it starts {len(rows)} ids); give more of it"
+            )
+        return rows[0]["id"]
+
     async def item(self, item_id: str | UUID) -> WorkItem:
-        row = await self.db.fetch_one(ITEMS["get"], {"id": parse_id(item_id)})
+        row = await self.db.fetch_one(ITEMS["get"], {"id": await self.item_id(item_id)})
         if row is None:
             raise NotFoundError(f"work item {item_id} not found")
         return WorkItem.model_validate(row)
@@ -74,7 +95,7 @@ class LedgerReads:
     # --- workers ---
 
     async def worker(self, worker_id: str | UUID) -> WorkerRecord:
-        row = await self.db.fetch_one(WORKERS["get"], {"id": parse_id(worker_id, "worker")})
+        row = await self.db.fetch_one(WORKERS["get"], {"id": await self.worker_id(worker_id)})
         if row is None:
             raise NotFoundError(f"worker {worker_id} not found")
         return WorkerRecord.from_row(row)

@@ -35,3 +35,7 @@ SELECT * FROM work_item_events
  WHERE work_item_id = %(id)s AND id > %(after)s
  ORDER BY id
  LIMIT %(limit)s;
+
+-- name: ids_between
+-- Ids in a range (a prefix typed by a user); two rows are enough to call it ambiguous.
+SELECT id FROM work_items WHERE id BETWEEN %(low)s AND %(high)s ORDER BY id LIMIT 2;

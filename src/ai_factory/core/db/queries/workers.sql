@@ -59,3 +59,7 @@ SELECT i.id, i.lease_token FROM work_items i
          SELECT 1 FROM workers w
           WHERE w.work_item_id = i.id AND w.lease_token IS NOT DISTINCT FROM i.lease_token
             AND worker_is_live(w.status, w.finished_at));
+
+-- name: ids_between
+-- Ids in a range (a prefix typed by a user); two rows are enough to call it ambiguous.
+SELECT id FROM workers WHERE id BETWEEN %(low)s AND %(high)s ORDER BY id LIMIT 2;
