@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -19,11 +20,14 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from ai_factory.core.errors import ConfigError
 from ai_factory.orchestrator.logs import WorkerLogs
 from ai_factory.orchestrator.spawners import BwrapSpawner
+from tests.support.fake_kubernetes import FakeKubernetes
+from tests.support.net import free_port
 from tests.support.polling import wait_for
 from tests.support.running_factory import FAKE_WORKER, spec
 from tests.support.settings import make_settings
@@ -301,3 +305,161 @@ def test_a_log_read_from_the_end_returns_its_last_bytes_and_where_they_start(
     whole = logs.read(item_id, limit=size + 100, from_end=True)
     assert whole.offset == 0 and whole.text.endswith("line 99\n") and not whole.reset
     assert logs.read(uuid.uuid4(), limit=16, from_end=True).size == 0
+
+
+# --- kubernetes spawner, against the fake Kubernetes API, whose kubelet runs each Job's pod
+# as a local process (tests/support/fake_kubernetes.py; the spawner alone runs against a real
+# cluster too: tests/integration/orchestrator/test_kubernetes_spawner.py) ---
+
+K8S_NAMESPACE = "factory-test"
+
+
+@pytest.fixture
+def fake_kubernetes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeKubernetes]:
+    fake = FakeKubernetes(tmp_path / "kube").start()
+    monkeypatch.setenv("KUBECONFIG", str(fake.write_kubeconfig(tmp_path / "kubeconfig")))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def kubernetes_factory(start_factory, fake_kubernetes: FakeKubernetes):
+    def start(**overrides):
+        return start_factory(
+            factory_spawner="kubernetes",
+            factory_k8s_namespace=K8S_NAMESPACE,
+            factory_worker_image="factory-worker:test",
+            factory_k8s_ttl_seconds=1,
+            **overrides,
+        )
+
+    return start
+
+
+def jobs_of(fake: FakeKubernetes, item_id: str) -> list[dict]:
+    return fake.list("Job", K8S_NAMESPACE, f"ai-factory.dev/item={item_id}")
+
+
+def test_kubernetes_worker_runs_as_a_job_that_is_deleted_after_its_ttl(
+    kubernetes_factory, fake_kubernetes: FakeKubernetes
+) -> None:
+    factory = kubernetes_factory()
+    item = factory.submit(spec(seconds=1.5))
+    running = factory.wait_status(item["id"], "running", "completed", "failed", timeout=90)
+    worker = factory.worker_row(running["workerId"])
+    assert worker["containerId"] == f"{K8S_NAMESPACE}/factory-worker-{running['workerId']}"
+    assert worker["pid"] is None
+    done = factory.wait_status(item["id"], "completed", "failed", timeout=90)
+    assert done["status"] == "completed", factory.http.get(f"/api/work/{item['id']}/logs").json()["text"]
+    log = factory.http.get(f"/api/work/{item['id']}/logs").json()["text"]
+    assert "fake worker: registered" in log and "fake worker: completed" in log
+    assert wait_for(lambda: factory.worker_row(running["workerId"])["exitCode"] == 0 or None, what="exit code")
+    wait_for(lambda: not jobs_of(fake_kubernetes, item["id"]), what="the finished Job to be deleted (TTL)")
+    assert not fake_kubernetes.list("Secret", K8S_NAMESPACE, f"ai-factory.dev/item={item['id']}")
+
+
+def test_kubernetes_worker_without_heartbeats_is_stopped_and_its_item_failed(
+    kubernetes_factory, fake_kubernetes: FakeKubernetes
+) -> None:
+    factory = kubernetes_factory(heartbeat_timeout_seconds=3, max_attempts=1)
+    item = factory.submit(spec(mode="hang"))
+    factory.wait_status(item["id"], "running", timeout=90)
+    assert jobs_of(fake_kubernetes, item["id"])
+    failed = factory.wait_status(item["id"], "failed", timeout=90)
+    assert "no heartbeat for 3s" in failed["error"]
+    wait_for(lambda: not jobs_of(fake_kubernetes, item["id"]), timeout=90, what="the Job to be deleted")
+    assert not fake_kubernetes.list("Pod", K8S_NAMESPACE, f"ai-factory.dev/item={item['id']}")
+
+
+def test_killing_a_kubernetes_worker_deletes_its_job_and_fails_the_item(
+    kubernetes_factory, fake_kubernetes: FakeKubernetes
+) -> None:
+    factory = kubernetes_factory()
+    item = factory.submit(spec(mode="forever"))
+    running = factory.wait_status(item["id"], "running", timeout=90)
+    killed = factory.http.post(f"/api/workers/{running['workerId']}/kill", json={"reason": "looping"})
+    assert killed.status_code == 200
+    failed = factory.wait_status(item["id"], "failed", timeout=90)
+    assert "looping" in failed["error"]
+    wait_for(lambda: not jobs_of(fake_kubernetes, item["id"]), timeout=90, what="the Job to be deleted")
+
+
+def test_kubernetes_spawner_reports_an_unreachable_api_at_start_up(
+    tmp_path: Path, fake_kubernetes: FakeKubernetes
+) -> None:
+    import asyncio
+
+    from ai_factory.orchestrator.spawners.kubernetes import KubernetesSpawner
+
+    fake_kubernetes.stop()
+    settings = make_settings(tmp_path, factory_spawner="kubernetes")
+    spawner = KubernetesSpawner(settings=settings, logs=WorkerLogs(root=tmp_path / "logs", max_bytes=4096))
+
+    async def check() -> None:
+        try:
+            await spawner.check()
+        finally:
+            await spawner.close()
+
+    with pytest.raises(ConfigError, match="Kubernetes API unreachable"):
+        asyncio.run(check())
+
+
+def test_a_restarted_orchestrator_adopts_the_running_kubernetes_workers(
+    tmp_path: Path, database_url: str, fake_kubernetes: FakeKubernetes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The orchestrator is killed while its Jobs run; the next one, on the same address,
+    adopts them by their labels, and each item completes exactly once."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    monkeypatch.setenv("FAKE_WORKER_MARKERS", str(markers))  # the fake kubelet passes it to pods
+    env = {
+        **os.environ, "DATABASE_URL": database_url, "HOST": "127.0.0.1", "PORT": str(port),
+        "FACTORY_HOME": str(tmp_path / "home"), "FACTORY_SPAWNER": "kubernetes",
+        "FACTORY_K8S_NAMESPACE": K8S_NAMESPACE, "FACTORY_WORKER_IMAGE": "factory-worker:test",
+        "FACTORY_WORKER_COMMAND": f"{sys.executable} {FAKE_WORKER}",
+        "COOLDOWN_SECONDS": "0", "MAX_WORKERS": "2", "HEARTBEAT_INTERVAL_SECONDS": "0.5",
+        "HEARTBEAT_TIMEOUT_SECONDS": "60", "HEALTH_CHECK_INTERVAL_SECONDS": "0.5",
+        "SHUTDOWN_GRACE_SECONDS": "0",
+    }  # fmt: skip
+    env.pop("ORCHESTRATOR_URL", None)
+    env.pop("REDIS_URL", None)
+
+    def orchestrator(n: int) -> subprocess.Popen:
+        log = (tmp_path / f"orchestrator-{n}.log").open("w")
+        proc = subprocess.Popen([sys.executable, "-m", "ai_factory", "orchestrator"], env=env,
+                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)  # fmt: skip
+
+        def up() -> bool:
+            assert proc.poll() is None, (tmp_path / f"orchestrator-{n}.log").read_text()
+            try:
+                return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for(up, what="the orchestrator to serve")
+        return proc
+
+    first = orchestrator(1)
+    with httpx.Client(base_url=url, timeout=30) as http:
+        ids = [http.post("/api/work", json={"repo": "https://git.example/srv/w.git", "spec": spec(seconds=4, title=f"T{n}")}).json()["id"]
+               for n in range(2)]  # fmt: skip
+    wait_for(lambda: all((markers / f"{i}.jsonl").exists() for i in ids), what="both workers to start")
+    first.kill()
+    first.wait(30)
+    second = orchestrator(2)
+    try:
+        with httpx.Client(base_url=url, timeout=30) as http:
+            wait_for(lambda: all(http.get(f"/api/work/{i}").json()["status"] == "completed" for i in ids),
+                     timeout=120, what="both items to complete")  # fmt: skip
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(60)
+    log = (tmp_path / "orchestrator-2.log").read_text()
+    assert "runtime.recovered adopted=2 requeued=0" in log, log
+    for item_id in ids:
+        events = (markers / f"{item_id}.jsonl").read_text()
+        assert events.count('"start"') == 1 and events.count('"completed"') == 1, events

@@ -1,8 +1,8 @@
 """Spawners start worker processes or containers, one per claimed item.
 
 Chosen by FACTORY_SPAWNER: `process` (a child process, the default), `bwrap` (the
-same inside bubblewrap) or `docker` (a container through the docker SDK). All three
-keep the `Spawner` contract in `base`: spawn, alive, watch (adopt after a restart),
+same inside bubblewrap), `docker` (a container through the docker SDK) or `kubernetes`
+(a batch/v1 Job per worker, through kubernetes_asyncio). All four keep the `Spawner` contract in `base`: spawn, alive, watch (adopt after a restart),
 stop, and report ends on the `exits` queue.
 """
 
@@ -30,6 +30,10 @@ def build_spawner(settings: Settings, *, logs: WorkerLogs) -> Spawner:
         from ai_factory.orchestrator.spawners.docker import DockerSpawner  # the SDK is heavy
 
         return DockerSpawner(settings=settings, logs=logs)
+    if settings.factory_spawner == "kubernetes":
+        from ai_factory.orchestrator.spawners.kubernetes import KubernetesSpawner  # the client too
+
+        return KubernetesSpawner(settings=settings, logs=logs)
     if settings.factory_spawner == "bwrap":
         return BwrapSpawner(settings=settings, logs=logs)
     return ProcessSpawner(settings=settings, logs=logs)

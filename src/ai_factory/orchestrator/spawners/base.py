@@ -63,6 +63,8 @@ class WorkerHandle(BaseModel):
     container_id: str = ""
 
     def describe(self) -> str:
+        if self.spawner == "kubernetes":
+            return f"job {self.container_id}"
         return f"container {self.container_id[:12]}" if self.container_id else f"pid {self.pid}"
 
 
