@@ -121,7 +121,9 @@ def fresh_database() -> Iterator[str]:
         with psycopg.connect(DATABASE_URL, autocommit=True, connect_timeout=5) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
     except psycopg.OperationalError as exc:
-        raise Missing(f"PostgreSQL unreachable at {DATABASE_URL} (TEST_DATABASE_URL): {exc}") from exc
+        raise Missing(
+            f"PostgreSQL unreachable at {DATABASE_URL} (TEST_DATABASE_URL): {exc}"
+        ) from exc
     base, _, _ = DATABASE_URL.rpartition("/")
     try:
         yield f"{base}/{name}"
@@ -166,7 +168,9 @@ def run(*, image: str, timeout: float) -> dict[str, object]:
 
                 def serving() -> bool:
                     if orchestrator.poll() is not None:
-                        raise RuntimeError(f"the orchestrator exited:\n{log_path.read_text()[-3000:]}")
+                        raise RuntimeError(
+                            f"the orchestrator exited:\n{log_path.read_text()[-3000:]}"
+                        )
                     try:
                         return http.get("/healthz").status_code == 200
                     except httpx.TransportError:
@@ -174,7 +178,9 @@ def run(*, image: str, timeout: float) -> dict[str, object]:
 
                 wait(serving, timeout=120, what="the orchestrator")
                 started = time.monotonic()
-                item = http.post("/api/work", json={"repo": github.git_url(REPO), "spec": SPEC}).json()
+                item = http.post(
+                    "/api/work", json={"repo": github.git_url(REPO), "spec": SPEC}
+                ).json()
 
                 def finished() -> dict | None:
                     current = http.get(f"/api/work/{item['id']}").json()
@@ -189,7 +195,11 @@ def run(*, image: str, timeout: float) -> dict[str, object]:
                     done = http.get(f"/api/work/{item['id']}").json()
                 elapsed = time.monotonic() - started
                 worker_log = http.get(f"/api/work/{item['id']}/logs").json()["text"]
-                worker = http.get(f"/api/workers/{done['workerId']}").json() if done.get("workerId") else {}
+                worker = (
+                    http.get(f"/api/workers/{done['workerId']}").json()
+                    if done.get("workerId")
+                    else {}
+                )
             finally:
                 orchestrator.send_signal(signal.SIGTERM)
                 try:

@@ -44,7 +44,9 @@ def test_a_kubernetes_job_runs_the_real_worker_to_a_pull_request(
     for name, value in sim_env(sim.url, max_retries=4, config_dir=str(tmp_path / "claude")).items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("MAX_ITERATIONS", "4")
-    fake = FakeKubernetes(tmp_path / "kube", images={IMAGE: [sys.executable, "-m", "ai_factory.worker"]}).start()
+    fake = FakeKubernetes(
+        tmp_path / "kube", images={IMAGE: [sys.executable, "-m", "ai_factory.worker"]}
+    ).start()
     try:
         fake.put_secret(NAMESPACE, "ai-factory", {"ANTHROPIC_API_KEY": SIM_API_KEY})
         monkeypatch.setenv("KUBECONFIG", str(fake.write_kubeconfig(tmp_path / "kubeconfig")))
@@ -56,12 +58,16 @@ def test_a_kubernetes_job_runs_the_real_worker_to_a_pull_request(
             github_token=github.token, github_api_url=github.api_url,
         )  # fmt: skip
         server = ServerThread(settings, components=[run_worker_runtime])
-        server.settings = settings.model_copy(update={"orchestrator_url": server.url, "port": server.port})
+        server.settings = settings.model_copy(
+            update={"orchestrator_url": server.url, "port": server.port}
+        )
         server.start()
         try:
             with httpx.Client(base_url=server.url, timeout=30) as http:
                 spec = spec_of("Create `a.txt` containing `a`")
-                item = http.post("/api/work", json={"repo": github.git_url(REPO), "spec": spec}).json()
+                item = http.post(
+                    "/api/work", json={"repo": github.git_url(REPO), "spec": spec}
+                ).json()
                 done = wait_for(
                     lambda: (i := http.get(f"/api/work/{item['id']}").json())["status"]
                     in ("completed", "failed", "stuck") and i,

@@ -14,7 +14,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from ai_factory.orchestrator.spawners.kubernetes import MANAGED_BY, NAME_LABEL
+from ai_factory.orchestrator.spawners.kubernetes_job import MANAGED_BY, NAME_LABEL
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = sorted((ROOT / "deploy" / "kubernetes").glob("*.yaml"))
@@ -36,7 +36,10 @@ def test_every_manifest_is_valid_against_the_kubernetes_schema(path: Path) -> No
     assert docs
     for doc in docs:
         kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
-        assert doc["metadata"].get("namespace", "ai-factory") == "ai-factory" or doc["kind"] == "Namespace"
+        assert (
+            doc["metadata"].get("namespace", "ai-factory") == "ai-factory"
+            or doc["kind"] == "Namespace"
+        )
 
 
 def test_the_orchestrator_may_do_exactly_what_the_spawner_does() -> None:
@@ -50,7 +53,9 @@ def test_the_orchestrator_may_do_exactly_what_the_spawner_does() -> None:
         ("", "secrets"): ["create"],
     }
     binding = one("RoleBinding", "ai-factory-orchestrator")
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "ai-factory-orchestrator", "namespace": "ai-factory"}]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "ai-factory-orchestrator", "namespace": "ai-factory"}
+    ]
     pod = one("Deployment", "ai-factory-orchestrator")["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "ai-factory-orchestrator"
     env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
@@ -58,14 +63,22 @@ def test_the_orchestrator_may_do_exactly_what_the_spawner_does() -> None:
     assert env["FACTORY_K8S_SERVICE_ACCOUNT"] == "ai-factory-worker"
     worker_account = one("ServiceAccount", "ai-factory-worker")
     assert worker_account["automountServiceAccountToken"] is False
-    bound = {s["name"] for d in documents() if d["kind"] in ("RoleBinding", "ClusterRoleBinding") for s in d["subjects"]}
+    bound = {
+        s["name"]
+        for d in documents()
+        if d["kind"] in ("RoleBinding", "ClusterRoleBinding")
+        for s in d["subjects"]
+    }
     assert "ai-factory-worker" not in bound
 
 
 def test_worker_egress_is_limited_to_dns_the_api_and_https() -> None:
     policy = one("NetworkPolicy", "ai-factory-worker-egress")["spec"]
     # the labels the spawner puts on every worker pod
-    assert policy["podSelector"]["matchLabels"] == {NAME_LABEL: "ai-factory-worker", MANAGED_BY: "ai-factory"}
+    assert policy["podSelector"]["matchLabels"] == {
+        NAME_LABEL: "ai-factory-worker",
+        MANAGED_BY: "ai-factory",
+    }
     assert set(policy["policyTypes"]) == {"Ingress", "Egress"} and policy["ingress"] == []
     ports = sorted((p["protocol"], p["port"]) for rule in policy["egress"] for p in rule["ports"])
     assert ports == [("TCP", 53), ("TCP", 443), ("TCP", 3000), ("UDP", 53)]

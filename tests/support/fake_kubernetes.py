@@ -130,7 +130,9 @@ class FakeKubernetes:
                  base_env: dict[str, str] | None = None) -> None:  # fmt: skip
         self.workdir = workdir
         self.images = images or {}  # image -> entry point, for containers without a command
-        self.base_env = base_env  # what the image would set; None: PATH, HOME, FAKE_WORKER_* from here
+        self.base_env = (
+            base_env  # what the image would set; None: PATH, HOME, FAKE_WORKER_* from here
+        )
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}  # (kind, ns, name)
         self.version = 1
         self.history: list[Event] = []
@@ -309,7 +311,9 @@ class FakeKubernetes:
 
         def matches(event: Event) -> bool:
             labels = event.obj["metadata"].get("labels") or {}
-            return event.kind == kind and event.namespace == ns and selector_matches(selector, labels)
+            return (
+                event.kind == kind and event.namespace == ns and selector_matches(selector, labels)
+            )
 
         async def send(kind_: str, obj: dict[str, Any]) -> None:
             await response.write(json.dumps({"type": kind_, "object": obj}).encode() + b"\n")
@@ -317,7 +321,11 @@ class FakeKubernetes:
         if since in ("", "0"):
             position = self.version
             for (k, n, _), obj in list(self.objects.items()):
-                if k == kind and n == ns and selector_matches(selector, obj["metadata"].get("labels") or {}):
+                if (
+                    k == kind
+                    and n == ns
+                    and selector_matches(selector, obj["metadata"].get("labels") or {})
+                ):
                     await send("ADDED", obj)
         else:
             position = int(since)
@@ -346,7 +354,9 @@ class FakeKubernetes:
         self.version += 1
         if type_ != "DELETED":
             obj["metadata"]["resourceVersion"] = str(self.version)
-        self.history.append(Event(self.version, type_, kind, obj["metadata"]["namespace"], copy.deepcopy(obj)))
+        self.history.append(
+            Event(self.version, type_, kind, obj["metadata"]["namespace"], copy.deepcopy(obj))
+        )
         if len(self.history) > HISTORY:
             dropped = self.history.pop(0)
             self.oldest = dropped.version + 1
@@ -393,14 +403,18 @@ class FakeKubernetes:
         return [key for key, o in self.objects.items() if key[1] == ns
                 and any(ref.get("uid") == uid for ref in o["metadata"].get("ownerReferences") or [])]  # fmt: skip
 
-    async def _delete(self, kind: str, ns: str, name: str, policy: str | None, grace: Any) -> web.Response:
+    async def _delete(
+        self, kind: str, ns: str, name: str, policy: str | None, grace: Any
+    ) -> web.Response:
         obj = self.objects.get((kind, ns, name))
         if obj is None:
             return self._not_found(kind, name)
         policy = policy or ("Orphan" if kind == "Job" else "Background")
         meta = obj["metadata"]
         if kind == "Pod":
-            seconds = int(grace if grace is not None else obj["spec"].get("terminationGracePeriodSeconds", 30))
+            seconds = int(
+                grace if grace is not None else obj["spec"].get("terminationGracePeriodSeconds", 30)
+            )
             if not meta.get("deletionTimestamp"):
                 meta["deletionTimestamp"] = now_iso()
                 await self._update(kind, obj)
@@ -467,7 +481,11 @@ class FakeKubernetes:
         if ("Job", ns, name) not in self.objects or job["metadata"].get("deletionTimestamp"):
             return
         pod_now = self.objects.get(("Pod", ns, pod_name))
-        succeeded = reason != "DeadlineExceeded" and pod_now is not None and pod_now["status"]["phase"] == "Succeeded"
+        succeeded = (
+            reason != "DeadlineExceeded"
+            and pod_now is not None
+            and pod_now["status"]["phase"] == "Succeeded"
+        )
         condition = {"type": "Complete" if succeeded else "Failed", "status": "True",
                      "lastTransitionTime": now_iso()}  # fmt: skip
         if not succeeded:
@@ -494,7 +512,13 @@ class FakeKubernetes:
 
     async def _waiting(self, pod: dict[str, Any], reason: str, message: str) -> None:
         container = pod["spec"]["containers"][0]["name"]
-        wanted = [{"name": container, "ready": False, "state": {"waiting": {"reason": reason, "message": message}}}]
+        wanted = [
+            {
+                "name": container,
+                "ready": False,
+                "state": {"waiting": {"reason": reason, "message": message}},
+            }
+        ]
         if pod["status"].get("containerStatuses") != wanted:
             pod["status"]["containerStatuses"] = wanted
             await self._update("Pod", pod)
@@ -512,9 +536,13 @@ class FakeKubernetes:
             if "secret" in volume:
                 secret_name = volume["secret"]["secretName"]
                 while (secret := self.objects.get(("Secret", ns, secret_name))) is None:
-                    if ("Pod", ns, name) not in self.objects or pod["metadata"].get("deletionTimestamp"):
+                    if ("Pod", ns, name) not in self.objects or pod["metadata"].get(
+                        "deletionTimestamp"
+                    ):
                         return
-                    await self._waiting(pod, "ContainerCreating", f'secret "{secret_name}" not found')
+                    await self._waiting(
+                        pod, "ContainerCreating", f'secret "{secret_name}" not found'
+                    )
                     await asyncio.sleep(0.05)
                 local = root / "volumes" / mount["name"]
                 local.mkdir(parents=True, exist_ok=True)
@@ -529,8 +557,15 @@ class FakeKubernetes:
                 local = root / "volumes" / mount["name"]
                 local.mkdir(parents=True, exist_ok=True)
             mounts[mount["mountPath"].rstrip("/")] = local
-        env = dict(self.base_env) if self.base_env is not None else {
-            k: v for k, v in os.environ.items() if k in ("PATH", "HOME") or k.startswith("FAKE_WORKER_")}
+        env = (
+            dict(self.base_env)
+            if self.base_env is not None
+            else {
+                k: v
+                for k, v in os.environ.items()
+                if k in ("PATH", "HOME") or k.startswith("FAKE_WORKER_")
+            }
+        )
         for item in container.get("env") or []:
             if "value" in item:
                 env[item["name"]] = item["value"]
@@ -549,11 +584,13 @@ class FakeKubernetes:
         for key, value in env.items():
             for mount_path, local in mounts.items():
                 if value == mount_path or value.startswith(mount_path + "/"):
-                    env[key] = str(local) + value[len(mount_path):]
+                    env[key] = str(local) + value[len(mount_path) :]
         argv = list(container.get("command") or self.images.get(container["image"], []))
         argv += container.get("args") or []
         if not argv:
-            await self._waiting(pod, "CreateContainerError", f"no command for image {container['image']}")
+            await self._waiting(
+                pod, "CreateContainerError", f"no command for image {container['image']}"
+            )
             return
         if pod["metadata"].get("deletionTimestamp"):
             return
@@ -605,7 +642,9 @@ class FakeKubernetes:
             return self._not_found("Pod", name)
         running = self.pods.get(name)
         if running is None or running.process is None:
-            return status(400, "BadRequest", f'container "worker" in pod "{name}" is waiting to start')
+            return status(
+                400, "BadRequest", f'container "worker" in pod "{name}" is waiting to start'
+            )
         since = request.query.get("sinceSeconds")
         cutoff = time.time() - int(since) if since else 0.0
         follow = request.query.get("follow", "").lower() in ("true", "1")

@@ -31,11 +31,8 @@ from ai_factory.core.errors import ConfigError
 from ai_factory.core.models import WorkItem
 from ai_factory.orchestrator.logs import WorkerLogs
 from ai_factory.orchestrator.spawners import WorkerLaunch
-from ai_factory.orchestrator.spawners.kubernetes import (
-    KubernetesSpawner,
-    job_manifest,
-    secret_manifest,
-)
+from ai_factory.orchestrator.spawners.kubernetes import KubernetesSpawner
+from ai_factory.orchestrator.spawners.kubernetes_job import job_manifest, secret_manifest
 from tests.support.fake_kubernetes import FakeKubernetes
 from tests.support.settings import make_settings
 
@@ -69,12 +66,16 @@ class Cluster:
             calls = {"Job": k8s.BatchV1Api(api).list_namespaced_job,
                      "Pod": k8s.CoreV1Api(api).list_namespaced_pod,
                      "Secret": k8s.CoreV1Api(api).list_namespaced_secret}  # fmt: skip
-            response = await calls[kind](self.namespace, label_selector=selector, _preload_content=False)
+            response = await calls[kind](
+                self.namespace, label_selector=selector, _preload_content=False
+            )
             return json.loads(await response.read())["items"]
 
 
 @pytest.fixture(params=["fake", "cluster"])
-def cluster(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
+def cluster(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Cluster]:
     if request.param == "cluster":
         if not os.environ.get("KUBECONFIG"):
             pytest.skip("no Kubernetes cluster: set KUBECONFIG to run these tests against one")
@@ -171,7 +172,10 @@ async def test_the_token_reaches_the_worker_as_a_file_and_never_as_a_value_in_th
     assert ended.exit_code == 0
     log = spawner.logs.read(run.item.id).text
     printed = json.loads(log.strip().splitlines()[-1])
-    assert printed == {"WORKER_TOKEN": run.token.get_secret_value(), "GITHUB_TOKEN": "github-token-for-tests"}
+    assert printed == {
+        "WORKER_TOKEN": run.token.get_secret_value(),
+        "GITHUB_TOKEN": "github-token-for-tests",
+    }
 
     [job] = await cluster.objects("Job", selector(run))
     manifest = json.dumps(job)
@@ -181,7 +185,10 @@ async def test_the_token_reaches_the_worker_as_a_file_and_never_as_a_value_in_th
     assert set(refs) == {"ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"}
     assert {r["name"] for r in refs.values()} == {"ai-factory"}
     [secret] = await cluster.objects("Secret", selector(run))
-    assert json.loads(base64.b64decode(secret["data"]["secrets.json"]))["WORKER_TOKEN"] == run.token.get_secret_value()
+    assert (
+        json.loads(base64.b64decode(secret["data"]["secrets.json"]))["WORKER_TOKEN"]
+        == run.token.get_secret_value()
+    )
     assert handle.worker_id == run.worker_id
 
 
@@ -222,7 +229,9 @@ async def test_a_new_orchestrator_adopts_a_running_job_and_cleans_up_a_finished_
 
 
 @FAKE_ONLY  # needs the fake API server's own controls
-async def test_an_expired_watch_lists_again_and_still_sees_the_end(cluster: Cluster, spawners) -> None:
+async def test_an_expired_watch_lists_again_and_still_sees_the_end(
+    cluster: Cluster, spawners
+) -> None:
     assert cluster.fake is not None
     spawner = spawners("echo started; sleep 1")
     run = launch()
@@ -231,7 +240,9 @@ async def test_an_expired_watch_lists_again_and_still_sees_the_end(cluster: Clus
     cluster.fake.compact()  # history gone, watches ended: resuming gets 410 Gone
     ended = await next_exit(spawner)
     assert (ended.worker_id, ended.exit_code) == (run.worker_id, 0)
-    lists = [q for m, q in cluster.fake.requests if m == "GET" and "/jobs?" in q and "watch" not in q]
+    lists = [
+        q for m, q in cluster.fake.requests if m == "GET" and "/jobs?" in q and "watch" not in q
+    ]
     assert len(lists) >= 2, cluster.fake.requests
 
 
@@ -259,7 +270,9 @@ async def test_an_unreachable_api_is_a_start_up_error_and_no_verdict_on_running_
         await spawner.check()
 
 
-async def test_without_a_kubeconfig_the_spawner_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_without_a_kubeconfig_the_spawner_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     spawner = KubernetesSpawner(settings=make_settings(tmp_path, factory_spawner="kubernetes"),
@@ -282,7 +295,10 @@ def test_the_job_and_its_secret_are_valid_kubernetes_objects(tmp_path: Path) -> 
     assert spec["activeDeadlineSeconds"] == settings.k8s_deadline_seconds
     pod = spec["template"]["spec"]
     assert pod["automountServiceAccountToken"] is False and pod["securityContext"]["runAsNonRoot"]
-    assert pod["volumes"][0] == {"name": "home", "persistentVolumeClaim": {"claimName": "factory-home"}}
+    assert pod["volumes"][0] == {
+        "name": "home",
+        "persistentVolumeClaim": {"claimName": "factory-home"},
+    }
 
 
 async def _log_has(spawner: KubernetesSpawner, run: WorkerLaunch, text: str) -> bool:
@@ -295,4 +311,7 @@ async def _none(cluster: Cluster, kind: str, run: WorkerLaunch) -> bool:
 
 async def _finished(cluster: Cluster, run: WorkerLaunch) -> bool:
     jobs = await cluster.objects("Job", selector(run))
-    return bool(jobs) and any(c["type"] in ("Complete", "Failed") for c in jobs[0].get("status", {}).get("conditions") or [])
+    return bool(jobs) and any(
+        c["type"] in ("Complete", "Failed")
+        for c in jobs[0].get("status", {}).get("conditions") or []
+    )

@@ -29,13 +29,13 @@ ends is resumed, one the server has expired (410 Gone) starts over with a new li
 a Job that finished or disappeared on `exits` with its pod's exit code, and copies each
 pod's log into the item's log. `stop` deletes the Job with foreground propagation and waits
 until it is gone (its pod has stopped); `watch` adopts a running Job after an orchestrator
-restart and deletes a finished one. The client is imported only when this spawner is chosen.
+restart and deletes a finished one. The client is imported only when this spawner is chosen;
+the manifests themselves are built in `kubernetes_job`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import logging
@@ -51,8 +51,6 @@ from kubernetes_asyncio import watch as k8s_watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from ai_factory.core.errors import ConfigError
-from ai_factory.core.launch_secrets import SECRETS_FILE_VAR, encode
-from ai_factory.core.secrets import AGENT_CREDENTIALS, FACTORY_SECRETS
 from ai_factory.core.settings import Settings
 from ai_factory.orchestrator.logs import WorkerLogs
 from ai_factory.orchestrator.spawners.base import (
@@ -60,22 +58,21 @@ from ai_factory.orchestrator.spawners.base import (
     WorkerExit,
     WorkerHandle,
     WorkerLaunch,
-    container_env,
     log_header,
+)
+from ai_factory.orchestrator.spawners.kubernetes_job import (
+    SELECTOR,
+    TERMINATION_GRACE_S,
+    WORKER_LABEL,
+    exit_code,
+    finished,
+    job_manifest,
+    job_name,
+    secret_manifest,
 )
 
 log = logging.getLogger(__name__)
 
-MANAGED_BY = "app.kubernetes.io/managed-by"
-NAME_LABEL = "app.kubernetes.io/name"
-WORKER_LABEL = "ai-factory.dev/worker"
-ITEM_LABEL = "ai-factory.dev/item"
-SELECTOR = f"{MANAGED_BY}=ai-factory,{NAME_LABEL}=ai-factory-worker"
-HOME_PATH = "/data"
-SECRETS_DIR = "/var/run/ai-factory"
-SECRETS_KEY = "secrets.json"
-WORKER_UID = 1000  # the image's user (docker/Dockerfile)
-TERMINATION_GRACE_S = 10  # SIGTERM to SIGKILL when a worker's pod is deleted
 WATCH_TIMEOUT_S = 300  # the server ends a watch after this; it is resumed at once
 RETRY_S = 2.0  # after an API error in the watch loop
 POLL_S = 0.5
@@ -85,143 +82,6 @@ WAITING_REASONS = {  # a pod that will not start by itself: said in the item's l
     "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError",
     "CreateContainerError",
 }  # fmt: skip
-
-
-def job_name(worker_id: UUID) -> str:
-    return f"factory-worker-{worker_id}"
-
-
-def labels(launch: WorkerLaunch) -> dict[str, str]:
-    return {
-        MANAGED_BY: "ai-factory",
-        NAME_LABEL: "ai-factory-worker",
-        WORKER_LABEL: str(launch.worker_id),
-        ITEM_LABEL: str(launch.item.id),
-    }
-
-
-def pod_env(launch: WorkerLaunch, *, settings: Settings) -> list[dict[str, Any]]:
-    """The container's environment: plain values for plumbing, references for credentials."""
-    env = container_env(launch, settings=settings)
-    for name in list(env):
-        if name.upper() in FACTORY_SECRETS | AGENT_CREDENTIALS or name.startswith("FACTORY_K8S_"):
-            del env[name]
-    env["FACTORY_HOME"] = HOME_PATH
-    env[SECRETS_FILE_VAR] = f"{SECRETS_DIR}/{SECRETS_KEY}"
-    values: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in sorted(env.items())]
-    for name in sorted(AGENT_CREDENTIALS):
-        ref = {"name": settings.factory_k8s_secret, "key": name, "optional": True}
-        values.append({"name": name, "valueFrom": {"secretKeyRef": ref}})
-    return values
-
-
-def job_manifest(launch: WorkerLaunch, *, settings: Settings) -> dict[str, Any]:
-    """The worker's Job (a plain manifest: the tests validate it against the schema)."""
-    name = job_name(launch.worker_id)
-    container: dict[str, Any] = {
-        "name": "worker",
-        "image": settings.factory_worker_image,
-        "imagePullPolicy": "IfNotPresent",
-        "env": pod_env(launch, settings=settings),
-        "volumeMounts": [
-            {"name": "home", "mountPath": HOME_PATH},
-            {"name": "secrets", "mountPath": SECRETS_DIR, "readOnly": True},
-        ],
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "runAsNonRoot": True,
-        },
-    }
-    if settings.worker_command:
-        container["command"] = settings.worker_command
-    resources = {
-        key: dict(value)
-        for key, value in (
-            ("requests", settings.factory_k8s_requests),
-            ("limits", settings.factory_k8s_limits),
-        )
-        if value
-    }
-    if resources:
-        container["resources"] = resources
-    home: dict[str, Any] = (
-        {"persistentVolumeClaim": {"claimName": settings.factory_k8s_home_claim}}
-        if settings.factory_k8s_home_claim
-        else {"emptyDir": {}}
-    )
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": name, "namespace": settings.factory_k8s_namespace, "labels": labels(launch)},
-        "spec": {
-            "backoffLimit": 0,
-            "activeDeadlineSeconds": settings.k8s_deadline_seconds,
-            "ttlSecondsAfterFinished": settings.factory_k8s_ttl_seconds,
-            "template": {
-                "metadata": {"labels": labels(launch)},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "serviceAccountName": settings.factory_k8s_service_account,
-                    "automountServiceAccountToken": False,
-                    "enableServiceLinks": False,
-                    "terminationGracePeriodSeconds": TERMINATION_GRACE_S,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": WORKER_UID,
-                        "runAsGroup": WORKER_UID,
-                        "fsGroup": WORKER_UID,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
-                    "containers": [container],
-                    "volumes": [
-                        {"name": "home", **home},
-                        {"name": "secrets", "secret": {"secretName": name, "defaultMode": 0o440}},
-                    ],
-                },
-            },
-        },
-    }
-
-
-def secret_manifest(launch: WorkerLaunch, *, settings: Settings, job_uid: str) -> dict[str, Any]:
-    """The worker's own Secret, owned by its Job (deleted with it)."""
-    secrets = {"WORKER_TOKEN": launch.token.get_secret_value()}
-    if settings.github_token is not None:
-        secrets["GITHUB_TOKEN"] = settings.github_token.get_secret_value()
-    name = job_name(launch.worker_id)
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "Opaque",
-        "metadata": {
-            "name": name,
-            "namespace": settings.factory_k8s_namespace,
-            "labels": labels(launch),
-            "ownerReferences": [
-                {"apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": job_uid}
-            ],
-        },
-        "data": {SECRETS_KEY: base64.b64encode(encode(secrets)).decode()},
-    }
-
-
-def finished(job: dict[str, Any]) -> bool:
-    """Whether a Job has ended (Complete or Failed, or its one pod's count says so)."""
-    status = job.get("status") or {}
-    for condition in status.get("conditions") or []:
-        if condition.get("type") in ("Complete", "Failed") and condition.get("status") == "True":
-            return True
-    return bool(status.get("succeeded") or status.get("failed"))
-
-
-def exit_code(pods: list[dict[str, Any]]) -> int | None:
-    for pod in pods:
-        for status in (pod.get("status") or {}).get("containerStatuses") or []:
-            terminated = (status.get("state") or {}).get("terminated")
-            if terminated and terminated.get("exitCode") is not None:
-                return int(terminated["exitCode"])
-    return None
 
 
 async def raw(call: Any, *args: Any, **kwargs: Any) -> Any:
@@ -256,7 +116,9 @@ async def load_api_config() -> k8s.Configuration:
                 client_configuration=configuration,
             )
     except (k8s_config.ConfigException, OSError, ValueError) as exc:
-        raise ConfigError(f"FACTORY_SPAWNER: no Kubernetes configuration (KUBECONFIG): {exc}") from exc
+        raise ConfigError(
+            f"FACTORY_SPAWNER: no Kubernetes configuration (KUBECONFIG): {exc}"
+        ) from exc
     return configuration
 
 
@@ -373,7 +235,9 @@ class KubernetesSpawner:
                 log.warning("worker.stop_failed worker=%s error=%s", handle.worker_id, exc)
                 return
             await asyncio.sleep(POLL_S)
-        log.warning("worker.stop_slow worker=%s job=%s still there", handle.worker_id, handle.container_id)
+        log.warning(
+            "worker.stop_slow worker=%s job=%s still there", handle.worker_id, handle.container_id
+        )
 
     def tracked(self) -> list[WorkerHandle]:
         return list(self._handles.values())
@@ -489,7 +353,9 @@ class KubernetesSpawner:
 
     def _saw(self, job: dict[str, Any], *, gone: bool) -> UUID | None:
         try:
-            worker_id = UUID(((job.get("metadata") or {}).get("labels") or {}).get(WORKER_LABEL, ""))
+            worker_id = UUID(
+                ((job.get("metadata") or {}).get("labels") or {}).get(WORKER_LABEL, "")
+            )
         except ValueError:
             return None
         handle = self._handles.get(worker_id)
@@ -535,15 +401,24 @@ class KubernetesSpawner:
                         waiting = (container.get("state") or {}).get("waiting") or {}
                         if waiting.get("reason") in WAITING_REASONS - said:
                             said.add(waiting["reason"])
-                            self._append(handle, f"pod waiting: {waiting['reason']}: {waiting.get('message', '')}")
+                            self._append(
+                                handle,
+                                f"pod waiting: {waiting['reason']}: {waiting.get('message', '')}",
+                            )
                 if pod is None:
                     await asyncio.sleep(POLL_S)
             if pod is None:
                 return
             core = k8s.CoreV1Api(await self._client())
-            extra = {} if since_s is None else {"since_seconds": max(1, int(time.time() - since_s) + 1)}
+            extra = (
+                {} if since_s is None else {"since_seconds": max(1, int(time.time() - since_s) + 1)}
+            )
             response = await raw(
-                core.read_namespaced_pod_log, pod["metadata"]["name"], self.namespace, follow=True, **extra
+                core.read_namespaced_pod_log,
+                pod["metadata"]["name"],
+                self.namespace,
+                follow=True,
+                **extra,
             )
             try:
                 with self.logs.path(handle.work_item_id).open("ab") as out:
