@@ -24,6 +24,7 @@ class Check:
     ok: bool
     detail: str
     required: bool = True
+    warning: bool = False  # works, but not as tested: WARN, and the exit code stays 0
 
 
 def _run(argv: list[str]) -> str:
@@ -54,6 +55,10 @@ def bundled_claude() -> Path | None:
 
 
 def check_claude(settings: Settings) -> Check:
+    """The CLI the worker runs (the SDK's bundled one first, as the SDK does) and whether it
+    and the SDK are inside the tested range (`worker/agent/versions.py`)."""
+    from ai_factory.worker.agent.versions import TESTED_CLI, in_range, installed_sdk, sdk_range
+
     path = bundled_claude() or (Path(p) if (p := shutil.which("claude")) else None)
     if path is None:
         return Check("claude", False, "not found: pip install claude-agent-sdk (it ships the CLI)")
@@ -61,7 +66,24 @@ def check_claude(settings: Settings) -> Check:
         version = _run([str(path), "--version"])
     except (OSError, subprocess.TimeoutExpired) as exc:
         return Check("claude", False, f"{path} does not run: {exc}")
-    return Check("claude", True, f"{version} ({path})")
+    cli = version.split()[0] if version else "?"
+    sdk = installed_sdk()
+    try:
+        low, high = sdk_range()
+    except ValueError:  # an install without the package metadata: nothing to compare with
+        return Check("claude", True, f"Claude Code {cli}, claude-agent-sdk {sdk} ({path})")
+    tested = f"tested: claude-agent-sdk {low}..{high}, Claude Code {TESTED_CLI[0]}..{TESTED_CLI[1]}"
+    outside = []
+    if sdk is None or not in_range(sdk, low, high):
+        outside.append(f"claude-agent-sdk {sdk or 'missing'}")
+    if not in_range(cli, *TESTED_CLI):
+        outside.append(f"Claude Code {cli}")
+    detail = f"Claude Code {cli}, claude-agent-sdk {sdk} ({path})"
+    if outside:
+        return Check("claude", False, f"{detail}: {' and '.join(outside)} outside the tested "
+                     f"range ({tested}); `make install` restores the locked versions",
+                     required=False, warning=True)  # fmt: skip
+    return Check("claude", True, f"{detail}; {tested}")
 
 
 # How learnings' vectors are ranked, by whether the server has pgvector (core/learnings/vectors.py).
@@ -149,7 +171,7 @@ def doctor() -> None:
     failed = False
     for run_check in CHECKS:
         result = run_check(settings)
-        mark = "[green]OK  [/]" if result.ok else "[red]FAIL[/]"
+        mark = "[green]OK  [/]" if result.ok else "[yellow]WARN[/]" if result.warning else "[red]FAIL[/]"
         out.print(f"{mark} {result.name:<9} ", end="")
         out.print(result.detail, markup=False)
         failed |= result.required and not result.ok
