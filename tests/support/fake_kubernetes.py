@@ -21,11 +21,12 @@ API's documentation describes them, for the three resources the spawner touches:
 - the Job controller creates the one pod, fails the Job at ``activeDeadlineSeconds``
   (DeadlineExceeded), marks it Complete or Failed when its pod ends, and deletes it
   ``ttlSecondsAfterFinished`` later;
-- the kubelet runs the pod's container as a local process: command and args (or the
-  entry point registered for its image), env with ``secretKeyRef`` resolved (a missing
-  required Secret key keeps it waiting: CreateContainerConfigError), Secret volumes (it waits
-  for the Secret, as a kubelet does), emptyDir and claims as local folders. A path in the
-  env under a mount path is rewritten to that local folder: the one liberty taken, since a
+- the kubelet runs the pod's init containers, one after the other, then its container, each
+  as a local process: command and args (or the entry point registered for its image), env
+  with ``secretKeyRef`` resolved (a missing required Secret key keeps it waiting:
+  CreateContainerConfigError), Secret volumes (it waits for the Secret, as a kubelet does),
+  emptyDir and claims as local folders. A path in the env or the argv under one of the
+  container's mount paths is rewritten to that local folder: the one liberty taken, since a
   local process cannot see the container's file system. The image's user, the service
   account and the network policy are not enforced.
 
@@ -526,46 +527,73 @@ class FakeKubernetes:
     async def _run_pod(self, ns: str, name: str, running: RunningPod) -> None:
         pod = self.objects[("Pod", ns, name)]
         spec = pod["spec"]
-        container = spec["containers"][0]
         root = self.workdir / "pods" / name
-        # Volumes: wait for every Secret, as a kubelet does (the pod stays ContainerCreating).
-        mounts: dict[str, Path] = {}
-        volumes = {v["name"]: v for v in spec.get("volumes") or []}
-        for mount in container.get("volumeMounts") or []:
-            volume = volumes[mount["name"]]
-            if "secret" in volume:
+        volumes = await self._volumes(ns, pod, root)
+        if volumes is None:
+            return
+        for init in spec.get("initContainers") or []:  # one after the other, each to success
+            code = await self._run_container(ns, pod, init, volumes, root, running, init=True)
+            if code is None:
+                return
+            if code != 0:
+                pod["status"] = {"phase": "Failed", "reason": "Init:Error", "initContainerStatuses": [
+                    {"name": init["name"], "state": {"terminated": {"exitCode": code, "reason": "Error"}}}]}  # fmt: skip
+                await self._update("Pod", pod)
+                return
+        await self._run_container(
+            ns, pod, spec["containers"][0], volumes, root, running, init=False
+        )
+
+    async def _volumes(self, ns: str, pod: dict[str, Any], root: Path) -> dict[str, Path] | None:
+        """Each volume as a local folder; None if the pod went away while a Secret was awaited."""
+        local: dict[str, Path] = {}
+        for volume in pod["spec"].get("volumes") or []:
+            if "persistentVolumeClaim" in volume:
+                folder = self.workdir / "claims" / volume["persistentVolumeClaim"]["claimName"]
+            else:
+                folder = root / "volumes" / volume["name"]
+            folder.mkdir(parents=True, exist_ok=True)
+            if (
+                "secret" in volume
+            ):  # wait for it, as a kubelet does (the pod stays ContainerCreating)
                 secret_name = volume["secret"]["secretName"]
                 while (secret := self.objects.get(("Secret", ns, secret_name))) is None:
-                    if ("Pod", ns, name) not in self.objects or pod["metadata"].get(
-                        "deletionTimestamp"
-                    ):
-                        return
+                    if not self._still_wanted(pod):
+                        return None
                     await self._waiting(
                         pod, "ContainerCreating", f'secret "{secret_name}" not found'
                     )
                     await asyncio.sleep(0.05)
-                local = root / "volumes" / mount["name"]
-                local.mkdir(parents=True, exist_ok=True)
                 for key, value in (secret.get("data") or {}).items():
-                    path = local / key
+                    path = folder / key
                     path.write_bytes(base64.b64decode(value))
                     path.chmod(volume["secret"].get("defaultMode", 0o644))
-            elif "persistentVolumeClaim" in volume:
-                local = self.workdir / "claims" / volume["persistentVolumeClaim"]["claimName"]
-                local.mkdir(parents=True, exist_ok=True)
-            else:
-                local = root / "volumes" / mount["name"]
-                local.mkdir(parents=True, exist_ok=True)
-            mounts[mount["mountPath"].rstrip("/")] = local
-        env = (
-            dict(self.base_env)
-            if self.base_env is not None
-            else {
-                k: v
-                for k, v in os.environ.items()
-                if k in ("PATH", "HOME") or k.startswith("FAKE_WORKER_")
-            }
-        )
+            local[volume["name"]] = folder
+        return local
+
+    def _still_wanted(self, pod: dict[str, Any]) -> bool:
+        meta = pod["metadata"]
+        key = ("Pod", meta["namespace"], meta["name"])
+        return key in self.objects and not meta.get("deletionTimestamp")
+
+    async def _run_container(
+        self, ns: str, pod: dict[str, Any], container: dict[str, Any], volumes: dict[str, Path],
+        root: Path, running: RunningPod, *, init: bool,
+    ) -> int | None:  # fmt: skip
+        """Run one container to its end: its exit code, or None if it could not start."""
+        mounts = {
+            m["mountPath"].rstrip("/"): volumes[m["name"]]
+            for m in container.get("volumeMounts") or []
+        }
+
+        def local(value: str) -> str:
+            for mount_path, folder in mounts.items():
+                if value == mount_path or value.startswith(mount_path + "/"):
+                    return str(folder) + value[len(mount_path) :]
+            return value
+
+        env = dict(self.base_env) if self.base_env is not None else {
+            k: v for k, v in os.environ.items() if k in ("PATH", "HOME") or k.startswith("FAKE_WORKER_")}  # fmt: skip
         for item in container.get("env") or []:
             if "value" in item:
                 env[item["name"]] = item["value"]
@@ -580,20 +608,17 @@ class FakeKubernetes:
             elif not ref.get("optional"):
                 await self._waiting(pod, "CreateContainerConfigError",
                                     f'couldn\'t find key {ref["key"]} in Secret {ns}/{ref["name"]}')  # fmt: skip
-                return
-        for key, value in env.items():
-            for mount_path, local in mounts.items():
-                if value == mount_path or value.startswith(mount_path + "/"):
-                    env[key] = str(local) + value[len(mount_path) :]
+                return None
+        env = {key: local(value) for key, value in env.items()}
         argv = list(container.get("command") or self.images.get(container["image"], []))
-        argv += container.get("args") or []
+        argv = [local(arg) for arg in argv + (container.get("args") or [])]
         if not argv:
             await self._waiting(
                 pod, "CreateContainerError", f"no command for image {container['image']}"
             )
-            return
-        if pod["metadata"].get("deletionTimestamp"):
-            return
+            return None
+        if not self._still_wanted(pod):
+            return None
         try:
             process = await asyncio.create_subprocess_exec(
                 *argv, env=env, cwd=root, stdin=asyncio.subprocess.DEVNULL,
@@ -601,25 +626,31 @@ class FakeKubernetes:
             )  # fmt: skip
         except OSError as exc:
             await self._waiting(pod, "CreateContainerError", str(exc))
-            return
+            return None
         running.process = process
         started = now_iso()
-        pod["status"] = {"phase": "Running", "startTime": started, "containerStatuses": [
-            {"name": container["name"], "ready": True, "state": {"running": {"startedAt": started}}}]}  # fmt: skip
-        await self._update("Pod", pod)
+        if not init:
+            pod["status"] = {"phase": "Running", "startTime": started, "containerStatuses": [
+                {"name": container["name"], "ready": True, "state": {"running": {"startedAt": started}}}]}  # fmt: skip
+            await self._update("Pod", pod)
         assert process.stdout is not None
         while chunk := await process.stdout.read(65536):
-            running.log.append((time.time(), chunk))
+            if not init:
+                running.log.append((time.time(), chunk))
         code = await process.wait()
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)  # what the container left behind
         code = 128 - code if code < 0 else code  # killed by a signal: 128 + its number
+        if init:
+            running.process = None
+            return code
         pod["status"] = {"phase": "Succeeded" if code == 0 else "Failed", "startTime": started,
                          "containerStatuses": [{"name": container["name"], "ready": False, "state": {
                              "terminated": {"exitCode": code, "startedAt": started, "finishedAt": now_iso(),
                                             "reason": "Completed" if code == 0 else "Error"}}}]}  # fmt: skip
-        if ("Pod", ns, name) in self.objects:
+        if ("Pod", ns, pod["metadata"]["name"]) in self.objects:
             await self._update("Pod", pod)
+        return code
 
     async def _terminate(self, ns: str, name: str, grace_s: int) -> None:
         running = self.pods.setdefault(name, RunningPod())

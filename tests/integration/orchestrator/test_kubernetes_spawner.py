@@ -165,7 +165,10 @@ async def test_a_worker_is_a_job_whose_end_and_exit_code_are_reported_with_its_l
 async def test_the_token_reaches_the_worker_as_a_file_and_never_as_a_value_in_the_job(
     cluster: Cluster, spawners
 ) -> None:
-    spawner = spawners('cat "$FACTORY_SECRETS_FILE"; echo; test -z "$WORKER_TOKEN"')
+    # The worker reads the file, then removes it (its agent runs as the same user).
+    spawner = spawners(
+        'cat "$FACTORY_SECRETS_FILE"; echo; test -z "$WORKER_TOKEN" && rm "$FACTORY_SECRETS_FILE"'
+    )
     run = launch()
     handle = await spawner.spawn(run)
     ended = await next_exit(spawner)
@@ -181,6 +184,7 @@ async def test_the_token_reaches_the_worker_as_a_file_and_never_as_a_value_in_th
     manifest = json.dumps(job)
     assert run.token.get_secret_value() not in manifest and "github-token-for-tests" not in manifest
     container = job["spec"]["template"]["spec"]["containers"][0]
+    assert "secret-source" not in {m["name"] for m in container["volumeMounts"]}
     refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e}
     assert set(refs) == {"ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"}
     assert {r["name"] for r in refs.values()} == {"ai-factory"}

@@ -17,12 +17,15 @@ What the worker's container gets (the contract with `factory worker`):
   never a secret's value;
 - CLAUDE_CODE_OAUTH_TOKEN and ANTHROPIC_API_KEY from the Secret FACTORY_K8S_SECRET by
   ``secretKeyRef`` (each key optional), as the agent needs its login in its environment;
-- FACTORY_SECRETS_FILE=/var/run/ai-factory/secrets.json: the worker's own Secret
-  ``factory-worker-<worker id>``, key ``secrets.json``, a JSON object
+- FACTORY_SECRETS_FILE=/var/run/ai-factory/secrets.json: a JSON object
   ``{"WORKER_TOKEN": "...", "GITHUB_TOKEN": "..."}`` (GITHUB_TOKEN only when the orchestrator
-  has one), mounted read-only (mode 0440, group 1000). It is created right after the Job with
+  has one), from the worker's own Secret ``factory-worker-<worker id>`` (key
+  ``secrets.json``). The Secret is mounted only in the init container ``secrets``, which
+  copies the file into a memory-backed emptyDir that the worker's container mounts writable,
+  so that `core.launch_secrets.read_launch_secrets` can delete it once read and the agent,
+  running as the same user, never finds it. The Secret is created right after the Job with
   an ownerReference to it, so Kubernetes deletes it with the Job; the pod waits for it to
-  exist before it starts. `core.launch_secrets.read_launch_secrets` reads it.
+  exist before it starts.
 
 The spawner watches its Jobs (one list, then a watch from its resourceVersion; a watch that
 ends is resumed, one the server has expired (410 Gone) starts over with a new list), reports

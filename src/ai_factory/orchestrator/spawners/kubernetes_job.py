@@ -23,7 +23,8 @@ WORKER_LABEL = "ai-factory.dev/worker"
 ITEM_LABEL = "ai-factory.dev/item"
 SELECTOR = f"{MANAGED_BY}=ai-factory,{NAME_LABEL}=ai-factory-worker"
 HOME_PATH = "/data"
-SECRETS_DIR = "/var/run/ai-factory"
+SECRETS_DIR = "/var/run/ai-factory"  # in memory, writable: the worker removes the file
+SECRETS_SOURCE = "/var/run/ai-factory-secret"  # the Secret itself, in the init container only
 SECRETS_KEY = "secrets.json"
 WORKER_UID = 1000  # the image's user (docker/Dockerfile)
 TERMINATION_GRACE_S = 10  # SIGTERM to SIGKILL when a worker's pod is deleted
@@ -60,6 +61,26 @@ def pod_env(launch: WorkerLaunch, *, settings: Settings) -> list[dict[str, Any]]
 def job_manifest(launch: WorkerLaunch, *, settings: Settings) -> dict[str, Any]:
     """The worker's Job (a plain manifest: the tests validate it against the schema)."""
     name = job_name(launch.worker_id)
+    security = {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "runAsNonRoot": True,
+    }
+    # The Secret's volume is read-only, so the worker could not remove the file and its agent
+    # (the same user) could read it. An init container copies it to a memory-backed emptyDir,
+    # which the worker's container mounts instead; the worker deletes the file at start.
+    copy_secrets: dict[str, Any] = {
+        "name": "secrets",
+        "image": settings.factory_worker_image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["cp", f"{SECRETS_SOURCE}/{SECRETS_KEY}", f"{SECRETS_DIR}/{SECRETS_KEY}"],
+        "volumeMounts": [
+            {"name": "secret-source", "mountPath": SECRETS_SOURCE, "readOnly": True},
+            {"name": "secrets", "mountPath": SECRETS_DIR},
+        ],
+        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}},
+        "securityContext": security,
+    }
     container: dict[str, Any] = {
         "name": "worker",
         "image": settings.factory_worker_image,
@@ -67,13 +88,9 @@ def job_manifest(launch: WorkerLaunch, *, settings: Settings) -> dict[str, Any]:
         "env": pod_env(launch, settings=settings),
         "volumeMounts": [
             {"name": "home", "mountPath": HOME_PATH},
-            {"name": "secrets", "mountPath": SECRETS_DIR, "readOnly": True},
+            {"name": "secrets", "mountPath": SECRETS_DIR},
         ],
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "runAsNonRoot": True,
-        },
+        "securityContext": security,
     }
     if settings.worker_command:
         container["command"] = settings.worker_command
@@ -119,10 +136,15 @@ def job_manifest(launch: WorkerLaunch, *, settings: Settings) -> dict[str, Any]:
                         "fsGroup": WORKER_UID,
                         "seccompProfile": {"type": "RuntimeDefault"},
                     },
+                    "initContainers": [copy_secrets],
                     "containers": [container],
                     "volumes": [
                         {"name": "home", **home},
-                        {"name": "secrets", "secret": {"secretName": name, "defaultMode": 0o440}},
+                        {
+                            "name": "secret-source",
+                            "secret": {"secretName": name, "defaultMode": 0o440},
+                        },
+                        {"name": "secrets", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
                     ],
                 },
             },
