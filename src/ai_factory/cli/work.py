@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from ai_factory.cli.context import api_client, settings_for_command
 from ai_factory.cli.output import (
@@ -18,6 +18,7 @@ from ai_factory.cli.output import (
     plain,
     print_json,
     status_text,
+    table,
 )
 from ai_factory.core.errors import InvalidInputError
 from ai_factory.core.repos import is_local
@@ -42,7 +43,9 @@ def submit(
     base_branch: Annotated[str, typer.Option("--base-branch", help="Branch to start from.")] = "main",
     json_out: JsonOpt = False,
 ) -> None:
-    """Queue a spec for a repository; prints the new work item's id."""
+    """Queue a spec for a repository and print its id.
+
+    With --wait, follow the item live until it ends (as `factory watch`)."""
     text = _read_spec(spec, spec_file)
     client = api_client(settings_for_command())
     item = client.post(
@@ -53,6 +56,24 @@ def submit(
         print_json(item)
     else:
         out.print(item["id"])
+
+
+def _chain(item: dict) -> str:
+    """issue → item → pull request → follow-ups, one line."""
+    parent = item.get("parent") or {}
+    root_id = parent.get("id") or item["id"]
+    root_status = parent.get("status") or item["status"]
+    pull = parent.get("prUrl") if parent else item.get("prUrl")
+    parts = []
+    if item.get("source") == "github" and not parent:
+        parts.append(f"issue {item.get('sourceId')}")
+    parts.append(f"{root_id[:8]} ({root_status})")
+    if pull:
+        parts.append(pull)
+    for follow in item.get("followUps") or []:
+        mark = "*" if follow["id"] == item["id"] else ""
+        parts.append(f"{mark}{follow['id'][:8]} {follow['kind'].replace('_', ' ')} ({follow['status']})")
+    return " → ".join(parts)
 
 
 def _where(repo: str) -> str:
@@ -70,9 +91,11 @@ def status(json_out: JsonOpt = False) -> None:
         print_json(data)
         return
     q, w, r, m = data["queue"], data["workers"], data["rateLimits"], data["metrics"]
-    out.print(
+    counts = q.get("byStatus") or {}
+    stuck = int(counts.get("stuck", 0))
+    out.print(  # the API's `failed` counts stuck items too; shown apart here
         f"queue      queued {q['queued']}  running {q['running']}  "
-        f"completed {q['completed']}  failed {q['failed']}"
+        f"completed {q['completed']}  failed {q['failed'] - stuck}  stuck {stuck}"
     )
     out.print(f"workers    active {w['active']}/{r['maxWorkers']}  stuck {w['stuck']}")
     out.print(
@@ -81,6 +104,12 @@ def status(json_out: JsonOpt = False) -> None:
     )
     state = "can start workers" if r["canSpawn"] else "waiting: " + ", ".join(r["blockedBy"])
     out.print(f"limiter    {state}")
+    if r.get("pausedUntil"):
+        until = datetime.fromisoformat(r["pausedUntil"]).astimezone()
+        out.print(
+            f"paused     until {until:%H:%M:%S %Z} ({until:%Y-%m-%d}) by the {r['pauseReason']}:"
+            " no worker sends a request before then"
+        )
 
 
 def queue(
@@ -105,7 +134,7 @@ def queue(
 
 
 def show(item_id: Annotated[str, typer.Argument(help="Work item id.")], json_out: JsonOpt = False) -> None:
-    """One work item with its spec and its events."""
+    """One work item: its spec as it stands, and its events."""
     item = api_client(settings_for_command()).get(f"/api/work/{item_id}", events="true")
     if json_out:
         print_json(item)
@@ -116,6 +145,8 @@ def show(item_id: Annotated[str, typer.Argument(help="Work item id.")], json_out
     out.print(f"attempts   {item['attempts']}/{item['maxAttempts']}")
     if item.get("prUrl"):
         out.print(f"result     {item['prUrl']}", markup=False)
+    if item.get("parent") or item.get("followUps"):
+        out.print(f"chain      {_chain(item)}", markup=False)
     if item.get("error"):
         out.print(f"error      {item['error']}", markup=False)
     out.print(
@@ -123,18 +154,17 @@ def show(item_id: Annotated[str, typer.Argument(help="Work item id.")], json_out
     )
     out.print("\n[bold]spec[/]")
     out.print(item["spec"].rstrip(), markup=False)
-    table = Table(box=None, pad_edge=False, title="events", title_justify="left")
-    for column in ("AGO", "KIND", "CHANGE", "REASON"):
-        table.add_column(column, overflow="fold")
+    events = table("AGO", "KIND", "CHANGE", "REASON", fixed=("AGO", "KIND", "CHANGE"))
+    events.title, events.title_justify = "events", "left"
     for event in item["events"]:
         change = f"{event['fromStatus'] or ''} -> {event['toStatus']}" if event["toStatus"] else ""
-        table.add_row(age(event["createdAt"]), event["kind"], change, plain(event["reason"] or ""))
+        events.add_row(age(event["createdAt"]), event["kind"], change, plain(event["reason"] or ""))
     out.print()
-    out.print(table)
+    out.print(events)
 
 
 def cancel(item_id: Annotated[str, typer.Argument(help="Work item id.")]) -> None:
-    """Cancel a work item that has not finished (a running worker is stopped)."""
+    """Cancel a work item (a running worker is stopped)."""
     result = api_client(settings_for_command()).post(f"/api/work/{item_id}/cancel")
     out.print(f"{result['item']['id']} {result['item']['status']}")
 

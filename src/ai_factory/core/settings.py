@@ -156,6 +156,12 @@ class Settings(BaseSettings):
     # seconds between two GitHub writes (GitHub asks for >= 1 s), and the
     # key SPEC_GENERATOR=anthropic uses (the claude generator uses the subscription login)
     intake_write_interval_s: float = Field(default=1.0, ge=0)
+    # follow-ups on the factory's own pull requests (intake/followups.py): the mention that
+    # asks for one, at most this many rounds per pull request, and at most this many
+    # attempts at fixing failing checks per pull request
+    followup_handle: str = Field(default="@ai-factory", min_length=2, max_length=100)
+    followup_max_rounds: int = Field(default=5, ge=0, le=100)
+    followup_max_ci_fixes: int = Field(default=3, ge=0, le=100)
     anthropic_api_key: SecretStr | None = None
 
     @field_validator("repos", "trusted_bots", "factory_worker_mounts", "local_repo_roots",
@@ -264,6 +270,20 @@ class Settings(BaseSettings):
             return self.factory_k8s_deadline_seconds
         per_iteration = self.iteration_timeout_seconds + self.gate_timeout_seconds
         return int(self.max_iterations * per_iteration + K8S_DEADLINE_SLACK_S)
+
+    @property
+    def api_url(self) -> str:
+        """Where this machine's factory API is: ORCHESTRATOR_URL when it is set, otherwise
+        HOST and PORT (a wildcard bind address becomes loopback), so one `.env` with
+        PORT=8080 serves `factory up` and the CLI alike."""
+        if "orchestrator_url" in self.model_fields_set:
+            return self.orchestrator_url
+        host = self.host.strip("[]")
+        if host in ("0.0.0.0", "", "::"):
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
 
     @property
     def api_token(self) -> str | None:

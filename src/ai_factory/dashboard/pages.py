@@ -183,6 +183,15 @@ async def render_item(
     events = await services.queue.events(work.id, limit=10000)
     attempts = await dashboard.store.item_workers(work.id)
     current = next((w for w in reversed(attempts) if w.active), None)
+    # The item's totals are written when an attempt ends; while one runs, its worker's own
+    # figures (from its heartbeats) are the newer ones.
+    live = current.worker if current else None
+    usage = {
+        "iterations": max(work.iterations, live.current_iteration if live else 0),
+        "tokens": max(work.tokens, live.total_tokens if live else 0),
+        "cost_usd": max(work.cost_usd, live.cost_usd if live else 0.0),
+    }
+    parent, follow_ups = await services.ledger.chain(work)
     return dashboard.render(
         request,
         "item.html",
@@ -195,9 +204,12 @@ async def render_item(
         events=list(reversed(events)),
         attempts=attempts,
         current=current,
+        usage=usage,
         priorities=PRIORITIES,
         error=error,
         result_is_link=bool(work.pr_url and work.pr_url.startswith(("https://", "http://"))),
+        parent=parent,
+        follow_ups=follow_ups,
     )
 
 

@@ -104,6 +104,11 @@ async def receive(request: Request, services: ServicesDep) -> JSONResponse:
             reason=action.reason,
             delivery_id=delivery_id,
         )
+    elif action.kind is ActionKind.PULL:
+        assert action.repo is not None
+        for number in action.pulls:
+            await store.enqueue(repo=action.repo, issue_number=number, reason=action.reason,
+                                delivery_id=delivery_id)  # fmt: skip
     elif action.kind is ActionKind.CANCEL and action.clone_url and action.issue_number is not None:
         cancelled = await services.queue.cancel_queued(
             source=Source.GITHUB,
@@ -129,7 +134,8 @@ def _json_object(body: bytes) -> dict[str, Any]:
 
 class CancelRequest(WireModel):
     repo: str  # the clone URL the item was submitted with
-    issue_number: int
+    issue_number: int | None = None
+    source_id: str | None = None  # instead of issue_number: e.g. a pull request's follow-ups
     reason: str = "cancelled by intake"
 
 
@@ -146,7 +152,10 @@ async def take_requests(
 
 @admin.post("/cancel", response_model=CancelResult)
 async def cancel_queued(body: CancelRequest, services: ServicesDep) -> CancelResult:
+    source_id = body.source_id or (str(body.issue_number) if body.issue_number else None)
+    if not source_id:
+        raise InvalidInputError("issueNumber or sourceId: one is needed")
     item = await services.queue.cancel_queued(
-        source=Source.GITHUB, repo=body.repo, source_id=str(body.issue_number), reason=body.reason
+        source=Source.GITHUB, repo=body.repo, source_id=source_id, reason=body.reason
     )
     return CancelResult(item=item)

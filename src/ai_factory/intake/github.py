@@ -40,6 +40,7 @@ from ai_factory.core.github_retry import (
 )
 from ai_factory.core.settings import Settings
 from ai_factory.intake.errors import GitHubUnavailableError
+from ai_factory.intake.github_pulls import PullRequestReads
 from ai_factory.intake.models import (
     Comment,
     ContentEdit,
@@ -92,7 +93,7 @@ def split_repo(full_name: str) -> tuple[str, str]:
     return owner, name
 
 
-class GitHubIntakeClient:
+class GitHubIntakeClient(PullRequestReads):
     def __init__(
         self,
         *,
@@ -263,6 +264,7 @@ class GitHubIntakeClient:
                 id=int(c["id"]),
                 author=str((c.get("user") or {}).get("login") or ""),
                 body=c.get("body") or "",
+                author_is_bot=(c.get("user") or {}).get("type") == "Bot",
             )
             for c in raw
         ]

@@ -73,6 +73,7 @@ class Comment(_Frozen):
     id: int
     author: str
     body: str
+    author_is_bot: bool = False
 
 
 class Permission(_Frozen):
@@ -81,6 +82,55 @@ class Permission(_Frozen):
     login: str
     permission: str
     role_name: str = ""
+
+
+class PullInfo(_Frozen):
+    """A pull request as follow-ups need it."""
+
+    number: int
+    html_url: str
+    state: str  # open | closed
+    merged: bool
+    head_ref: str
+    head_sha: str
+    base_ref: str
+    base_sha: str
+    mergeable: bool | None = None  # None: GitHub has not computed it yet
+    mergeable_state: str | None = None  # dirty: conflicts with the base
+    author: str = ""
+
+
+class Review(_Frozen):
+    id: int
+    author: str
+    author_is_bot: bool
+    state: str  # CHANGES_REQUESTED | COMMENTED | APPROVED | DISMISSED | PENDING
+    body: str
+    commit_id: str = ""
+
+
+class ReviewComment(_Frozen):
+    """A comment on a line of the diff; `in_reply_to` names its thread's first comment."""
+
+    id: int
+    author: str
+    author_is_bot: bool
+    body: str
+    path: str = ""
+    line: int | None = None
+    in_reply_to: int | None = None
+    review_id: int | None = None
+
+
+class CheckRun(_Frozen):
+    id: int
+    name: str
+    status: str
+    conclusion: str | None
+    head_sha: str
+    title: str = ""
+    summary: str = ""
+    text: str = ""
 
 
 class IntakeRequest(WireModel):

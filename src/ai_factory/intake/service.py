@@ -1,8 +1,9 @@
 """The intake loop, one per factory.
 
 Every POLL_INTERVAL ms, for each of REPOS: open issues labelled INTAKE_LABEL go
-through `IssueProcessor.intake`, and issues labelled `-processing` through
-`IssueProcessor.report`. In between, about once a second, it takes the issues
+through `IssueProcessor.intake`, issues labelled `-processing` through
+`IssueProcessor.report`, and the factory's open pull requests through
+`FollowUpPlanner.check` (review feedback, failing checks, conflicts). In between, about once a second, it takes the issues
 webhooks asked about (`Submitter.take_requests`), so a labelled issue is picked
 up at once (and an edited one already picked up is checked, `check_edits`);
 polling stays as the backstop for missed deliveries. One loop does
@@ -23,6 +24,7 @@ from typing import TypeVar
 
 from ai_factory.core.errors import FactoryError
 from ai_factory.core.settings import Settings, normalise_repo
+from ai_factory.intake.followups import BRANCH_PREFIX, FollowUp, FollowUpPlanner
 from ai_factory.intake.github import GitHubIntakeClient
 from ai_factory.intake.labels import IntakeLabels
 from ai_factory.intake.models import RepoInfo
@@ -55,12 +57,14 @@ class IntakeService:
         processor: IssueProcessor,
         submitter: Submitter,
         repos: list[str],
+        followups: FollowUpPlanner | None = None,
         labels: IntakeLabels,
         poll_interval_s: float,
         request_check_s: float = REQUEST_CHECK_INTERVAL_S,
     ) -> None:
         self.github = github
         self.processor = processor
+        self.followups = followups
         self.submitter = submitter
         self.repos = repos  # owner/repo (settings normalise REPOS)
         self.labels = labels
@@ -86,9 +90,18 @@ class IntakeService:
             labels=labels,
             trusted_bots=settings.trusted_bots,
         )
+        followups = FollowUpPlanner(
+            github=github,
+            submitter=submitter,
+            trust=processor.trust,
+            handle=settings.followup_handle,
+            max_rounds=settings.followup_max_rounds,
+            max_ci_fixes=settings.followup_max_ci_fixes,
+        )
         return cls(
             github=github,
             processor=processor,
+            followups=followups,
             submitter=submitter,
             repos=settings.repos,
             labels=labels,
@@ -135,6 +148,11 @@ class IntakeService:
                         ),
                         issue.number,
                     )
+                if self.followups is not None:
+                    for pull in await self.github.open_pulls(repo.full_name):
+                        if pull.head_ref.startswith(BRANCH_PREFIX):
+                            await self._guarded(f"{name} pull #{pull.number}",
+                                                self.followups.check(repo, pull.number))  # fmt: skip
             except FactoryError as exc:
                 summary.errors += 1
                 log.warning("intake.repo_failed repo=%s error=%s", name, exc)
@@ -155,10 +173,12 @@ class IntakeService:
             )
         return len(requests)
 
-    async def _handle(self, name: str, number: int) -> Outcome:
+    async def _handle(self, name: str, number: int) -> Outcome | FollowUp:
         repo = await self.repo(name)
         issue = await self.github.issue(repo.full_name, number)
-        if issue is None:
+        if issue is None:  # no such issue, or a pull request
+            if self.followups is not None:
+                return await self.followups.check(repo, number)
             return Outcome.SKIPPED
         if issue.has_label(self.labels.intake):
             return await self.processor.intake(repo, issue)

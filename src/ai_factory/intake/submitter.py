@@ -17,13 +17,18 @@ from uuid import UUID
 import httpx
 
 from ai_factory.core.api_errors import error_from_response
-from ai_factory.core.errors import ApiUnreachableError
+from ai_factory.core.errors import ApiUnreachableError, InvalidInputError, NotFoundError
 from ai_factory.core.models import CreateWorkItemInput, Source, WorkItem
 from ai_factory.intake.models import IntakeRequest
 from ai_factory.intake.store import IntakeStore
 from ai_factory.orchestrator.queue import QueueManager
 
 ITEMS_PER_ISSUE = 20
+
+
+def followup_source(pr_number: int) -> str:
+    """The source id of a pull request's follow-ups (one active at a time, as for an issue)."""
+    return f"pr-{pr_number}"
 API_TIMEOUT_S = 30.0
 
 
@@ -41,6 +46,20 @@ class Submitter(Protocol):
     ) -> WorkItem | None: ...
 
     async def take_requests(self, *, limit: int = 50) -> list[IntakeRequest]: ...
+
+    async def item(self, item_id: str) -> WorkItem | None:
+        """The item with this id (or unique id prefix); None when there is none."""
+        ...
+
+    async def pull_followups(self, *, repo_url: str, pr_number: int) -> list[WorkItem]:
+        """The follow-ups of a pull request, newest first."""
+        ...
+
+    async def cancel_followups(
+        self, *, repo_url: str, pr_number: int, reason: str
+    ) -> WorkItem | None:
+        """Cancel the pull request's follow-up if it is still queued."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -70,6 +89,26 @@ class DirectSubmitter:
 
     async def take_requests(self, *, limit: int = 50) -> list[IntakeRequest]:
         return await self.store.take(limit=limit)
+
+    async def item(self, item_id: str) -> WorkItem | None:
+        try:
+            return await self.queue.get(item_id)
+        except (NotFoundError, InvalidInputError):
+            return None
+
+    async def pull_followups(self, *, repo_url: str, pr_number: int) -> list[WorkItem]:
+        return await self.queue.list(
+            repo=repo_url, source=Source.GITHUB, source_id=followup_source(pr_number),
+            limit=ITEMS_PER_ISSUE,
+        )  # fmt: skip
+
+    async def cancel_followups(
+        self, *, repo_url: str, pr_number: int, reason: str
+    ) -> WorkItem | None:
+        return await self.queue.cancel_queued(
+            source=Source.GITHUB, repo=repo_url, source_id=followup_source(pr_number),
+            reason=reason,
+        )  # fmt: skip
 
     async def close(self) -> None:
         return None
@@ -111,6 +150,26 @@ class ApiSubmitter:
     async def take_requests(self, *, limit: int = 50) -> list[IntakeRequest]:
         response = await self._request("POST", "/api/intake/requests/take", params={"limit": limit})
         return [IntakeRequest.model_validate(each) for each in response.json()]
+
+    async def item(self, item_id: str) -> WorkItem | None:
+        try:
+            response = await self._request("GET", f"/api/work/{item_id}")
+        except (NotFoundError, InvalidInputError):
+            return None
+        return WorkItem.model_validate(response.json())
+
+    async def pull_followups(self, *, repo_url: str, pr_number: int) -> list[WorkItem]:
+        params = {"source": "github", "sourceId": followup_source(pr_number), "repo": repo_url,
+                  "limit": ITEMS_PER_ISSUE}  # fmt: skip
+        response = await self._request("GET", "/api/work", params=params)
+        return [WorkItem.model_validate(each) for each in response.json()]
+
+    async def cancel_followups(
+        self, *, repo_url: str, pr_number: int, reason: str
+    ) -> WorkItem | None:
+        body = {"repo": repo_url, "sourceId": followup_source(pr_number), "reason": reason}
+        found = (await self._request("POST", "/api/intake/cancel", json=body)).json().get("item")
+        return WorkItem.model_validate(found) if found else None
 
     async def close(self) -> None:
         await self._http.aclose()

@@ -12,6 +12,9 @@ of an `issues` event to one `WebhookAction`:
   `<label>-processing`: cancel its work item if still queued. (When intake itself
   swaps `ai-factory` for `ai-factory-processing`, the processing label is there,
   so intake never cancels its own work.)
+- on a pull request (a review, a review comment, a comment, a check run, check suite or
+  workflow run that completed, a push to it, its closing): look at that pull request
+  now (`followups.FollowUpPlanner` decides whether it is the factory's and what is owed);
 - anything else, and repositories outside REPOS: nothing.
 
 Pure functions; the route in `api` does the I/O.
@@ -31,7 +34,18 @@ from ai_factory.intake.labels import IntakeLabels
 class ActionKind(StrEnum):
     INTAKE = "intake"
     CANCEL = "cancel"
+    PULL = "pull"  # look at these pull requests for follow-ups
     IGNORE = "ignore"
+
+
+PULL_EVENTS = {
+    "pull_request_review": ("submitted", "edited", "dismissed"),
+    "pull_request_review_comment": ("created", "edited"),
+    "pull_request": ("synchronize", "closed", "reopened"),
+    "check_run": ("completed",),
+    "check_suite": ("completed",),
+    "workflow_run": ("completed",),
+}
 
 
 @dataclass(frozen=True)
@@ -41,6 +55,7 @@ class WebhookAction:
     repo: str | None = None  # owner/name
     clone_url: str | None = None
     issue_number: int | None = None
+    pulls: tuple[int, ...] = ()  # PULL: the pull requests to look at
 
 
 def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
@@ -55,10 +70,12 @@ def decide(
 ) -> WebhookAction:
     if event == "ping":
         return WebhookAction(ActionKind.IGNORE, "ping")
-    if event != "issues":
-        return WebhookAction(ActionKind.IGNORE, f"event {event or '?'} is not handled")
     action = str(payload.get("action") or "")
     repository = payload.get("repository") if isinstance(payload.get("repository"), dict) else {}
+    if event in PULL_EVENTS or event == "issue_comment":
+        return _pull_action(event, action, payload, repository, repos)
+    if event != "issues":
+        return WebhookAction(ActionKind.IGNORE, f"event {event or '?'} is not handled")
     issue = payload.get("issue") if isinstance(payload.get("issue"), dict) else {}
     full_name = str(repository.get("full_name") or "")
     number = issue.get("number")
@@ -94,3 +111,31 @@ def decide(
 def _text_changed(payload: dict[str, Any]) -> bool:
     changes = payload.get("changes")
     return isinstance(changes, dict) and ("body" in changes or "title" in changes)
+
+
+def _pull_action(
+    event: str, action: str, payload: dict[str, Any], repository: dict[str, Any], repos: list[str]
+) -> WebhookAction:
+    full_name = str(repository.get("full_name") or "")
+    if not full_name:
+        return WebhookAction(ActionKind.IGNORE, "payload names no repository")
+    if repos and full_name.lower() not in {r.lower() for r in repos}:
+        return WebhookAction(ActionKind.IGNORE, f"repository {full_name} is not in REPOS")
+    if event == "issue_comment":
+        issue = payload.get("issue") if isinstance(payload.get("issue"), dict) else {}
+        if "pull_request" not in issue or action != "created":
+            return WebhookAction(ActionKind.IGNORE, "issue_comment is not a new comment on a pull request")
+        numbers = [issue.get("number")]
+    elif action not in PULL_EVENTS[event]:
+        return WebhookAction(ActionKind.IGNORE, f"{event}.{action} is not handled")
+    elif event in ("check_run", "check_suite", "workflow_run"):
+        holder = payload.get(event) if isinstance(payload.get(event), dict) else {}
+        numbers = [p.get("number") for p in holder.get("pull_requests") or [] if isinstance(p, dict)]
+    else:
+        pull = payload.get("pull_request") if isinstance(payload.get("pull_request"), dict) else {}
+        numbers = [pull.get("number")]
+    pulls = tuple(sorted({n for n in numbers if isinstance(n, int) and n > 0}))
+    if not pulls:
+        return WebhookAction(ActionKind.IGNORE, f"{event}.{action} names no pull request")
+    return WebhookAction(ActionKind.PULL, f"{event}.{action}", repo=full_name,
+                         clone_url=repository.get("clone_url"), pulls=pulls)  # fmt: skip

@@ -253,6 +253,14 @@ def _implement(action: TaskAction, cwd: str, *, broken: bool) -> list[Step]:
         case TaskKind.RUN:
             bash = {"command": action.content, "description": "Run the task's command"}
             return [Step("Bash", _fixed(bash), say="Running the command.")]
+        case TaskKind.MERGE:
+            # Keep both sides of every conflict: drop the markers of each unmerged file.
+            resolve = (
+                "for f in $(git diff --name-only --diff-filter=U); do"
+                " sed -i -e '/^<<<<<<< /d' -e '/^=======$/d' -e '/^>>>>>>> /d' \"$f\"; done"
+            )
+            bash = {"command": resolve, "description": "Resolve the merge conflicts"}
+            return [Step("Bash", _fixed(bash), say="Resolving the conflict markers.")]
     return []
 
 
@@ -266,7 +274,7 @@ def _commit_step(
     match action.kind:
         case TaskKind.LEARN:
             return Step("Bash", _fixed({"command": "git status --short", "description": "Status"}))
-        case TaskKind.RUN:
+        case TaskKind.RUN | TaskKind.MERGE:
             add = "git add -A"
             commit = shlex.join(["git", "commit", "--allow-empty", *messages])
         case _:

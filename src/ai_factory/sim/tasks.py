@@ -15,10 +15,14 @@ cannot contain a backtick). Verbs are case-insensitive:
 ``Run `command```                           run it with Bash
 ``Learn `fact```                            append ``- fact`` to
                                             ``.ai/new-learnings.md`` (no commit)
+``Merge `base` into this branch``           resolve the conflict markers of a merge
+                                            in progress (keep both sides), commit it
 anything else                               not understood: see `agent`
 =========================================  ====================================
 
-Paths are relative to the working directory; ``with`` may stand for
+A task that does not start with a verb may carry one after a colon: ``Address the
+review comment by @alice on `a.py` line 3: Replace `x` with `y` in `a.py``` does the
+Replace (follow-ups quote the feedback that way). Paths are relative to the working directory; ``with`` may stand for
 ``containing``. Append rebuilds the file from the Read tool's output, which is
 right for the small files tests use (Read truncates very long files); Replace's
 ``old`` must occur exactly once (Edit's rule).
@@ -38,7 +42,9 @@ _FORMS: list[tuple[str, re.Pattern[str]]] = [
     ("replace", re.compile(rf"^replace\s+{_ARG}\s+with\s+{_ARG}\s+in\s+{_ARG}", re.IGNORECASE)),
     ("run", re.compile(rf"^run\s+{_ARG}", re.IGNORECASE)),
     ("learn", re.compile(rf"^learn\s+{_ARG}", re.IGNORECASE)),
+    ("merge", re.compile(rf"^merge\s+{_ARG}\s+into\s+this\s+branch", re.IGNORECASE)),
 ]
+_QUOTED_VERB = re.compile(r":\s+(?=(?:create|append|replace|run|learn|merge)\s+`)", re.IGNORECASE)
 _ESCAPES = {"n": "\n", "t": "\t", "\\": "\\"}
 LEARNINGS_PATH = ".ai/new-learnings.md"
 
@@ -49,6 +55,7 @@ class TaskKind(StrEnum):
     REPLACE = "replace"
     RUN = "run"
     LEARN = "learn"
+    MERGE = "merge"
     UNKNOWN = "unknown"
 
 
@@ -77,6 +84,13 @@ class TaskAction:
 
 def parse_action(text: str) -> TaskAction:
     """The action a task's text asks for; `TaskKind.UNKNOWN` if not in the language."""
+    action = _parse_at_start(text)
+    if action.kind is TaskKind.UNKNOWN and (quoted := _QUOTED_VERB.search(text)):
+        return _parse_at_start(text[quoted.end():])
+    return action
+
+
+def _parse_at_start(text: str) -> TaskAction:
     for kind, pattern in _FORMS:
         match = pattern.match(text.strip())
         if not match:
@@ -98,6 +112,8 @@ def parse_action(text: str) -> TaskAction:
                 return TaskAction(TaskKind.RUN, content=unescape(args[0]))
             case "learn":
                 return TaskAction(TaskKind.LEARN, content=unescape(args[0]))
+            case "merge":
+                return TaskAction(TaskKind.MERGE, content=unescape(args[0]))
     return TaskAction(TaskKind.UNKNOWN)
 
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from ai_factory.core.errors import FactoryError
 from ai_factory.core.models import Source, WorkItem
+from ai_factory.worker import followup
 from ai_factory.worker.git import Remote
 from ai_factory.worker.github import GitHubDeliveryClient, GitHubError, RetryPolicy
 from ai_factory.worker.workspace import Workspace
@@ -81,7 +82,13 @@ def github_repo(remote: Remote, github_api_url: str) -> GitHubRepo | None:
 def deliver(workspace: Workspace, item: WorkItem, summary: DeliverySummary, *,
             github_token: str | None, github_api_url: str,
             retry: RetryPolicy | None = None) -> str:
-    """Push the branch; open (or reuse) its pull request on GitHub. Return where it landed."""
+    """Push the branch; open (or reuse) its pull request on GitHub. Return where it landed.
+
+    A follow-up pushes to its pull request's branch and answers the feedback instead.
+    """
+    if item.is_followup:
+        return _deliver_followup(workspace, item, github_token=github_token,
+                                 github_api_url=github_api_url, retry=retry)  # fmt: skip
     commits = workspace.commits_since_base()
     if not commits:
         raise DeliveryError(f"nothing to deliver: {workspace.branch} has no commits since"
@@ -100,6 +107,24 @@ def deliver(workspace: Workspace, item: WorkItem, summary: DeliverySummary, *,
     body = pull_request_body(item, summary, target)
     url = _open_or_reuse(client, target, item, workspace.branch, body)
     log.info("delivery.pull_request item=%s url=%s commits=%d", item.id, url, len(commits))
+    return url
+
+
+def _deliver_followup(workspace: Workspace, item: WorkItem, *, github_token: str | None,
+                      github_api_url: str, retry: RetryPolicy | None) -> str:
+    if not workspace.item_commits():
+        raise DeliveryError(f"nothing to deliver: no new commit on {workspace.branch}")
+    workspace.push()  # a fast-forward of the pull request's branch; never forced
+    target = github_repo(workspace.remote, github_api_url)
+    url = str(item.context.get("prUrl") or f"{workspace.repo}#{workspace.branch}")
+    if target is None or github_token is None:
+        return url
+    client = GitHubDeliveryClient(token=github_token, base_url=target.api_url, retry=retry)
+    try:
+        followup.answer(client, target.owner, target.name, item, workspace)
+    except GitHubError as exc:  # the commits are pushed; a missing reply is not a failure
+        log.warning("delivery.followup_not_answered item=%s error=%s", item.id, exc)
+    log.info("delivery.followup_pushed item=%s pull=%s", item.id, item.pr_number)
     return url
 
 

@@ -106,7 +106,7 @@ class Ending:
             workspace.commit_wip(
                 "chore: changes the agent left uncommitted\n\nCommitted by AI Factory."
             )
-        spec = (workspace.path / SPEC_FILE).read_text(errors="replace")
+        spec = workspace.read_file(SPEC_FILE) or ""
         files = workspace.changed_files()
         gate = result.gate.describe() if result.gate is not None else "no quality gate configured"
         summary = DeliverySummary(
@@ -135,6 +135,13 @@ class Ending:
 
         def save() -> str:
             workspace.commit_wip(message)
+            if self.item.is_followup:
+                # Never unfinished work on the pull request itself: beside it.
+                if not workspace.item_commits():
+                    return "No commits were made."
+                side = f"{workspace.branch}-wip-{str(self.item.id)[:8]}"
+                workspace.push(to_branch=side)
+                return f"Work so far is on branch {side} of {workspace.repo}."
             if not workspace.commits_since_base():
                 return "No commits were made."
             workspace.push()

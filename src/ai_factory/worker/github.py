@@ -51,6 +51,10 @@ class RetryPolicy:
     max_wait_s: float = 900.0  # a longer rate-limit wait fails instead
 
 
+PER_PAGE = 100
+MAX_PAGES = 20
+
+
 class GitHubDeliveryClient:
     """Pull-request calls on one GitHub (or GitHub Enterprise) API."""
 
@@ -84,6 +88,44 @@ class GitHubDeliveryClient:
         self._call(f"update pull request #{number} on {owner}/{repo}",
                    lambda: self._github.rest.issues.update(owner, repo, number,
                                                            body=body).json())
+
+    def review_comments(self, owner: str, repo: str, number: int) -> list[dict[str, Any]]:
+        """Every review comment of pull request `number` (replies included)."""
+        return self._pages(
+            f"list review comments of {owner}/{repo}#{number}",
+            lambda page: self._github.rest.pulls.list_review_comments(
+                owner, repo, number, per_page=PER_PAGE, page=page).json(),
+        )  # fmt: skip
+
+    def reply(self, owner: str, repo: str, number: int, comment_id: int, body: str) -> None:
+        """Answer in the thread of review comment `comment_id`."""
+        self._call(
+            f"reply to review comment {comment_id} on {owner}/{repo}#{number}",
+            lambda: self._github.rest.pulls.create_reply_for_review_comment(
+                owner, repo, number, comment_id, body=body).json(),
+        )  # fmt: skip
+
+    def issue_comments(self, owner: str, repo: str, number: int) -> list[dict[str, Any]]:
+        return self._pages(
+            f"list comments of {owner}/{repo}#{number}",
+            lambda page: self._github.rest.issues.list_comments(
+                owner, repo, number, per_page=PER_PAGE, page=page).json(),
+        )  # fmt: skip
+
+    def comment(self, owner: str, repo: str, number: int, body: str) -> None:
+        self._call(
+            f"comment on {owner}/{repo}#{number}",
+            lambda: self._github.rest.issues.create_comment(owner, repo, number, body=body).json(),
+        )
+
+    def _pages(self, what: str, fetch: Callable[[int], list[Any]]) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        for page in range(1, MAX_PAGES + 1):
+            batch = self._call(what, lambda page=page: fetch(page))  # type: ignore[misc]
+            found += [each for each in batch if isinstance(each, dict)]
+            if len(batch) < PER_PAGE:
+                break
+        return found
 
     def _call(self, what: str, call: Callable[[], T]) -> T:
         policy = self._retry

@@ -6,9 +6,15 @@ WORKER_ID (someone runs `factory worker` by hand) the worker registers with
 FACTORY_API_TOKEN and the orchestrator claims the item for it; WORK_ITEM may then be
 just the item's id.
 
-Sequence: register → heartbeat → workspace (mirror + worktree, SPEC.md, .ai/) →
-gate → learnings → the loop → then `ending.Ending` by outcome: deliver when done,
-push the work so far as WIP when stuck or failed, then one final report.
+Sequence: register → heartbeat → the agent's user (when root) → workspace (mirror +
+worktree, SPEC.md, .ai/) → gate → learnings → the loop → stop what the agent left
+running → then `ending.Ending` by outcome: deliver when done, push the work so far as
+WIP when stuck or failed, then one final report.
+
+The process is not dumpable (its memory and /proc entries are closed to processes of
+its own user, the agent's tools among them) and is the subreaper of everything it
+starts (`reaper`). Running as root, it runs the agent as FACTORY_AGENT_USER
+(`agent_user`), which cannot read root's processes or files at all.
 A lease lost (409: cancelled, or given to another worker) or a stop signal stops
 the agent; nothing is pushed, nothing reported, the worktree is left alone.
 
@@ -20,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import os
 import signal
@@ -36,8 +41,11 @@ from ai_factory.core.errors import ApiUnreachableError, ConfigError, FactoryErro
 from ai_factory.core.launch_secrets import read_launch_secrets
 from ai_factory.core.logging import configure_logging, register_secret
 from ai_factory.core.models import WorkItem
+from ai_factory.core.processes import make_undumpable
 from ai_factory.core.settings import Settings, load_settings
+from ai_factory.worker import agent_files, reaper
 from ai_factory.worker.agent.env import agent_env
+from ai_factory.worker.agent_user import AgentUser
 from ai_factory.worker.client import (
     Heartbeat,
     LeaseLostError,
@@ -52,6 +60,7 @@ from ai_factory.worker.ending import (  # noqa: F401 - the exit codes are part o
     EXIT_UNREGISTERED,
     Ending,
 )
+from ai_factory.worker.followup import merge_base_in
 from ai_factory.worker.gate import CONFIG_FILE, QualityGate
 from ai_factory.worker.hooks import FileLocks
 from ai_factory.worker.learnings import load_learnings
@@ -61,8 +70,6 @@ from ai_factory.worker.run_outcome import LimitPolicy
 from ai_factory.worker.workspace import Workspace, WorkspaceError
 
 log = logging.getLogger(__name__)
-
-_PR_SET_DUMPABLE = 4  # <linux/prctl.h>
 
 
 @dataclass(frozen=True)
@@ -133,7 +140,9 @@ class WorkerProcess:
     ) -> None:
         self.settings = settings
         self.launch = launch
-        self.options = options or WorkerOptions()
+        self.options = options or WorkerOptions(
+            policy=LimitPolicy(reset_margin_s=settings.limit_reset_margin_seconds)
+        )
         self.stop = stop or asyncio.Event()
         self.github_token = (
             settings.github_token.get_secret_value() if settings.github_token else None
@@ -149,6 +158,7 @@ class WorkerProcess:
         )
         self.item: WorkItem | None = launch.item
         self.ending: Ending | None = None  # once registered
+        self.agent: AgentUser | None = None  # who the agent runs as, when not this process's user
 
     async def run(self) -> int:
         for secret in (self.launch.token, *self.settings.secret_values()):
@@ -173,6 +183,7 @@ class WorkerProcess:
             finally:
                 watcher.cancel()
                 await self.heartbeat.stop()
+                await self._stop_agent_leftovers()
         finally:
             await self.client.close()
 
@@ -203,19 +214,34 @@ class WorkerProcess:
         log.warning("worker.stopping reason=lease_lost detail=%s", self.client.lease_lost_reason)
         self.stop.set()
 
+    async def _stop_agent_leftovers(self) -> None:
+        uid = self.agent.uid if self.agent is not None else None
+        await asyncio.to_thread(reaper.stop_leftovers, uid=uid)
+
     async def _work(self) -> int:
         item, ending = self.item, self.ending
         assert item is not None and ending is not None
+        try:
+            self.agent = await asyncio.to_thread(AgentUser.for_worker, self.settings)
+        except ConfigError as exc:
+            return await ending.fail(str(exc), 0)
+        if self.agent is not None:
+            log.info("worker.agent_user user=%s uid=%s", self.agent.name, self.agent.uid)
         try:
             workspace = await asyncio.to_thread(
                 Workspace.prepare,
                 item,
                 home=self.settings.factory_home,
                 github_token=self.github_token,
+                agent=self.agent,
             )
         except WorkspaceError as exc:
             return await ending.fail(f"could not prepare the workspace: {exc}", 0)
         log.info("workspace.ready path=%s branch=%s", workspace.path, workspace.branch)
+        try:
+            conflicts = await asyncio.to_thread(merge_base_in, workspace, item)
+        except WorkspaceError as exc:
+            return await ending.fail(f"could not merge {item.base_branch}: {exc}", 0, workspace)
         base_env = os.environ
         _set_aside_stale_stuck_note(workspace)
         try:
@@ -224,6 +250,7 @@ class WorkerProcess:
                 configured=self.settings.factory_test_command,
                 timeout_s=self.settings.gate_timeout_seconds,
                 env={**agent_env(base_env), **self.options.agent_env},
+                run_as=self.agent,
             )
         except ConfigError as exc:
             return await ending.fail(f"quality gate configuration: {exc}", 0, workspace)
@@ -238,7 +265,7 @@ class WorkerProcess:
             from ai_factory.worker.agent.drivers import build_driver
 
             driver = build_driver(self.settings, locks=locks, base_env=base_env,
-                                  extra_env=self.options.agent_env)  # fmt: skip
+                                  extra_env=self.options.agent_env, agent=self.agent)  # fmt: skip
         except FactoryError as exc:
             return await ending.fail(str(exc), 0, workspace)
         loop = RalphLoop(
@@ -253,12 +280,15 @@ class WorkerProcess:
                 max_iterations=self.settings.max_iterations,
                 stuck_after=self.settings.stuck_after,
                 policy=self.options.policy,
+                max_iteration_cost_usd=self.settings.max_iteration_cost_usd,
+                max_item_cost_usd=self.settings.max_item_cost_usd,
             ),
             stop=self.stop,
-            notes=_leftover_notes(workspace),
+            notes=_leftover_notes(workspace) + _conflict_notes(item, conflicts),
         )
         try:
             result = await loop.run()
+            await self._stop_agent_leftovers()  # nothing of the agent's runs from here on
             if result.outcome is LoopOutcome.CANCELLED:
                 log.warning("worker.stopped iterations=%s (nothing pushed, nothing reported)",
                             result.iterations)  # fmt: skip
@@ -267,22 +297,30 @@ class WorkerProcess:
         finally:
             await locks.release_all()
 
+def _conflict_notes(item: WorkItem, conflicts: list[str]) -> list[str]:
+    if not conflicts:
+        return []
+    return [(
+        f"the factory started merging {item.base_branch} into this branch and git left"
+        f" conflicts in: {', '.join(conflicts[:50])}. Resolve every conflict marker, run the"
+        " tests, then conclude the merge with `git commit` (do not rebase, do not reset)"
+    )]
+
+
 def _leftover_notes(workspace: Workspace) -> list[str]:
     if workspace.leftovers is None:
         return []
-    return [
+    return [(
         "an earlier attempt was interrupted before it committed; its uncommitted changes were"
         f" NOT kept in the worktree but saved at `{workspace.leftovers}`"
         f" (`git diff HEAD {workspace.leftovers}` shows them). Start from the last commit;"
         " reuse them only where they are right"
-    ]
+    )]
 
 
 def _set_aside_stale_stuck_note(workspace: Workspace) -> None:
     """A retried item starts over: an earlier attempt's stuck note must not stop it at once."""
-    note = workspace.path / STUCK_FILE
-    if note.exists():
-        note.replace(note.with_name("stuck.previous.md"))
+    agent_files.rename(workspace.path, STUCK_FILE, "stuck.previous.md")
 
 
 async def run_worker(
@@ -298,25 +336,13 @@ async def run_worker(
     return await worker.run()
 
 
-def _no_core_dumps() -> None:
-    """PR_SET_DUMPABLE 0: processes of the same user (the agent's tools among them) can no
-    longer ptrace this one or read its memory and environ, where the worker's tokens are."""
-    if sys.platform != "linux":
-        return
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
-            log.warning("worker.prctl_failed errno=%s", ctypes.get_errno())
-    except (OSError, AttributeError) as exc:
-        log.warning("worker.prctl_unavailable error=%s", exc)
-
-
 def main(*, item: str | None = None) -> int:
     """The worker process: settings and logging once, then `run_worker`; the exit code.
 
     `item` (``factory worker --item ID``) stands in for WORK_ITEM.
     """
-    _no_core_dumps()
+    make_undumpable()  # the worker's tokens live in its memory
+    reaper.become_subreaper()  # whatever the agent starts stays ours to stop
     secrets = read_launch_secrets(os.environ)  # before anything else can see the descriptor
     settings = load_settings()
     if github_token := secrets.get("GITHUB_TOKEN"):

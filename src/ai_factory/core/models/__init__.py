@@ -6,6 +6,7 @@ from ai_factory.core.models.metrics import FactoryMetrics, WorkerMetrics
 from ai_factory.core.models.work import (
     ACTIVE_STATUSES,
     SETTLED_STATUSES,
+    ChainLink,
     CreateWorkItemInput,
     Priority,
     PriorityUpdate,
@@ -16,9 +17,11 @@ from ai_factory.core.models.work import (
     WorkItemDetail,
     WorkItemEvent,
     WorkItemStatus,
+    WorkKind,
     spec_title,
 )
 from ai_factory.core.models.workers import (
+    FactoryPause,
     IterationOutcome,
     IterationReport,
     LimitReport,
@@ -43,6 +46,7 @@ __all__ = [
     "CreateLearningInput",
     "CreateWorkItemInput",
     "FactoryMetrics",
+    "FactoryPause",
     "IterationOutcome",
     "IterationReport",
     "Learning",
@@ -59,6 +63,8 @@ __all__ = [
     "WorkAssignment",
     "WorkItem",
     "WorkItemDetail",
+    "WorkKind",
+    "ChainLink",
     "WorkItemEvent",
     "WorkItemStatus",
     "Worker",

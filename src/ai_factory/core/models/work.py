@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from ai_factory.core.models.base import WireModel
 
@@ -90,6 +90,15 @@ def spec_title(spec: str | None, limit: int = 200) -> str:
     return ""
 
 
+class WorkKind(StrEnum):
+    """What an item is: new work, or a follow-up on the pull request of its parent."""
+
+    WORK = "work"  # an issue or a spec: a new branch and a new pull request
+    REVIEW = "review"  # review feedback on the parent's pull request
+    CI_FIX = "ci_fix"  # a failing check on the parent's pull request
+    CONFLICT = "conflict"  # the parent's pull request no longer merges: merge the base in
+
+
 class CreateWorkItemInput(WireModel):
     """POST /api/work. Without sourceId (a plain API or CLI submission) one is generated."""
 
@@ -101,6 +110,18 @@ class CreateWorkItemInput(WireModel):
     spec: SpecText
     priority: Priority = Priority.MEDIUM
     max_attempts: int | None = Field(default=None, ge=1, le=20)
+    # Follow-ups only: the item whose pull request this continues, on its branch.
+    kind: WorkKind = WorkKind.WORK
+    parent_id: UUID | None = None
+    branch: BranchName | None = None
+    pr_number: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    context: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _followup_fields(self) -> CreateWorkItemInput:
+        if self.kind is not WorkKind.WORK and (self.parent_id is None or self.branch is None):
+            raise ValueError(f"a {self.kind} follow-up needs parentId and branch")
+        return self
 
 
 class WorkItem(WireModel):
@@ -126,6 +147,15 @@ class WorkItem(WireModel):
     started_at: datetime | None = None
     completed_at: datetime | None = None
     updated_at: datetime
+    kind: WorkKind = WorkKind.WORK
+    parent_id: UUID | None = None
+    branch: str | None = None
+    pr_number: int | None = None
+    context: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def is_followup(self) -> bool:
+        return self.kind is not WorkKind.WORK
 
     @property
     def title(self) -> str:
@@ -155,10 +185,23 @@ class WorkItemEvent(WireModel):
     created_at: datetime
 
 
+class ChainLink(WireModel):
+    """One item of an issue's chain: the item, its pull request, its follow-ups."""
+
+    id: UUID
+    kind: WorkKind
+    status: WorkItemStatus
+    pr_url: str | None = None
+    created_at: datetime
+
+
 class WorkItemDetail(WorkItem):
-    """An item with its audit trail (GET /api/work/{id}?events=true, `factory show`)."""
+    """An item with its audit trail (GET /api/work/{id}?events=true, `factory show`) and its
+    chain: the item it follows up (`parent`) and the follow-ups of its pull request."""
 
     events: list[WorkItemEvent] = Field(default_factory=list)
+    parent: ChainLink | None = None
+    follow_ups: list[ChainLink] = Field(default_factory=list)
 
 
 class QueueStats(WireModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
@@ -80,7 +81,8 @@ async def list_work(
 async def show(item_id: str, services: ServicesDep, events: bool = False) -> WorkItemDetail:
     item = await services.queue.get(item_id)
     trail = await services.queue.events(item.id) if events else []
-    return WorkItemDetail(**item.model_dump(), events=trail)
+    parent, follow_ups = await services.ledger.chain(item)
+    return WorkItemDetail(**item.model_dump(), events=trail, parent=parent, follow_ups=follow_ups)
 
 
 @router.get("/work/{item_id}/events", response_model=list[WorkItemEvent], responses=errors(404))
@@ -91,6 +93,27 @@ async def events(
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
 ) -> list[WorkItemEvent]:
     return await services.queue.events(item_id, after=after, limit=limit)
+
+
+class SpecState(WireModel):
+    """An item's SPEC.md as it stands: boxes checked as far as anyone knows
+    (`dashboard.progress`: the live worktree, the last iteration report, or, for a
+    completed item, every task done), with the count of tasks done."""
+
+    text: str
+    source: str  # worktree, report, final or submitted
+    done: int
+    total: int
+
+
+@router.get("/work/{item_id}/spec", response_model=SpecState, responses=errors(404))
+async def spec(item_id: str, services: ServicesDep) -> SpecState:
+    from ai_factory.dashboard.progress import spec_progress
+
+    item = await services.queue.get(item_id)
+    trail = await services.queue.events(item.id, limit=10000)
+    state = await asyncio.to_thread(spec_progress, item, trail, home=services.settings.factory_home)
+    return SpecState(text=state.text, source=state.source.value, done=state.done, total=state.total)
 
 
 @router.post(

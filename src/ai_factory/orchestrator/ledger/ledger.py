@@ -80,6 +80,11 @@ class Ledger(LedgerReads):
             "spec": data.spec,
             "priority": data.priority.value,
             "max_attempts": data.max_attempts or max_attempts,
+            "kind": data.kind.value,
+            "parent_id": data.parent_id,
+            "branch": data.branch,
+            "pr_number": data.pr_number,
+            "context": Jsonb(data.context),
         }
         # The active item may settle between our insert and our read; the next insert
         # then succeeds. Three rounds settle any realistic race.

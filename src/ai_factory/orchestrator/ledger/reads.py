@@ -13,7 +13,14 @@ from ai_factory.core.db.database import Database
 from ai_factory.core.db.queries import load_queries
 from ai_factory.core.errors import ConflictError, InvalidInputError, NotFoundError
 from ai_factory.core.ids import id_range, parse_id
-from ai_factory.core.models import Source, Worker, WorkItem, WorkItemEvent, WorkItemStatus
+from ai_factory.core.models import (
+    ChainLink,
+    Source,
+    Worker,
+    WorkItem,
+    WorkItemEvent,
+    WorkItemStatus,
+)
 from ai_factory.orchestrator.ledger.records import Orphan, WorkerRecord, WorkerState
 
 ITEMS = load_queries("work_items")
@@ -75,6 +82,15 @@ class LedgerReads:
             },
         )
         return [WorkItem.model_validate(r) for r in rows]
+
+    async def chain(self, item: WorkItem) -> tuple[ChainLink | None, list[ChainLink]]:
+        """The item `item` follows up (None for new work), and the follow-ups of that pull
+        request (of `item`'s own, for new work), oldest first."""
+        root = item.parent_id or item.id
+        rows = await self.db.fetch_all(ITEMS["chain"], {"parent": root})
+        parent = next((ChainLink.model_validate(r) for r in rows if r["id"] == root), None)
+        follow_ups = [ChainLink.model_validate(r) for r in rows if r["parent_id"] == root]
+        return (parent if item.parent_id else None), follow_ups
 
     async def item_counts(self) -> dict[str, int]:
         """Items per status."""

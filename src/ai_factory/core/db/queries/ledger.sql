@@ -7,9 +7,11 @@
 -- name: submit
 -- A new queued item; no row when the same source item is already active.
 INSERT INTO work_items (source, source_id, source_url, repo, base_branch, spec, priority,
-                        max_attempts, status_reason)
+                        max_attempts, kind, parent_id, branch, pr_number, context,
+                        status_reason)
 VALUES (%(source)s, %(source_id)s, %(source_url)s, %(repo)s, %(base_branch)s, %(spec)s,
-        %(priority)s, %(max_attempts)s, 'submitted')
+        %(priority)s, %(max_attempts)s, %(kind)s, %(parent_id)s, %(branch)s, %(pr_number)s,
+        %(context)s, 'submitted')
 ON CONFLICT (source, repo, source_id) WHERE item_is_active(status)
 DO NOTHING
 RETURNING *;

@@ -39,3 +39,9 @@ SELECT * FROM work_item_events
 -- name: ids_between
 -- Ids in a range (a prefix typed by a user); two rows are enough to call it ambiguous.
 SELECT id FROM work_items WHERE id BETWEEN %(low)s AND %(high)s ORDER BY id LIMIT 2;
+
+-- name: chain
+-- An item's parent and the follow-ups of the same parent (the pull request's chain).
+SELECT id, kind, status, pr_url, created_at, parent_id FROM work_items
+ WHERE id = %(parent)s OR parent_id = %(parent)s
+ ORDER BY created_at, id;
