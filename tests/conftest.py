@@ -1,8 +1,10 @@
 """Shared fixtures: real PostgreSQL databases (machine server and embedded), settings,
-and a real orchestrator HTTP server."""
+and a real orchestrator HTTP server; and, as root, temporary folders the agent's user
+can pass through."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -16,6 +18,41 @@ from ai_factory.orchestrator.services import Services
 from tests.support.pg import SYSTEM_URL, PgServer, start_embedded
 from tests.support.server import ServerThread
 from tests.support.settings import make_settings
+
+_OWN_BASETEMP = pytest.StashKey[str]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """As root, a worker runs its agent as FACTORY_AGENT_USER, which must reach FACTORY_HOME,
+    and tests keep theirs under tmp_path. pytest's folders live in /tmp/pytest-of-root, which
+    every session (other people's concurrent ones too) resets to 0700; so a root session gets
+    a basetemp of its own, and every folder pytest makes there is searchable, not listable
+    (0711). A session that passes removes it; a failed one leaves it to look at."""
+    if os.geteuid() == 0 and config.option.basetemp is None:
+        config.option.basetemp = tempfile.mkdtemp(prefix="pytest-root-")
+        config.stash[_OWN_BASETEMP] = config.option.basetemp
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if os.geteuid() != 0:
+        return
+    factory = session.config._tmp_path_factory  # type: ignore[attr-defined]
+    make = factory.mktemp
+
+    def mktemp(basename: str, numbered: bool = True) -> Path:
+        path = make(basename, numbered)
+        for folder in (factory.getbasetemp(), path):
+            folder.chmod(0o711)
+        return path
+
+    factory.mktemp = mktemp
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    own = session.config.stash.get(_OWN_BASETEMP, None)
+    if own is not None and exitstatus == 0:
+        shutil.rmtree(own, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ import typer
 
 from ai_factory.cli.context import settings_for_command
 from ai_factory.cli.output import out
+from ai_factory.core.processes import make_undumpable
 
 
 def up() -> None:
@@ -19,6 +20,7 @@ def up() -> None:
     from ai_factory.intake.runner import component as intake_component
     from ai_factory.orchestrator.runtime import Orchestrator
 
+    make_undumpable()  # GITHUB_TOKEN and the database URL may be in this environment
     settings = settings_for_command(log=True)
     intake = intake_component(settings)  # None unless GITHUB_TOKEN and REPOS are set
     asyncio.run(Orchestrator(settings, components=[intake] if intake else []).run())
@@ -28,6 +30,7 @@ def orchestrator() -> None:
     """Run the orchestrator alone (API, scheduler, workers), e.g. as a compose service."""
     from ai_factory.orchestrator.runtime import Orchestrator
 
+    make_undumpable()  # GITHUB_TOKEN and the database URL may be in this environment
     settings = settings_for_command(log=True)
     asyncio.run(Orchestrator(settings).run())
 

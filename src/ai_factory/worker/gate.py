@@ -18,19 +18,23 @@ in ``sh -c '...'`` in the configuration if it needs one). No command: there is
 no gate, and checked boxes alone mean done.
 
 The gate runs in the worktree with the agent's environment (no factory secrets),
-no stdin, in its own process group (killed as a whole on timeout). Its failing
-output's tail goes into the next iteration's prompt; a fingerprint of that tail
-(numbers and durations blanked) tells the stuck detector when the same failure
-repeats.
+as the agent's user when the worker is root (`agent_user`: the gate runs the
+repository's code), no stdin, in its own process group (killed as a whole on
+timeout). Its failing output's tail goes into the next iteration's prompt; a
+fingerprint of that tail (numbers and durations blanked) tells the stuck detector
+when the same failure repeats.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import logging
+import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import time
@@ -41,6 +45,7 @@ from pathlib import Path
 
 from ai_factory.core.errors import ConfigError
 from ai_factory.core.processes import signal_group
+from ai_factory.worker.agent_user import AgentUser
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +86,7 @@ class QualityGate:
         timeout_s: float,
         env: Mapping[str, str] | None = None,
         source: str = "",
+        run_as: AgentUser | None = None,
     ) -> None:
         if not argv:
             raise ConfigError("the quality gate command is empty")
@@ -88,6 +94,7 @@ class QualityGate:
         self.timeout_s = timeout_s
         self.env = dict(env) if env is not None else None
         self.source = source
+        self.run_as = run_as
 
     @property
     def command(self) -> str:
@@ -101,6 +108,7 @@ class QualityGate:
         configured: str | None,
         timeout_s: float,
         env: Mapping[str, str] | None = None,
+        run_as: AgentUser | None = None,
     ) -> QualityGate | None:
         """The gate: `config_text` (the repository's .factory.toml), else `configured`.
 
@@ -109,7 +117,8 @@ class QualityGate:
         """
         from_file = _from_config_text(config_text)
         if from_file is not None:
-            return cls(argv=from_file, timeout_s=timeout_s, env=env, source=CONFIG_FILE)
+            return cls(argv=from_file, timeout_s=timeout_s, env=env, source=CONFIG_FILE,
+                       run_as=run_as)
         if configured and configured.strip():
             try:
                 argv = shlex.split(configured)
@@ -117,17 +126,24 @@ class QualityGate:
                 raise ConfigError(
                     f"FACTORY_TEST_COMMAND: not a valid command line ({exc})"
                 ) from None
-            return cls(argv=argv, timeout_s=timeout_s, env=env, source="FACTORY_TEST_COMMAND")
+            return cls(argv=argv, timeout_s=timeout_s, env=env, source="FACTORY_TEST_COMMAND",
+                       run_as=run_as)
         return None
 
     async def run(self, cwd: Path) -> GateResult:
         started = time.monotonic()
         log.info("gate.started command=%s", self.command)
+        argv, env = self.argv, self.env
         try:
+            if self.run_as is not None:
+                env = {**(env if env is not None else os.environ), **self.run_as.env()}
+                if "/" not in argv[0] and not shutil.which(argv[0], path=env.get("PATH")):
+                    raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
+                argv = self.run_as.command(argv)
             proc = await asyncio.create_subprocess_exec(
-                *self.argv,
+                *argv,
                 cwd=cwd,
-                env=self.env,
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,

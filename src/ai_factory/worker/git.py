@@ -19,6 +19,11 @@ shell. The environment git sees:
 - allows only the file, git, http(s) and ssh transports (`GIT_ALLOW_PROTOCOL`),
   so `ext::` and friends cannot run commands.
 
+With `user` (an `AgentUser`) the command runs as that user (setpriv), with its HOME:
+that is how a root worker runs git inside a worktree the agent can write, whose
+configuration (core.fsmonitor, filters, hooks) would otherwise run the agent's
+commands as root. git run as root touches the bare mirror only (`git_dir`).
+
 With `GitCredentials`, the command also gets our credential helper
 (`ai_factory.worker.credentials`, after `credential.helper=` clears any other)
 and the token in the helper's environment variable; the token never appears in
@@ -39,12 +44,16 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from ai_factory.core.errors import FactoryError
 from ai_factory.core.logging import scrub
 from ai_factory.core.processes import signal_group
 from ai_factory.worker import credentials
+
+if TYPE_CHECKING:
+    from ai_factory.worker.agent_user import AgentUser
 
 log = logging.getLogger(__name__)
 
@@ -240,13 +249,16 @@ class Git:
     """git for one repository: `git_dir` (a bare repository) or `cwd` (a working tree)."""
 
     def __init__(self, *, cwd: Path | None = None, git_dir: Path | None = None,
-                 credentials: GitCredentials | None = None,
+                 credentials: GitCredentials | None = None, user: AgentUser | None = None,
                  timeout_s: float = GIT_TIMEOUT_S) -> None:
         if cwd is None and git_dir is None:
             raise ValueError("Git needs a cwd or a git_dir")
+        if credentials is not None and user is not None:
+            raise ValueError("the agent's user never gets credentials")
         self.cwd = Path(cwd if cwd is not None else git_dir)  # type: ignore[arg-type]
         self.git_dir = git_dir
         self.credentials = credentials
+        self.user = user
         self.timeout_s = timeout_s
 
     def run(self, *args: str, input_text: str | None = None, check: bool = True,
@@ -265,6 +277,9 @@ class Git:
         if self.credentials is not None:
             env[credentials.TOKEN_ENV] = self.credentials.token
             env[credentials.HOST_ENV] = self.credentials.host.lower()
+        if self.user is not None:
+            env.update(self.user.env())
+            argv = self.user.command(argv)
         limit = timeout_s if timeout_s is not None else self.timeout_s
         log.debug("git.run %s in %s", _describe(args), self.cwd)
         result = _run(argv, cwd=self.cwd, env=env, input_text=input_text, timeout_s=limit,
@@ -284,7 +299,11 @@ class Git:
 
     def _config_args(self) -> list[str]:
         # Never run repository hooks from our own commands: a hook would see our environment.
-        args = ["-c", "core.hooksPath=/dev/null"]
+        # No gc in the background: `reaper.stop_leftovers` could cut it short, holding locks.
+        args = ["-c", "core.hooksPath=/dev/null", "-c", "gc.autoDetach=false"]
+        if self.user is not None:
+            # As the agent: it cannot write the mirror's reflogs or packs (see mirror.py).
+            args += ["-c", "core.logAllRefUpdates=false", "-c", "gc.auto=0"]
         if self.credentials is not None:
             args += ["-c", "credential.helper=", "-c", f"credential.helper={credential_helper()}"]
         return args

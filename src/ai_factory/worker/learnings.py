@@ -18,6 +18,7 @@ import re
 from pathlib import Path
 
 from ai_factory.core.spec import parse_tasks
+from ai_factory.worker import agent_files
 from ai_factory.worker.client import OrchestratorClient
 
 log = logging.getLogger(__name__)
@@ -52,18 +53,15 @@ async def load_learnings(
 ) -> list[str]:
     """Fetch learnings for this spec and write them to .ai/learnings.md."""
     learnings = await client.context_learnings(search=search_text(spec))
-    path = root / LEARNINGS_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(learnings))
+    agent_files.write_text(root, LEARNINGS_FILE, render(learnings))  # follows no agent symlink
     log.info("learnings.loaded count=%s repo=%s", len(learnings), repo)
     return learnings
 
 
 def collect_new_learnings(root: Path) -> list[str]:
     """The agent's new learnings, deduplicated, in order."""
-    try:
-        text = (root / NEW_LEARNINGS_FILE).read_text(errors="replace")
-    except (FileNotFoundError, IsADirectoryError):
+    text = agent_files.read_text(root, NEW_LEARNINGS_FILE)
+    if text is None:
         return []
     found: dict[str, None] = {}
     for line in text.splitlines():

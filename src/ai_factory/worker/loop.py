@@ -44,6 +44,7 @@ from typing import Protocol
 
 from ai_factory.core.models import IterationOutcome, WorkerPhase
 from ai_factory.core.spec import SPEC_FILE, SpecTasks, parse_tasks
+from ai_factory.worker import agent_files
 from ai_factory.worker.agent import (
     AgentDriver,
     AgentRequest,
@@ -100,6 +101,8 @@ class LoopWorkspace(Protocol):
     def record_tasks(self, numbers: list[int], *, summary: str, amend: bool) -> None: ...
 
     def recent_commits(self, limit: int = 20) -> list[str]: ...
+
+    def write_file(self, relpath: str, text: str, *, exclude: bool = True) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -205,7 +208,7 @@ class RalphLoop:
     async def _iterate(self, tracker: ProgressTracker) -> None:
         notes: list[str] = list(self.first_notes)
         while True:
-            if not (self.root / SPEC_FILE).is_file():
+            if not agent_files.is_file(self.root, SPEC_FILE):  # a symlink counts as gone
                 raise _End(LoopOutcome.STUCK, f"{SPEC_FILE} disappeared from the workspace")
             if self.iterations >= self.config.max_iterations:
                 raise _End(
@@ -286,10 +289,8 @@ class RalphLoop:
 
     def _reconcile(self, before: str) -> None:
         """Make SPEC.md and the branch agree after an iteration (see `branch_progress`)."""
-        path = self.root / SPEC_FILE
-        try:
-            spec = path.read_text(errors="replace")
-        except FileNotFoundError:
+        spec = agent_files.read_text(self.root, SPEC_FILE)  # the agent's file: no symlink followed
+        if spec is None:
             return  # the loop says so next
         checked, recorded = checked_numbers(spec), self.workspace.recorded_tasks()
         if unrecorded := sorted(checked - recorded):
@@ -299,11 +300,11 @@ class RalphLoop:
                 unrecorded, summary=f"chore: checked off in SPEC.md: {titles}"[:200], amend=moved
             )
         if unchecked := recorded - checked:
-            path.write_text(check_boxes(spec, unchecked))
+            self.workspace.write_file(SPEC_FILE, check_boxes(spec, unchecked))
             log.info("progress.boxes_checked tasks=%s (their commits exist)", sorted(unchecked))
 
     def _request(self, number: int, notes: list[str]) -> AgentRequest:
-        spec = (self.root / SPEC_FILE).read_text(errors="replace")
+        spec = agent_files.read_text(self.root, SPEC_FILE) or ""
         prompt = iteration_prompt(
             PromptContext(
                 iteration=number,

@@ -6,13 +6,30 @@ file lock so two workers on one host do not race. It also keeps finished worktre
 spares to recycle, and keeps its config to an allow-list: an agent working in a
 worktree can write the mirror's config, which git reads for every credentialed fetch
 and push.
+
+When the agent runs as its own user (`agent_user`; the worker is root), the mirror stays
+root's and the agent gets exactly what a commit needs (`share`): new objects
+(``objects/`` and its fan-out folders, group-writable and sticky, so it cannot remove
+objects it did not write), its branch (``refs/heads``, group-writable), and its
+worktree's private folder (``worktrees/<name>``, its own). The config, ``packed-refs``,
+``refs/remotes``, hooks, ``info/``, ``objects/pack`` and ``objects/info`` stay root's
+alone, and reflogs are off (``core.logAllRefUpdates=false``): root's git appends to an
+existing reflog through whatever is at its path, so the agent must not be able to
+create one. Automatic gc is off too: it reads every worktree's index, the agent's
+files, as root (a mirror shared with the agent is never repacked; remove it to start
+afresh). Root never runs git inside the worktree then: it creates it (`attach`,
+into a new folder), gives it to the agent, and removes it with `shutil.rmtree`,
+which does not follow symlinks; spares are not kept, as recycling one means running
+git in a tree the agent wrote.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
+import stat
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +39,8 @@ from pathlib import Path
 from filelock import FileLock
 from filelock import Timeout as LockTimeout
 
+from ai_factory.worker import agent_files
+from ai_factory.worker.agent_user import AgentUser
 from ai_factory.worker.git import Git, GitCredentials, GitError, Remote, WorkspaceError
 
 log = logging.getLogger(__name__)
@@ -37,6 +56,18 @@ MIRROR_CONFIG = {
     "index.version": "4",
     "checkout.workers": "0",
 }
+# And when the agent is its own user: new files group-shared, no reflogs, and no automatic
+# gc, which would read (as root) the index files in the agent's worktree folders.
+AGENT_CONFIG = {
+    "core.sharedRepository": "group",
+    "core.logAllRefUpdates": "false",
+    "gc.auto": "0",
+    "maintenance.auto": "false",
+}
+SHARED_DIR_MODE = 0o2775  # group-writable, new entries get the folder's group
+OBJECT_DIR_MODE = 0o3775  # and sticky: only a file's owner may remove or replace it
+ROOT_DIR_MODE = 0o755
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # The only keys the mirror's config (and its config.worktree) may hold: what
 # `git init --bare` writes, what `ensure` sets, the repository format's extensions, and
 # origin, pinned to the item's repository. Everything else is dropped before a fetch or
@@ -48,7 +79,7 @@ MIRROR_CONFIG = {
 ALLOWED_CONFIG = frozenset({
     "core.repositoryformatversion", "core.bare", "core.filemode", "core.symlinks",
     "core.ignorecase", "core.precomposeunicode", "core.logallrefupdates",
-    *(key.lower() for key in MIRROR_CONFIG),
+    *(key.lower() for key in (*MIRROR_CONFIG, *AGENT_CONFIG)),
 })
 ALLOWED_CONFIG_SECTIONS = ("extensions.",)
 PINNED_CONFIG = ("remote.origin.url", "remote.origin.fetch")  # local config only
@@ -61,6 +92,7 @@ class Mirror:
     path: Path
     remote: Remote
     credentials: GitCredentials | None
+    agent: AgentUser | None = None  # the agent's own user, when the worker is root
 
     @property
     def git(self) -> Git:
@@ -152,21 +184,59 @@ class Mirror:
         """Give `path` a worktree on `branch`; True when an existing one was reused."""
         git = self.git
         git.run("worktree", "prune")
-        if path.exists():
+        if path.exists() or path.is_symlink():
             if self._is_our_worktree(path, branch):
                 return True
             log.warning("workspace.worktree_recreated path=%s", path)
             self.detach(path)
         start = self._branch_start(branch, base_ref)
         git.run("update-ref", "--no-deref", f"refs/heads/{branch}", start)
+        if self.agent is not None:
+            self.share()
         path.parent.mkdir(parents=True, exist_ok=True)
-        if self._recycle(path, branch):
+        if self.agent is None and self._recycle(path, branch):
             return False
         try:
             git.run("worktree", "add", "--quiet", "--", str(path), branch)
         except GitError as exc:
             raise WorkspaceError(f"cannot create the worktree {path}: {exc}") from exc
+        if self.agent is not None:  # a new folder, root's until now: nothing of the agent's
+            agent_files.chown_tree(path, self.agent.owner)
+            agent_files.chown_tree(self.admin_dir(path), self.agent.owner)
         return False
+
+    def share(self) -> None:
+        """Let the agent's user commit here and nothing more (see the module docstring)."""
+        assert self.agent is not None
+        for key, value in AGENT_CONFIG.items():
+            self.git.run("config", key, value)
+        gid = self.agent.gid
+        objects = os.open(self.path / "objects", _DIR_FLAGS)
+        try:
+            _own(objects, 0, gid, OBJECT_DIR_MODE)
+            for name in [f"{n:02x}" for n in range(256)]:
+                _own_folder(objects, name, 0, gid, OBJECT_DIR_MODE, create=True)
+            for name in ("pack", "info"):
+                _own_folder(objects, name, 0, 0, ROOT_DIR_MODE, create=True)
+        finally:
+            os.close(objects)
+        agent_files.share_folders(self.path, "refs/heads", gid=gid, mode=SHARED_DIR_MODE)
+
+    def admin_dir(self, path: Path) -> Path:
+        """The private git folder of the worktree at `path` (``worktrees/<name>`` here), as
+        its ``.git`` file says, checked to be one: the file is the agent's to change."""
+        text = agent_files.read_text(path, ".git", limit=4096) or ""
+        admin = Path(text.strip().removeprefix("gitdir:").strip())
+        folder = (self.path / "worktrees").resolve()
+        if (not text.startswith("gitdir:") or not admin.is_absolute()
+                or admin.parent != folder or admin.name in ("", ".", "..")):
+            raise WorkspaceError(f"{path}/.git does not point into {folder}")
+        try:
+            if not stat.S_ISDIR(admin.lstat().st_mode):
+                raise WorkspaceError(f"{admin} is not a folder")
+        except FileNotFoundError:
+            raise WorkspaceError(f"{admin} does not exist") from None
+        return admin
 
     @property
     def spares(self) -> Path:
@@ -183,6 +253,9 @@ class Mirror:
         Checking out a big tree means writing every file; a spare only has to
         switch branches, so the next item on this repository starts in a second.
         """
+        if self.agent is not None:
+            self.detach(path)
+            return
         spares = sorted(self.spares.glob("*")) if self.spares.is_dir() else []
         tree = Git(cwd=path)
         if len(spares) < MAX_SPARES_PER_MIRROR and path.is_dir():
@@ -224,7 +297,11 @@ class Mirror:
         return False
 
     def _is_our_worktree(self, path: Path, branch: str) -> bool:
-        tree = Git(cwd=path)
+        if self.agent is not None:
+            info = path.lstat()
+            if not stat.S_ISDIR(info.st_mode) or info.st_uid != self.agent.uid:
+                return False
+        tree = Git(cwd=path, user=self.agent)
         common = tree.run("rev-parse", "--path-format=absolute", "--git-common-dir", check=False)
         head = tree.run("symbolic-ref", "--quiet", "HEAD", check=False)
         return (common.ok and Path(common.stdout.strip()) == self.path.resolve()
@@ -247,7 +324,12 @@ class Mirror:
 
     def detach(self, path: Path) -> None:
         git = self.git
-        if not git.succeeds("worktree", "remove", "--force", "--force", "--", str(path)):
+        if self.agent is not None:  # no git inside the agent's tree; rmtree follows no symlink
+            if path.is_symlink() or not path.is_dir():
+                path.unlink(missing_ok=True)
+            else:
+                shutil.rmtree(path, ignore_errors=True)
+        elif not git.succeeds("worktree", "remove", "--force", "--force", "--", str(path)):
             shutil.rmtree(path, ignore_errors=True)
         git.run("worktree", "prune")
 
@@ -255,6 +337,36 @@ class Mirror:
 def _sha(git: Git, ref: str) -> str | None:
     result = git.run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
     return result.stdout.strip() or None if result.ok else None
+
+
+def _own(fd: int, uid: int, gid: int, mode: int) -> None:
+    info = os.fstat(fd)
+    if (info.st_uid, info.st_gid) != (uid, gid):
+        os.fchown(fd, uid, gid)
+    if stat.S_IMODE(info.st_mode) != mode:
+        os.fchmod(fd, mode)
+
+
+def _own_folder(parent: int, name: str, uid: int, gid: int, mode: int, *, create: bool) -> None:
+    """Give folder `name` in `parent` to uid:gid with `mode`; a symlink or file in its place
+    is removed (these are git's own names) and, with `create`, the folder made."""
+    try:
+        fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+    except FileNotFoundError:
+        if not create:
+            return
+        os.mkdir(name, mode, dir_fd=parent)
+        fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+    except OSError as exc:
+        if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+            raise
+        os.unlink(name, dir_fd=parent)
+        os.mkdir(name, mode, dir_fd=parent)
+        fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+    try:
+        _own(fd, uid, gid, mode)
+    finally:
+        os.close(fd)
 
 
 def allowed_config(key: str) -> bool:

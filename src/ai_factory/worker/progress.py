@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ai_factory.core.models import IterationOutcome, IterationReport
 from ai_factory.core.spec import SPEC_FILE, SpecTasks, parse_tasks
+from ai_factory.worker import agent_files
 from ai_factory.worker.agent.result import IterationResult, StopReason
 from ai_factory.worker.gate import GateResult
 
@@ -28,17 +29,13 @@ STUCK_FILE = ".ai/stuck.md"
 
 
 def read_tasks(root: Path) -> SpecTasks:
-    try:
-        return parse_tasks((root / SPEC_FILE).read_text(errors="replace"))
-    except FileNotFoundError:
-        return SpecTasks()
+    """SPEC.md's tasks; none when it is not a regular file (a symlink is not followed)."""
+    spec = agent_files.read_text(root, SPEC_FILE)
+    return parse_tasks(spec) if spec is not None else SpecTasks()
 
 
 def read_stuck_note(root: Path) -> str:
-    try:
-        return (root / STUCK_FILE).read_text(errors="replace").strip()
-    except (FileNotFoundError, IsADirectoryError):
-        return ""
+    return (agent_files.read_text(root, STUCK_FILE) or "").strip()
 
 
 @dataclass(frozen=True)

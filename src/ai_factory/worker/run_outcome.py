@@ -39,8 +39,9 @@ LOGIN_HELP = (
     "(a Claude subscription), or set ANTHROPIC_API_KEY (API billing); then retry the item."
 )
 ROOT_HELP = (
-    "Claude Code refuses to skip permission prompts as root. If this worker runs in a "
-    "sandbox (container, VM), set IS_SANDBOX=1; otherwise run the worker as a normal user."
+    "Claude Code refuses to skip permission prompts as root. Leave FACTORY_AGENT_USER set "
+    "(a worker running as root then runs Claude Code as that user), or run the worker as a "
+    "normal user; inside a throwaway sandbox (container, VM) IS_SANDBOX=1 lets it run as root."
 )
 
 

@@ -80,7 +80,12 @@ class ProcessSpawner:
         self._watchers: dict[UUID, asyncio.Task[None]] = {}
 
     async def check(self) -> None:
-        """The process spawner works anywhere the worker command exists."""
+        """The process spawner works anywhere the worker command exists. As root, workers
+        run their agents as FACTORY_AGENT_USER: the user is made now if missing, and must
+        be able to reach FACTORY_HOME (a clear error here rather than at every item)."""
+        from ai_factory.worker.agent_user import AgentUser  # the worker's; imported on use
+
+        await asyncio.to_thread(AgentUser.for_worker, self.settings)
 
     def command(self, launch: WorkerLaunch) -> list[str]:
         return list(self.argv)

@@ -9,6 +9,9 @@ quiet (ITERATION_IDLE_TIMEOUT_SECONDS), ran too long (ITERATION_TIMEOUT_SECONDS)
 rejected usage limit (the worker waits; the CLI need not), or must stop
 because the worker is stopping. Ending a session = leaving the SDK's message
 loop, which ends the CLI within a second (docs/claude-cli-notes.md).
+
+`cli_path` replaces the CLI the SDK would start (its bundled one): a worker running
+as root gives the wrapper that runs it as the agent's user (`agent_user`).
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 import time
 from collections.abc import Mapping
+from pathlib import Path
 
 from claude_agent_sdk import (
     ClaudeAgentOptions,
@@ -60,12 +65,14 @@ class ClaudeDriver:
         wall_timeout_s: float,
         model: str | None = None,
         hooks: dict[str, list[HookMatcher]] | None = None,
+        cli_path: str | None = None,
     ) -> None:
         self.env = dict(env)
         self.idle_timeout_s = idle_timeout_s
         self.wall_timeout_s = wall_timeout_s
         self.model = model
         self.hooks = hooks
+        self.cli_path = cli_path
 
     def options(self, request: AgentRequest, recorder: StreamRecorder) -> ClaudeAgentOptions:
         return ClaudeAgentOptions(
@@ -81,6 +88,7 @@ class ClaudeDriver:
             env={**LEAN_ENV, **self.env},
             hooks=self.hooks,  # type: ignore[arg-type]
             stderr=recorder.add_stderr,
+            cli_path=self.cli_path,
         )
 
     async def run(self, request: AgentRequest) -> IterationResult:
@@ -148,3 +156,15 @@ class ClaudeDriver:
             return None
         finally:
             stop_wait.cancel()
+
+def bundled_cli() -> str:
+    """The `claude` the SDK would start: the one in its wheel, else the first on PATH."""
+    import claude_agent_sdk
+
+    bundled = Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude"
+    if bundled.is_file():
+        return str(bundled)
+    found = shutil.which("claude")
+    if found is None:
+        raise AgentUnavailableError("Claude Code not found (the claude-agent-sdk wheel bundles it)")
+    return found

@@ -2,7 +2,8 @@
 
 Owns: starting FACTORY_AGENT_COMMAND (default ``ralph run --headless --spec
 SPEC.md``, split with shlex into argv; never through a shell) in the worktree,
-with no stdin, in its own process group, and reading these lines of its output:
+with no stdin, in its own process group, as the agent's user when the worker is
+root (`agent_user`), and reading these lines of its output:
 
 - ``iteration: N`` starts inner iteration N: the previous one is reported as
   finished, and a heartbeat goes out;
@@ -21,8 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
+import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -34,6 +38,7 @@ from ai_factory.core.processes import signal_group
 from ai_factory.worker.agent import AgentRequest, AgentUnavailableError
 from ai_factory.worker.agent.result import IterationResult, StopReason
 from ai_factory.worker.agent.tools import repo_relative
+from ai_factory.worker.agent_user import AgentUser
 from ai_factory.worker.hooks import FileLocks
 
 log = logging.getLogger(__name__)
@@ -57,19 +62,25 @@ class CommandDriver:
         idle_timeout_s: float,
         wall_timeout_s: float,
         locks: FileLocks | None = None,
+        run_as: AgentUser | None = None,
     ) -> None:
         if not argv:
             raise AgentUnavailableError("FACTORY_AGENT_COMMAND is empty")
         self.argv = argv
-        self.env = {**env, "RALPH_HEADLESS": "true"}
+        self.env = {**env, "RALPH_HEADLESS": "true", **(run_as.env() if run_as else {})}
+        self.run_as = run_as
         self.idle_timeout_s = idle_timeout_s
         self.wall_timeout_s = wall_timeout_s
         self.locks = locks
 
     async def run(self, request: AgentRequest) -> IterationResult:
+        argv = self.run_as.command(self.argv) if self.run_as else self.argv
         try:
+            name, path = self.argv[0], self.env.get("PATH")  # setpriv would only exit 127
+            if self.run_as and "/" not in name and not shutil.which(name, path=path):
+                raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
             proc = await asyncio.create_subprocess_exec(
-                *self.argv,
+                *argv,
                 cwd=request.cwd,
                 env=self.env,
                 stdin=subprocess.DEVNULL,
