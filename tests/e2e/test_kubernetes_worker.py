@@ -74,6 +74,11 @@ def test_a_kubernetes_job_runs_the_real_worker_to_a_pull_request(
                     timeout=240, what="the item to finish",
                 )  # fmt: skip
                 log = http.get(f"/api/work/{item['id']}/logs").json()["text"]
+                if done["status"] == "completed":  # the pod's log is copied as it comes
+                    log = wait_for(
+                        lambda: "worker.delivered" in (t := http.get(f"/api/work/{item['id']}/logs").json()["text"]) and t,
+                        what="the pod's log to be copied",
+                    )  # fmt: skip
                 assert done["status"] == "completed", log[-6000:]
                 worker = http.get(f"/api/workers/{done['workerId']}").json()
         finally:

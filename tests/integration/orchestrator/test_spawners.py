@@ -352,8 +352,12 @@ def test_kubernetes_worker_runs_as_a_job_that_is_deleted_after_its_ttl(
     assert worker["pid"] is None
     done = factory.wait_status(item["id"], "completed", "failed", timeout=90)
     assert done["status"] == "completed", factory.http.get(f"/api/work/{item['id']}/logs").json()["text"]
-    log = factory.http.get(f"/api/work/{item['id']}/logs").json()["text"]
-    assert "fake worker: registered" in log and "fake worker: completed" in log
+    # the pod's log is copied into the item's as it comes
+    log = wait_for(
+        lambda: "fake worker: completed" in (t := factory.http.get(f"/api/work/{item['id']}/logs").json()["text"]) and t,
+        what="the pod's log",
+    )
+    assert "fake worker: registered" in log
     assert wait_for(lambda: factory.worker_row(running["workerId"])["exitCode"] == 0 or None, what="exit code")
     wait_for(lambda: not jobs_of(fake_kubernetes, item["id"]), what="the finished Job to be deleted (TTL)")
     assert not fake_kubernetes.list("Secret", K8S_NAMESPACE, f"ai-factory.dev/item={item['id']}")

@@ -77,6 +77,7 @@ from ai_factory.orchestrator.spawners.kubernetes_job import (
 log = logging.getLogger(__name__)
 
 WATCH_TIMEOUT_S = 300  # the server ends a watch after this; it is resumed at once
+REQUEST_TIMEOUT_S = 10  # a call to an API that does not answer is an error, not a hang
 RETRY_S = 2.0  # after an API error in the watch loop
 POLL_S = 0.5
 LOG_JOIN_S = 5.0
@@ -90,6 +91,7 @@ WAITING_REASONS = {  # a pod that will not start by itself: said in the item's l
 async def raw(call: Any, *args: Any, **kwargs: Any) -> Any:
     """The call's unparsed response (no model objects: the spawner reads plain JSON); unlike
     a parsed call, an error status must be raised here."""
+    kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT_S)
     response = await call(*args, _preload_content=False, **kwargs)
     if response.status >= 400:
         body = await response.read()
@@ -144,7 +146,9 @@ class KubernetesSpawner:
     async def check(self) -> None:
         try:
             batch = k8s.BatchV1Api(await self._client())
-            await batch.list_namespaced_job(self.namespace, limit=1, label_selector=SELECTOR)
+            await batch.list_namespaced_job(
+                self.namespace, limit=1, label_selector=SELECTOR, _request_timeout=REQUEST_TIMEOUT_S
+            )
         except ApiException as exc:
             raise ConfigError(
                 f"FACTORY_SPAWNER: kubernetes refuses to list Jobs in namespace {self.namespace!r}"
@@ -162,17 +166,23 @@ class KubernetesSpawner:
             api = await self._client()
             batch, core = k8s.BatchV1Api(api), k8s.CoreV1Api(api)
             job = await batch.create_namespaced_job(
-                self.namespace, job_manifest(launch, settings=self.settings)
+                self.namespace,
+                job_manifest(launch, settings=self.settings),
+                _request_timeout=REQUEST_TIMEOUT_S,
             )
             try:
                 await core.create_namespaced_secret(
                     self.namespace,
                     secret_manifest(launch, settings=self.settings, job_uid=job.metadata.uid),
+                    _request_timeout=REQUEST_TIMEOUT_S,
                 )
             except DRIVER_ERRORS:
                 with contextlib.suppress(*DRIVER_ERRORS):
                     await batch.delete_namespaced_job(
-                        name, self.namespace, propagation_policy="Background"
+                        name,
+                        self.namespace,
+                        propagation_policy="Background",
+                        _request_timeout=REQUEST_TIMEOUT_S,
                     )
                 raise
         except (ConfigError, *DRIVER_ERRORS) as exc:
@@ -284,7 +294,10 @@ class KubernetesSpawner:
         try:
             batch = k8s.BatchV1Api(await self._client())
             await batch.delete_namespaced_job(
-                self._name(handle), self.namespace, propagation_policy=policy
+                self._name(handle),
+                self.namespace,
+                propagation_policy=policy,
+                _request_timeout=REQUEST_TIMEOUT_S,
             )
         except DRIVER_ERRORS as exc:
             if not (isinstance(exc, ApiException) and exc.status == 404):
@@ -328,6 +341,7 @@ class KubernetesSpawner:
                         resource_version=version,
                         timeout_seconds=WATCH_TIMEOUT_S,
                         allow_watch_bookmarks=True,
+                        _request_timeout=WATCH_TIMEOUT_S + REQUEST_TIMEOUT_S,
                     ):
                         version = stream.resource_version or version
                         if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
@@ -421,6 +435,8 @@ class KubernetesSpawner:
                 pod["metadata"]["name"],
                 self.namespace,
                 follow=True,
+                # a log may be silent for long: only connecting is timed
+                _request_timeout=aiohttp.ClientTimeout(sock_connect=REQUEST_TIMEOUT_S),
                 **extra,
             )
             try:
