@@ -44,6 +44,7 @@ import json
 import logging
 import os
 import time
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -116,9 +117,15 @@ async def load_api_config() -> k8s.Configuration:
             k8s_config.load_incluster_config(client_configuration=configuration)
         else:
             # read KUBECONFIG now: the client's default was fixed when it was imported
+            config_file = os.environ.get("KUBECONFIG") or "~/.kube/config"
+            paths = [Path(p).expanduser() for p in config_file.split(os.pathsep) if p]
+            if not any(path.exists() for path in paths):
+                raise ConfigError(
+                    "FACTORY_SPAWNER: not in a Kubernetes pod, and no kubeconfig at"
+                    f" {config_file} (set KUBECONFIG)"
+                )
             await k8s_config.load_kube_config(
-                config_file=os.environ.get("KUBECONFIG") or "~/.kube/config",
-                client_configuration=configuration,
+                config_file=config_file, client_configuration=configuration
             )
     except (k8s_config.ConfigException, OSError, ValueError) as exc:
         raise ConfigError(
