@@ -14,6 +14,10 @@ class ApiError(Exception):
     documentation_url: str = DOCS
     errors: list[dict[str, str]] = field(default_factory=list)
 
+    def __str__(self) -> str:  # what a test sees when the control API refuses
+        details = "; ".join(str(e.get("message") or e) for e in self.errors)
+        return f"{self.status} {self.message}" + (f": {details}" if details else "")
+
     def body(self) -> dict[str, object]:
         body: dict[str, object] = {"message": self.message}
         if self.errors:

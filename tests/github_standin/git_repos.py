@@ -158,3 +158,131 @@ def log_messages(repo: Path, ref: str, limit: int = 50) -> list[str]:
         repo, "log", f"--max-count={limit}", "--format=%s", f"refs/heads/{ref}", "--", check=False
     )
     return result.stdout.decode().splitlines() if result.returncode == 0 else []
+
+
+# -- pull requests: refs, merges, diffs ---------------------------------------------------
+
+
+def resolve_commit(repo: Path, ref: str) -> str | None:
+    """The commit a branch, tag or (abbreviated) sha names, or None."""
+    if ref.startswith("-"):
+        return None
+    for candidate in (f"refs/heads/{ref}", f"refs/tags/{ref}", ref):
+        result = _git(repo, "rev-parse", "--verify", "--quiet", f"{candidate}^{{commit}}",
+                      check=False)
+        if result.returncode == 0 and result.stdout.strip():
+            return result.stdout.decode().strip()
+    return None
+
+
+def branches_at(repo: Path, sha: str) -> list[str]:
+    """Branches whose tip is `sha`."""
+    return [name for name, tip in branches(repo).items() if tip == sha]
+
+
+def is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool:
+    return _git(repo, "merge-base", "--is-ancestor", ancestor, descendant,
+                check=False).returncode == 0
+
+
+def conflicts(repo: Path, base_sha: str, head_sha: str) -> bool:
+    """Whether merging `head` into `base` conflicts (`git merge-tree --write-tree`: exit 1)."""
+    result = _git(repo, "merge-tree", "--write-tree", "--no-messages", base_sha, head_sha,
+                  check=False)
+    if result.returncode not in (0, 1):
+        raise RuntimeError(f"git merge-tree failed: {result.stderr.decode(errors='replace')}")
+    return result.returncode == 1
+
+
+def merge(repo: Path, base_branch: str, head_sha: str, message: str, *,
+          author: tuple[str, str]) -> str:
+    """Merge `head_sha` into `base_branch` with a merge commit, as GitHub's merge button does.
+
+    Committed by GitHub, authored by `author`; returns the merge commit. Raises
+    ValueError when the two conflict.
+    """
+    base_sha = branch_sha(repo, base_branch)
+    if base_sha is None:
+        raise ValueError(f"no branch {base_branch}")
+    result = _git(repo, "merge-tree", "--write-tree", "--no-messages", base_sha, head_sha,
+                  check=False)
+    if result.returncode != 0:
+        raise ValueError(f"{head_sha} does not merge cleanly into {base_branch}")
+    tree = result.stdout.decode().split()[0]
+    name, email = author
+    env = {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email,
+           "GIT_COMMITTER_NAME": "GitHub", "GIT_COMMITTER_EMAIL": "noreply@github.com"}
+    commit = _git(repo, "commit-tree", tree, "-p", base_sha, "-p", head_sha, "-m", message,
+                  env=env).stdout.decode().strip()
+    _git(repo, "update-ref", f"refs/heads/{base_branch}", commit, base_sha)
+    return commit
+
+
+def blob_id(repo: Path, sha: str, path: str) -> str | None:
+    """The blob `path` has at commit `sha`, None when absent."""
+    result = _git(repo, "rev-parse", "--verify", "--quiet", f"{sha}:{path}", check=False)
+    if result.returncode != 0:
+        return None
+    return result.stdout.decode().strip() or None
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    sha: str
+    tree_id: str
+    message: str
+    timestamp: str  # ISO 8601, as git prints it
+    author: tuple[str, str]
+    committer: tuple[str, str]
+
+
+def commit_info(repo: Path, sha: str) -> CommitInfo:
+    out = _git(repo, "show", "-s", "--format=%T%x00%aI%x00%an%x00%ae%x00%cn%x00%ce%x00%B",
+               sha).stdout.decode()
+    tree, stamp, an, ae, cn, ce, message = out.split("\0", 6)
+    return CommitInfo(sha=sha, tree_id=tree, message=message.rstrip("\n"), timestamp=stamp,
+                      author=(an, ae), committer=(cn, ce))
+
+
+@dataclass(frozen=True)
+class DiffSpot:
+    """Where a line of a pull's diff is: GitHub's `position` and `diff_hunk`."""
+
+    position: int
+    diff_hunk: str
+
+
+def diff_spot(repo: Path, base_sha: str, head_sha: str, path: str,
+              line: int | None) -> DiffSpot | None:
+    """The spot of new-side `line` of `path` in the diff `base...head` (None: the file).
+
+    `position` counts lines below the file's first `@@` header (later headers count
+    too); `diff_hunk` runs from the hunk's header to the line, as GitHub returns it.
+    None when the file or the line is not part of the diff (GitHub answers 422).
+    """
+    out = _git(repo, "diff", "--no-color", "--unified=3", f"{base_sha}...{head_sha}", "--",
+               path, check=False).stdout.decode(errors="replace")
+    lines = out.splitlines()
+    start = next((i for i, text in enumerate(lines) if text.startswith("@@")), None)
+    if start is None:
+        return None
+    lines = lines[start:]
+    if line is None:
+        return DiffSpot(position=1, diff_hunk=lines[0])
+    position = 0
+    hunk_start = 0
+    new_line = 0
+    for index, text in enumerate(lines):
+        if text.startswith("@@"):
+            if index:
+                position += 1
+            hunk_start = index
+            new_line = int(text.split("+", 1)[1].split(" ", 1)[0].split(",", 1)[0])
+            continue
+        position += 1
+        if text.startswith(("-", "\\")):
+            continue
+        if new_line == line:
+            return DiffSpot(position=position, diff_hunk="\n".join(lines[hunk_start:index + 1]))
+        new_line += 1
+    return None

@@ -1,11 +1,14 @@
-"""GitHub's GraphQL API, the slice the factory reads: an issue's text and who changed it.
+"""GitHub's GraphQL API, the slice the factory reads: an issue's text and who changed it,
+and a pull request's review threads (resolved or not, outdated or not, their comments).
 
 `POST /api/graphql` (GitHub Enterprise's address, which githubkit derives from the REST
 base URL) runs queries with graphql-core against a subset of GitHub's own schema: same
 type, field and enum names, so a query that works here is one GitHub accepts. What it
 knows: repositories, issues (title, body, `lastEditedAt`, `editor`, `userContentEdits`,
 and `timelineItems` of the events the stand-in records), and actors (`User`, `Bot`,
-`Organization`; a Bot's GraphQL login lacks REST's `[bot]`).
+`Organization`; a Bot's GraphQL login lacks REST's `[bot]`), and pull requests (state,
+refs, `mergeable`, `reviews`, `reviewThreads` with `isResolved`, `isOutdated`, `path`,
+`line`, `resolvedBy` and their `comments`: `databaseId` is the REST comment id).
 
 GitHub's habits kept: connections need `first` or `last` (at most 100), lists run newest
 first for `userContentEdits` and oldest first for `timelineItems`, a missing repository
@@ -20,8 +23,18 @@ from typing import Any
 
 from graphql import GraphQLError, build_schema, graphql_sync
 
-from .models import ContentEdit, Issue, IssueEvent, Permission, Repo, User
-from .payloads import Json, ts
+from .models import (
+    ContentEdit,
+    Issue,
+    IssueEvent,
+    Permission,
+    Repo,
+    Review,
+    ReviewComment,
+    ReviewThread,
+    User,
+)
+from .payloads import Json, Urls, ts
 from .state import StandinState
 
 MAX_PAGE = 100
@@ -114,11 +127,102 @@ type Issue implements Node {
   ): IssueTimelineItemsConnection!
 }
 
+enum PullRequestState { OPEN CLOSED MERGED }
+enum MergeableState { MERGEABLE CONFLICTING UNKNOWN }
+enum PullRequestReviewState { PENDING COMMENTED APPROVED CHANGES_REQUESTED DISMISSED }
+enum DiffSide { LEFT RIGHT }
+enum PullRequestReviewThreadSubjectType { LINE FILE }
+
+type PullRequestReview implements Node {
+  id: ID!
+  databaseId: Int
+  state: PullRequestReviewState!
+  body: String!
+  author: Actor
+  submittedAt: DateTime
+  url: String!
+}
+
+type PullRequestReviewConnection {
+  totalCount: Int!
+  nodes: [PullRequestReview]
+  pageInfo: PageInfo!
+}
+
+type PullRequestReviewComment implements Node {
+  id: ID!
+  databaseId: Int
+  body: String!
+  author: Actor
+  createdAt: DateTime!
+  updatedAt: DateTime!
+  path: String!
+  line: Int
+  originalLine: Int
+  outdated: Boolean!
+  diffHunk: String!
+  url: String!
+  replyTo: PullRequestReviewComment
+  pullRequestReview: PullRequestReview
+}
+
+type PullRequestReviewCommentConnection {
+  totalCount: Int!
+  nodes: [PullRequestReviewComment]
+  pageInfo: PageInfo!
+}
+
+type PullRequestReviewThread implements Node {
+  id: ID!
+  isResolved: Boolean!
+  isOutdated: Boolean!
+  isCollapsed: Boolean!
+  path: String!
+  line: Int
+  originalLine: Int
+  startLine: Int
+  diffSide: DiffSide!
+  subjectType: PullRequestReviewThreadSubjectType!
+  resolvedBy: User
+  comments(first: Int, last: Int, after: String, before: String, skip: Int):
+    PullRequestReviewCommentConnection!
+}
+
+type PullRequestReviewThreadConnection {
+  totalCount: Int!
+  nodes: [PullRequestReviewThread]
+  pageInfo: PageInfo!
+}
+
+type PullRequest implements Node {
+  id: ID!
+  number: Int!
+  title: String!
+  body: String!
+  url: String!
+  state: PullRequestState!
+  isDraft: Boolean!
+  merged: Boolean!
+  mergeable: MergeableState!
+  author: Actor
+  createdAt: DateTime!
+  updatedAt: DateTime!
+  headRefName: String!
+  headRefOid: String!
+  baseRefName: String!
+  baseRefOid: String!
+  reviews(first: Int, last: Int, after: String, before: String,
+          states: [PullRequestReviewState!]): PullRequestReviewConnection
+  reviewThreads(first: Int, last: Int, after: String, before: String):
+    PullRequestReviewThreadConnection!
+}
+
 type Repository implements Node {
   id: ID!
   name: String!
   nameWithOwner: String!
   issue(number: Int!): Issue
+  pullRequest(number: Int!): PullRequest
 }
 
 type Query {
@@ -135,7 +239,7 @@ _EVENT_TYPES = {
 }
 
 
-def execute(state: StandinState, login: str, request: Any) -> Json:
+def execute(state: StandinState, login: str, request: Any, urls: Urls | None = None) -> Json:
     """Answer one GraphQL request body (`{"query": ..., "variables": ...}`) as `login`."""
     if not isinstance(request, dict) or not isinstance(request.get("query"), str):
         return {"errors": [{"message": "A query attribute must be specified and must be a"
@@ -143,7 +247,7 @@ def execute(state: StandinState, login: str, request: Any) -> Json:
     result = graphql_sync(
         SCHEMA,
         request["query"],
-        root_value=_Root(state, login),
+        root_value=_Root(state, login, urls or Urls(web="http://127.0.0.1")),
         variable_values=request.get("variables") or None,
         operation_name=request.get("operationName"),
     )
@@ -165,30 +269,106 @@ def _error(error: GraphQLError) -> Json:
 
 
 class _Root:
-    def __init__(self, state: StandinState, login: str) -> None:
+    def __init__(self, state: StandinState, login: str, urls: Urls) -> None:
         self._state = state
         self._login = login
+        self._urls = urls
 
     def repository(self, _info: Any, owner: str, name: str, followRenames: bool = True) -> Json:
         repo = self._state.repos.get(f"{owner}/{name}".lower())
         if repo is None or self._state.role(repo, self._login) is Permission.NONE:
             raise _not_found(f"Could not resolve to a Repository with the name '{owner}/{name}'.")
-        return _repository(repo)
+        return _repository(self._state, self._urls, repo)
 
 
 def _not_found(message: str) -> GraphQLError:
     return GraphQLError(message, extensions={"type": "NOT_FOUND"})
 
 
-def _repository(repo: Repo) -> Json:
+def _repository(state: StandinState, urls: Urls, repo: Repo) -> Json:
     def issue(_info: Any, number: int) -> Json:
         found = repo.issues.get(number)
         if found is None or found.is_pull:
             raise _not_found(f"Could not resolve to an Issue with the number of {number}.")
         return _issue(found)
 
+    def pull_request(_info: Any, number: int) -> Json:
+        found = repo.issues.get(number)
+        if found is None or found.pull is None:
+            raise _not_found(f"Could not resolve to a PullRequest with the number of {number}.")
+        state.refresh_pulls(repo)
+        return _pull_request(state, urls, repo, found)
+
     return {"id": repo.node_id, "name": repo.name, "nameWithOwner": repo.full_name,
-            "issue": issue}
+            "issue": issue, "pullRequest": pull_request}
+
+
+_MERGEABLE = {True: "MERGEABLE", False: "CONFLICTING", None: "UNKNOWN"}
+
+
+def _pull_request(state: StandinState, urls: Urls, repo: Repo, issue: Issue) -> Json:
+    pull = issue.pull
+    assert pull is not None
+    web = urls.issue_web(repo, issue)
+    comments = {c.id: c for c in pull.review_comments}
+    reviews = {r.id: r for r in pull.reviews}
+
+    def review(item: Review) -> Json:
+        return {"id": item.node_id, "databaseId": item.id, "state": item.state,
+                "body": item.body, "author": _actor(item.user),
+                "submittedAt": ts(item.submitted_at),
+                "url": f"{web}#pullrequestreview-{item.id}"}
+
+    def comment(item: ReviewComment) -> Json:
+        parent = comments.get(item.in_reply_to_id) if item.in_reply_to_id else None
+        return {
+            "id": item.node_id, "databaseId": item.id, "body": item.body,
+            "author": _actor(item.user), "createdAt": ts(item.created_at),
+            "updatedAt": ts(item.updated_at), "path": item.path, "line": item.line,
+            "originalLine": item.original_line, "outdated": _outdated(item),
+            "diffHunk": item.diff_hunk, "url": f"{web}#discussion_r{item.id}",
+            "replyTo": comment(parent) if parent else None,
+            "pullRequestReview": review(reviews[item.review_id]),
+        }
+
+    def thread(item: ReviewThread) -> Json:
+        members = [comments[cid] for cid in item.comment_ids]
+        root = members[0]
+
+        def thread_comments(_info: Any, skip: int | None = None, **page: Any) -> Json:
+            return _connection(members[skip or 0:], page, "comments", comment)
+
+        return {
+            "id": item.node_id, "isResolved": item.is_resolved,
+            "isOutdated": _outdated(root), "isCollapsed": item.is_resolved,
+            "path": root.path, "line": root.line, "originalLine": root.original_line,
+            "startLine": None, "diffSide": "RIGHT", "subjectType": root.subject_type.upper(),
+            "resolvedBy": _actor(item.resolved_by), "comments": thread_comments,
+        }
+
+    def review_threads(_info: Any, **page: Any) -> Json:
+        return _connection(pull.threads, page, "reviewThreads", thread)
+
+    def pull_reviews(_info: Any, states: Sequence[str] | None = None, **page: Any) -> Json:
+        found = [r for r in pull.reviews if states is None or r.state in states]
+        return _connection(found, page, "reviews", review)
+
+    merged = pull.merged_at is not None
+    mergeable, _ = state.mergeability(repo, issue)
+    return {
+        "id": pull.node_id, "number": issue.number, "title": issue.title,
+        "body": issue.body or "", "url": web,
+        "state": "MERGED" if merged else issue.state.upper(), "isDraft": pull.draft,
+        "merged": merged, "mergeable": _MERGEABLE[mergeable], "author": _actor(issue.user),
+        "createdAt": ts(issue.created_at), "updatedAt": ts(issue.updated_at),
+        "headRefName": pull.head_ref, "headRefOid": pull.head_sha,
+        "baseRefName": pull.base_ref, "baseRefOid": pull.base_sha,
+        "reviews": pull_reviews, "reviewThreads": review_threads,
+    }
+
+
+def _outdated(comment: ReviewComment) -> bool:
+    return comment.outdated
 
 
 def _actor(who: User | None) -> Json | None:

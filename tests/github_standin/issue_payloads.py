@@ -18,7 +18,7 @@ def author_association(repo: Repo, who: User) -> str:
     return "COLLABORATOR" if role is not Permission.NONE else "NONE"
 
 
-def _reactions(url: str) -> Json:
+def reactions(url: str) -> Json:
     kinds = ("+1", "-1", "laugh", "hooray", "confused", "heart", "rocket", "eyes")
     counts = dict.fromkeys(kinds, 0)
     return {"url": f"{url}/reactions", "total_count": 0, **counts}
@@ -54,7 +54,7 @@ def issue(urls: Urls, repo: Repo, item: Issue) -> Json:
         "sub_issues_summary": {"total": 0, "completed": 0, "percent_completed": 0},
         "body": item.body,
         "closed_by": user(urls, item.closed_by) if item.closed_by else None,
-        "reactions": _reactions(api),
+        "reactions": reactions(api),
         "timeline_url": f"{api}/timeline",
         "performed_via_github_app": None,
         "state_reason": item.state_reason,
@@ -85,7 +85,7 @@ def comment(urls: Urls, repo: Repo, item: Comment, parent: Issue) -> Json:
         "updated_at": ts(item.updated_at),
         "author_association": author_association(repo, item.user),
         "body": item.body,
-        "reactions": _reactions(url),
+        "reactions": reactions(url),
         "performed_via_github_app": None,
     }
 
@@ -97,8 +97,9 @@ def event(urls: Urls, repo: Repo, item: IssueEvent) -> Json:
         "url": f"{urls.repo_api(repo)}/issues/events/{item.id}",
         "actor": user(urls, item.actor),
         "event": item.event,
-        "commit_id": None,
-        "commit_url": None,
+        "commit_id": item.commit_id,
+        "commit_url": (f"{urls.repo_api(repo)}/commits/{item.commit_id}" if item.commit_id
+                       else None),
         "created_at": ts(item.created_at),
         "performed_via_github_app": None,
     }
@@ -121,8 +122,12 @@ def _branch(urls: Urls, repo: Repo, owner: User, ref: str, sha: str) -> Json:
     }
 
 
-def pull(urls: Urls, repo: Repo, item: Issue, *, full: bool, head_owner: User) -> Json:
-    """A pull request: `PullRequestSimple` in lists, `PullRequest` (`full`) alone."""
+def pull(urls: Urls, repo: Repo, item: Issue, *, full: bool, head_owner: User,
+         mergeable: bool | None = None, mergeable_state: str = "unknown") -> Json:
+    """A pull request: `PullRequestSimple` in lists, `PullRequest` (`full`) alone.
+
+    `mergeable`/`mergeable_state` are what the state computed for this read.
+    """
     assert item.pull is not None
     pr = item.pull
     api = f"{urls.repo_api(repo)}/pulls/{item.number}"
@@ -160,7 +165,7 @@ def pull(urls: Urls, repo: Repo, item: Issue, *, full: bool, head_owner: User) -
         "updated_at": ts(item.updated_at),
         "closed_at": ts(item.closed_at),
         "merged_at": ts(pr.merged_at),
-        "merge_commit_sha": None,
+        "merge_commit_sha": pr.merge_commit_sha,
         "assignee": None,
         "assignees": [],
         "requested_reviewers": [],
@@ -175,12 +180,12 @@ def pull(urls: Urls, repo: Repo, item: Issue, *, full: bool, head_owner: User) -
     if full:
         body.update({
             "merged": pr.merged_at is not None,
-            "mergeable": True,
-            "rebaseable": True,
-            "mergeable_state": "clean" if not pr.draft else "draft",
-            "merged_by": None,
+            "mergeable": mergeable,
+            "rebaseable": mergeable,
+            "mergeable_state": mergeable_state,
+            "merged_by": user(urls, pr.merged_by) if pr.merged_by else None,
             "comments": len(item.comments),
-            "review_comments": 0,
+            "review_comments": len(pr.review_comments),
             "maintainer_can_modify": pr.maintainer_can_modify,
             "commits": pr.commits,
             "additions": pr.additions,

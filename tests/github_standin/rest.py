@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlencode
 
+from .calls import Call, Reply
 from .errors import ApiError
 from .faults import Faults, RateLimitWindow, fault_error, primary_limit_error
 from .models import RequestRecord
 from .payloads import Urls
-from .routes import ROUTES, Call, Reply, Routes
+from .routes import ROUTES, Routes
 from .state import StandinState
 
 API_PREFIX = "/api/v3"
@@ -53,7 +54,12 @@ class RestResponse:
 
 
 def _compile(template: str) -> re.Pattern[str]:
-    return re.compile("^" + _PARAM.sub(r"(?P<\1>[^/]+)", template) + "$")
+    """A route's pattern; `{ref}` may hold slashes (a branch like `ai-factory/issue-1`)."""
+    def group(found: re.Match[str]) -> str:
+        name = found[1]
+        return f"(?P<{name}>.+)" if name == "ref" else f"(?P<{name}>[^/]+)"
+
+    return re.compile("^" + _PARAM.sub(group, template) + "$")
 
 
 class RestApi:
@@ -135,12 +141,17 @@ class RestApi:
         return None
 
     def _paginate(self, request: RestRequest, reply: Reply, response: RestResponse) -> None:
-        """Slice `reply.items` by per_page/page and add GitHub's Link header."""
+        """Slice `reply.items` by per_page/page and add GitHub's Link header.
+
+        With `reply.wrap` the page goes under that key next to `total_count` (all items).
+        """
         items = reply.items or []
         per_page = min(max(_int(request.query, "per_page", DEFAULT_PER_PAGE), 1), MAX_PER_PAGE)
         page = max(_int(request.query, "page", 1), 1)
         last = max((len(items) + per_page - 1) // per_page, 1)
         response.body = items[(page - 1) * per_page: page * per_page]
+        if reply.wrap:
+            response.body = {"total_count": len(items), reply.wrap: response.body}
         base = f"{self._urls().api}{request.path}"
         query = {k: v[-1] for k, v in request.query.items() if k != "page"}
 

@@ -2,21 +2,24 @@
 
 `ROUTES` maps (method, path template) to a `Routes` method. Each method reads
 a `Call` (caller's login, path parameters, query, JSON body) and returns a
-`Reply`; list endpoints return `items` and `rest` pages them.
+`Reply`; list endpoints return `items` and `rest` pages them. A pull's follow-up
+(reviews, review comments, checks, Actions) is in `pull_routes`, mixed in here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from . import git_repos, graphql_api, issue_payloads, payloads
+from .calls import Call, Reply, parse_time
 from .errors import ApiError
 from .faults import RateLimitWindow
 from .models import Issue, Permission, Repo, WriteKind
 from .payloads import Json, Urls
+from .pull_routes import PULL_ROUTES, CheckRoutes, PullRoutes
 from .state import DOCS_PULLS, StandinState, utcnow
+
+__all__ = ["ROUTES", "Call", "Reply", "Routes"]
 
 R = "/repos/{owner}/{repo}"
 ROUTES: list[tuple[str, str, str]] = [
@@ -37,34 +40,14 @@ ROUTES: list[tuple[str, str, str]] = [
     ("GET", f"{R}/pulls", "list_pulls"),
     ("POST", f"{R}/pulls", "create_pull"),
     ("GET", f"{R}/pulls/{{number}}", "get_pull"),
+    *PULL_ROUTES,
     ("POST", "/graphql", "graphql"),
 ]
 _ROLE_RANK = [Permission.NONE, Permission.READ, Permission.TRIAGE, Permission.WRITE,
               Permission.MAINTAIN, Permission.ADMIN]
 
 
-@dataclass
-class Call:
-    login: str
-    params: dict[str, str]
-    query: dict[str, list[str]]
-    body: Any
-    urls: Urls
-
-    def arg(self, name: str, default: str | None = None) -> str | None:
-        values = self.query.get(name)
-        return values[-1] if values else default
-
-
-@dataclass
-class Reply:
-    status: int = 200
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-    items: list[Json] | None = None
-
-
-class Routes:
+class Routes(PullRoutes, CheckRoutes):
     def __init__(self, *, state: StandinState, window: RateLimitWindow) -> None:
         self._state = state
         self._window = window
@@ -117,7 +100,7 @@ class Routes:
         repo = self._repo(call)
         state = call.arg("state", "open")
         wanted = [n.strip().lower() for n in (call.arg("labels") or "").split(",") if n.strip()]
-        since = _parse_time(call.arg("since"))
+        since = parse_time(call.arg("since"))
         creator = call.arg("creator")
         found = [
             issue for issue in repo.issues.values()
@@ -217,7 +200,7 @@ class Routes:
     def list_comments(self, call: Call) -> Reply:
         repo = self._repo(call)
         issue = self._issue(call, repo)
-        since = _parse_time(call.arg("since"))
+        since = parse_time(call.arg("since"))
         return Reply(items=[
             issue_payloads.comment(call.urls, repo, c, issue) for c in issue.comments
             if since is None or c.updated_at >= since
@@ -238,12 +221,14 @@ class Routes:
     # -- GraphQL ------------------------------------------------------------------------
 
     def graphql(self, call: Call) -> Reply:
-        return Reply(body=graphql_api.execute(self._state, call.login, call.body))
+        return Reply(body=graphql_api.execute(self._state, call.login, call.body,
+                                             urls=call.urls))
 
     # -- pull requests ------------------------------------------------------------------
 
     def list_pulls(self, call: Call) -> Reply:
         repo = self._repo(call)
+        self._state.refresh_pulls(repo)
         state = call.arg("state", "open")
         head = call.arg("head")
         base = call.arg("base")
@@ -262,9 +247,7 @@ class Routes:
 
     def get_pull(self, call: Call) -> Reply:
         repo = self._repo(call)
-        issue = self._issue(call, repo)
-        if issue.pull is None:
-            raise ApiError.not_found()
+        issue = self._pull(call, repo)
         return Reply(body=self._pull_json(call.urls, repo, issue, full=True))
 
     def create_pull(self, call: Call) -> Reply:
@@ -309,7 +292,10 @@ class Routes:
     def _pull_json(self, urls: Urls, repo: Repo, issue: Issue, *, full: bool) -> Json:
         assert issue.pull is not None
         owner = self._state.user(issue.pull.head_owner)
-        return issue_payloads.pull(urls, repo, issue, full=full, head_owner=owner)
+        mergeable, mergeable_state = (self._state.mergeability(repo, issue) if full
+                                      else (None, "unknown"))
+        return issue_payloads.pull(urls, repo, issue, full=full, head_owner=owner,
+                                   mergeable=mergeable, mergeable_state=mergeable_state)
 
 
 def _invalid(field_name: str) -> ApiError:
@@ -339,14 +325,3 @@ def _labels_body(body: Any) -> list[str]:
     if not isinstance(items, list):
         raise ApiError.validation({"resource": "Label", "field": "labels", "code": "invalid"})
     return [_label_name(item) for item in items]
-
-
-def _parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise ApiError.validation({"resource": "Issue", "field": "since",
-                                   "code": "invalid"}) from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

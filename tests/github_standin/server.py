@@ -2,7 +2,8 @@
 
 `/api/v3/...` goes to the REST API (and `/api/graphql`, GitHub Enterprise's GraphQL
 address, to its `/graphql` route, as on api.github.com), `/<owner>/<repo>.git/...` to
-git's smart HTTP backend, and anything else is a web page (`html_url`s: a small HTML page
+git's smart HTTP backend, `/_blobs/...` to the signed downloads REST redirects to (job
+logs, see `blobs`), and anything else is a web page (`html_url`s: a small HTML page
 for repositories, issues and pulls that exist, 404 otherwise).
 """
 
@@ -18,6 +19,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from . import blobs, pull_payloads
 from .git_http import GIT_PATH, GitHttpBackend
 from .models import RequestRecord
 from .rest import API_PREFIX, RestApi, RestRequest, RestResponse
@@ -87,6 +89,8 @@ class StandinRequestHandler(BaseHTTPRequestHandler):
             self._serve_api(url.path[len(API_PREFIX):] or "/", url.query)
         elif url.path == GRAPHQL_PATH:
             self._serve_api("/graphql", url.query)
+        elif url.path.startswith(blobs.BLOB_PREFIX):
+            self._serve_blob(url.path, url.query)
         elif self.server.git.matches(url.path):
             status = self.server.git.serve(self, url.path, url.query)
             found = GIT_PATH.match(url.path)
@@ -153,6 +157,29 @@ class StandinRequestHandler(BaseHTTPRequestHandler):
             page = f"<!doctype html><title>{escaped}</title><h1>{escaped}</h1>"
             self._send(200, page.encode(), "text/html; charset=utf-8")
         self._record(f"web {self.command}", 404 if title is None else 200)
+
+    def _serve_blob(self, path: str, query: str) -> None:
+        """A signed job-log download: text/plain while the link holds, 403 after."""
+        self._read_body()
+        state = self.server.state
+        target = blobs.job_log_target(state.blob_key, path, query)
+        body = None
+        if target is not None:
+            with state.lock:
+                repo = next((r for r in state.repos.values() if r.id == target[0]), None)
+                job = repo.jobs.get(target[1]) if repo else None
+                if repo is not None and job is not None:
+                    body = pull_payloads.job_log(job, repo.check_runs[job.id])
+        if target is None:
+            self._send(403, b"<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>"
+                            b"AuthenticationFailed</Code><Message>Server failed to authenticate"
+                            b" the request.</Message></Error>", "application/xml")
+        elif body is None:
+            self._send(404, b"BlobNotFound", "text/plain; charset=utf-8")
+        else:
+            self._send(200, body, "text/plain; charset=utf-8")
+        status = 403 if target is None else 404 if body is None else 200
+        self._record(f"blob {self.command}", status)
 
     def _send(self, status: int, body: bytes, content_type: str) -> None:
         self.send_response(status)

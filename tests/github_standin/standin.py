@@ -1,10 +1,12 @@
 """`GitHubStandin`: the local GitHub tests start, arrange, fault and inspect.
 
 It owns the listener thread and is the tests' control API. Changes a test
-makes here (issues, labels by a named user, permissions, commits) go through
-the same state methods as the REST API, so they produce the same events; they
-are not logged as writes, which are reserved for what clients do over HTTP.
-Reads return copies, safe to keep while the server keeps running.
+makes here (issues, labels by a named user, permissions, commits, reviews, check
+runs, merges) go through the same state methods as the REST API, so they produce
+the same events; they are not logged as writes, which are reserved for what clients
+do over HTTP. Reads return copies, safe to keep while the server keeps running.
+The `*_payload` methods build webhook bodies from the state as it is now; send them
+signed with `webhooks.send_webhook`.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
-from . import git_repos, issue_payloads, payloads, webhooks
+from . import git_repos, issue_payloads, payloads, pull_payloads, pulls_webhook, webhooks
 from .faults import Faults, RateLimitWindow
 from .git_http import GitAccessError, GitHttpBackend
 from .models import (
@@ -26,10 +29,14 @@ from .models import (
     Permission,
     Repo,
     RequestRecord,
+    Review,
+    ReviewComment,
+    ReviewThread,
     WriteKind,
     WriteRecord,
 )
 from .payloads import Json, Urls
+from .pull_routes import workflow_run_json
 from .rest import API_PREFIX, RestApi
 from .server import StandinHTTPServer
 from .state import StandinState, utcnow
@@ -42,7 +49,9 @@ class GitHubStandin:
     """A GitHub Enterprise look-alike on 127.0.0.1: REST under /api/v3, git over smart HTTP.
 
     Use as a context manager or call `start()` / `stop()`. `root` holds the
-    bare repositories (`root/<owner>/<name>.git`).
+    bare repositories (`root/<owner>/<name>.git`). `lazy_mergeable` answers the first
+    read of a pull after its head or base moved with `mergeable: null` ("unknown"),
+    as GitHub does while it computes; False answers at once.
     """
 
     def __init__(
@@ -57,6 +66,7 @@ class GitHubStandin:
         rate_limit_window_s: float = 3600,
         cache_max_age_s: int = 60,
         anonymous_git_read: bool = True,
+        lazy_mergeable: bool = True,
     ) -> None:
         self.root = Path(root)
         self.token = token or f"ghp_{secrets.token_urlsafe(27)[:36]}"
@@ -65,7 +75,7 @@ class GitHubStandin:
         self._host = host
         self._port = port
         self._anonymous_git_read = anonymous_git_read
-        self._state = StandinState(git_root=self.root)
+        self._state = StandinState(git_root=self.root, lazy_mergeable=lazy_mergeable)
         self._state.tokens[self.token] = token_user
         self._window = RateLimitWindow(limit=rate_limit, window_s=rate_limit_window_s)
         self._cache_max_age_s = cache_max_age_s
@@ -250,6 +260,108 @@ class GitHubStandin:
             found = self._repo(repo)
             self._state.add_comment(self._state.issue(found, number), body, actor=by)
 
+    # -- pull requests ------------------------------------------------------------------
+
+    def pull(self, repo: str, number: int) -> Json:
+        """Pull `number` as `GET /pulls/{number}` returns it, its mergeability settled."""
+        with self._state.lock:
+            found = self._repo(repo)
+            issue = self._pull_issue(found, number)
+            self._state.refresh_pulls(found)
+            mergeable, state = self._state.mergeability(found, issue, settle=True)
+            return self._pull_json(found, issue, full=True, mergeable=mergeable,
+                                   mergeable_state=state)
+
+    def review(self, repo: str, number: int, *, by: str, state: str = "COMMENTED",
+               body: str = "", comments: Iterable[Mapping[str, Any]] = ()) -> int:
+        """Submit a review by `by` on the pull's head; return its id.
+
+        `state`: COMMENTED, CHANGES_REQUESTED or APPROVED. Each of `comments`
+        (`{"path", "line", "body"}`; `line` None comments on the file) starts a thread
+        and must sit in the pull's diff, as GitHub requires (else `ApiError` 422).
+        """
+        with self._state.lock:
+            found = self._repo(repo)
+            issue = self._pull_issue(found, number)
+            self._state.refresh_pulls(found)
+            return self._state.add_review(found, issue, actor=by, state=state, body=body,
+                                          comments=list(comments)).id
+
+    def review_comment(self, repo: str, number: int, *, by: str, body: str,
+                       path: str | None = None, line: int | None = None,
+                       in_reply_to: int | None = None) -> int:
+        """One review comment by `by` (a review of its own, as on GitHub); return its id.
+
+        With `in_reply_to` (any comment of a thread) it is a reply in that thread.
+        """
+        with self._state.lock:
+            found = self._repo(repo)
+            issue = self._pull_issue(found, number)
+            self._state.refresh_pulls(found)
+            return self._state.add_review_comment(found, issue, actor=by, body=body, path=path,
+                                                  line=line, in_reply_to=in_reply_to).id
+
+    def resolve_thread(self, repo: str, number: int, comment_id: int, *,
+                       by: str | None = None, resolved: bool = True) -> None:
+        """Mark the thread holding review comment `comment_id` resolved (GraphQL
+        `isResolved`; `resolvedBy` is `by`, by default the thread's first commenter),
+        or unresolved again with `resolved=False`."""
+        with self._state.lock:
+            found = self._repo(repo)
+            issue = self._pull_issue(found, number)
+            thread = self._state.thread_of(issue, comment_id)
+            first = self._state.review_comment(issue, thread.comment_ids[0])
+            self._state.resolve_thread(issue, comment_id, actor=by or first.user.login,
+                                       resolved=resolved)
+
+    def check_run(self, repo: str, sha: str, *, name: str, conclusion: str | None = "failure",
+                  status: str = "completed", title: str = "", summary: str = "",
+                  text: str = "", log: str | None = None, workflow: str = "CI",
+                  details_url: str | None = None) -> Json:
+        """A check run on commit `sha` (a branch name works too), in its check suite.
+
+        With `log` it is a GitHub Actions job of workflow run `workflow` on that commit
+        (made on first use), whose logs are `log`. Returns
+        `{"check_run_id", "check_suite_id", "run_id", "job_id"}` (the last two None
+        without `log`; a job's id is its check run's id, as on GitHub).
+        """
+        with self._state.lock:
+            found = self._repo(repo)
+            commit = git_repos.resolve_commit(found.path, sha)
+            if commit is None:
+                raise ValueError(f"no commit {sha!r} in {found.full_name}")
+            run = self._state.add_check_run(
+                found, commit, name=name, status=status, conclusion=conclusion, title=title,
+                summary=summary, text=text, log=log, workflow=workflow,
+                details_url=details_url)
+            suite = found.check_suites[run.suite_id]
+            return {"check_run_id": run.id, "check_suite_id": suite.id,
+                    "run_id": suite.workflow_run_id if run.job_id else None,
+                    "job_id": run.job_id}
+
+    def close_pull(self, repo: str, number: int, *, by: str, merged: bool = False) -> None:
+        """Close the pull as `by`; `merged` first merges its head into its base (a merge
+        commit in the bare repository; `ApiError` 405 when they conflict)."""
+        with self._state.lock:
+            found = self._repo(repo)
+            issue = self._pull_issue(found, number)
+            if merged:
+                self._state.merge_pull(found, issue, actor=by)
+            else:
+                self._state.set_state(issue, "closed", actor=by)
+
+    def reviews(self, repo: str, number: int) -> list[Review]:
+        pull = self.issue(repo, number).pull
+        return pull.reviews if pull else []
+
+    def review_comments(self, repo: str, number: int) -> list[ReviewComment]:
+        pull = self.issue(repo, number).pull
+        return pull.review_comments if pull else []
+
+    def review_threads(self, repo: str, number: int) -> list[ReviewThread]:
+        pull = self.issue(repo, number).pull
+        return pull.threads if pull else []
+
     # -- reads --------------------------------------------------------------------------
 
     def issue(self, repo: str, number: int) -> Issue:
@@ -331,6 +443,142 @@ class GitHubStandin:
                               if found.owner.type == "Organization" else None),
             )
 
+
+    def pull_request_payload(self, repo: str, number: int, action: str, *, sender: str,
+                             before: str | None = None, after: str | None = None,
+                             changes: Json | None = None) -> Json:
+        """A `pull_request` event on pull `number` as it is now.
+
+        `synchronize` carries `before`/`after`: by default the head before the last push
+        and the head now. `closed` says `pull_request.merged` (see `close_pull`). As on
+        GitHub, `mergeable` is null ("unknown") on opened/reopened/synchronize, which
+        come before GitHub computes it, and on closed pulls.
+        """
+        with self._state.lock:
+            found = self._repo(repo)
+            issue = self._pull_issue(found, number)
+            self._state.refresh_pulls(found)
+            assert issue.pull is not None
+            if action == "synchronize":
+                before = before or issue.pull.previous_head_sha
+                after = after or issue.pull.head_sha
+            mergeable, state = (None, "unknown")
+            if action not in ("opened", "reopened", "synchronize"):
+                mergeable, state = self._state.mergeability(found, issue, peek=True)
+            return pulls_webhook.pull_request_event(
+                action=action,
+                pull_request=self._pull_json(found, issue, full=True, mergeable=mergeable,
+                                             mergeable_state=state),
+                before=before, after=after, changes=changes, **self._hook_common(found, sender))
+
+    def pull_request_review_payload(self, repo: str, number: int, action: str, *, sender: str,
+                                    review_id: int | None = None) -> Json:
+        """A `pull_request_review` event for review `review_id` (default: the latest)."""
+        with self._state.lock:
+            found = self._repo(repo)
+            issue = self._pull_issue(found, number)
+            assert issue.pull is not None
+            reviews = [r for r in issue.pull.reviews if review_id in (None, r.id)]
+            if not reviews:
+                raise ValueError(f"no review {review_id} on pull {number}")
+            urls = self._urls()
+            return pulls_webhook.pull_request_review_event(
+                action=action, review=pull_payloads.review(urls, found, reviews[-1], issue),
+                pull_request=self._pull_json(found, issue, full=False),
+                **self._hook_common(found, sender))
+
+    def pull_request_review_comment_payload(self, repo: str, number: int, action: str, *,
+                                            sender: str, comment_id: int | None = None) -> Json:
+        """A `pull_request_review_comment` event for `comment_id` (default: the latest)."""
+        with self._state.lock:
+            found = self._repo(repo)
+            issue = self._pull_issue(found, number)
+            assert issue.pull is not None
+            comments = [c for c in issue.pull.review_comments if comment_id in (None, c.id)]
+            if not comments:
+                raise ValueError(f"no review comment {comment_id} on pull {number}")
+            return pulls_webhook.pull_request_review_comment_event(
+                action=action,
+                comment=pull_payloads.review_comment(self._urls(), found, comments[-1], issue),
+                pull_request=self._pull_json(found, issue, full=False),
+                **self._hook_common(found, sender))
+
+    def issue_comment_payload(self, repo: str, number: int, action: str, *, sender: str,
+                              comment_id: int | None = None) -> Json:
+        """An `issue_comment` event on issue or pull `number` (default: its latest comment)."""
+        with self._state.lock:
+            found = self._repo(repo)
+            issue = self._state.issue(found, number)
+            comments = [c for c in issue.comments if comment_id in (None, c.id)]
+            if not comments:
+                raise ValueError(f"no comment {comment_id} on #{number}")
+            urls = self._urls()
+            return pulls_webhook.issue_comment_event(
+                action=action, issue=issue_payloads.issue(urls, found, issue),
+                comment=issue_payloads.comment(urls, found, comments[-1], issue),
+                **self._hook_common(found, sender))
+
+    def check_run_payload(self, repo: str, check_run_id: int, action: str, *,
+                          sender: str) -> Json:
+        """A `check_run` event: the run (with `pull_requests`) and its suite inline."""
+        with self._state.lock:
+            found = self._repo(repo)
+            run = found.check_runs.get(check_run_id)
+            if run is None:
+                raise ValueError(f"no check run {check_run_id} in {found.full_name}")
+            suite = found.check_suites[run.suite_id]
+            urls = self._urls()
+            pulls = self._state.pulls_for(found, run.head_sha, suite.head_branch)
+            return pulls_webhook.check_run_event(
+                action=action,
+                check_run=pull_payloads.check_run(urls, found, run, suite, pulls,
+                                                  run_id=suite.workflow_run_id),
+                check_suite=self._suite_json(found, suite.id),
+                **self._hook_common(found, sender))
+
+    def check_suite_payload(self, repo: str, check_suite_id: int, action: str, *,
+                            sender: str) -> Json:
+        """A `check_suite` event for the suite as its runs leave it now."""
+        with self._state.lock:
+            found = self._repo(repo)
+            return pulls_webhook.check_suite_event(
+                action=action, check_suite=self._suite_json(found, check_suite_id),
+                **self._hook_common(found, sender))
+
+    def workflow_run_payload(self, repo: str, run_id: int, action: str, *, sender: str) -> Json:
+        """A `workflow_run` event: the run (pull_requests, head_sha, conclusion), workflow."""
+        with self._state.lock:
+            found = self._repo(repo)
+            run = found.workflow_runs.get(run_id)
+            if run is None:
+                raise ValueError(f"no workflow run {run_id} in {found.full_name}")
+            urls = self._urls()
+            flow = next(w for w in found.workflows.values() if w.id == run.workflow_id)
+            return pulls_webhook.workflow_run_event(
+                action=action, workflow_run=workflow_run_json(self._state, urls, found, run),
+                workflow=pull_payloads.workflow(urls, found, flow),
+                **self._hook_common(found, sender))
+
+    def _hook_common(self, found: Repo, sender: str) -> dict[str, Any]:
+        urls = self._urls()
+        return {
+            "repository": payloads.repository(urls, found),
+            "sender": payloads.user(urls, self._state.user(sender)),
+            "organization": (payloads.organization(urls, found.owner)
+                             if found.owner.type == "Organization" else None),
+        }
+
+    def _suite_json(self, found: Repo, suite_id: int) -> Json:
+        suite = found.check_suites.get(suite_id)
+        if suite is None:
+            raise ValueError(f"no check suite {suite_id} in {found.full_name}")
+        runs = self._state.suite_runs(found, suite)
+        status, conclusion = self._state.summary(runs)
+        pulls = self._state.pulls_for(found, suite.head_sha, suite.head_branch)
+        return pull_payloads.check_suite(self._urls(), found, suite, pulls, status=status,
+                                         conclusion=conclusion,
+                                         latest_runs=len({r.name for r in runs}))
+
     # -- internals ----------------------------------------------------------------------
 
     def _repo(self, repo: str) -> Repo:
@@ -338,6 +586,19 @@ class GitHubStandin:
 
     def _urls(self) -> Urls:
         return Urls(web=self.web_url)
+
+    def _pull_issue(self, found: Repo, number: int) -> Issue:
+        issue = self._state.issue(found, number)
+        if issue.pull is None:
+            raise ValueError(f"#{number} in {found.full_name} is an issue, not a pull request")
+        return issue
+
+    def _pull_json(self, found: Repo, issue: Issue, *, full: bool, mergeable: bool | None = None,
+                   mergeable_state: str = "unknown") -> Json:
+        assert issue.pull is not None
+        return issue_payloads.pull(self._urls(), found, issue, full=full,
+                                   head_owner=self._state.user(issue.pull.head_owner),
+                                   mergeable=mergeable, mergeable_state=mergeable_state)
 
     def _git_access(self, repo: str, login: str | None, push: bool) -> None:
         with self._state.lock:
@@ -359,3 +620,4 @@ class GitHubStandin:
             found = self._state.repos.get(repo.lower())
             if found is not None:
                 found.pushed_at = utcnow()
+                self._state.refresh_pulls(found)  # a pushed head moves its open pulls

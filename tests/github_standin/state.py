@@ -1,5 +1,7 @@
 """The stand-in's in-memory world: users, repositories, issues, pulls, and the logs.
 
+What happens to a pull after it opens (pushes, mergeability, merging, reviews) is in
+`pull_state`, checks and Actions in `check_state`; both are mixins of `StandinState`.
 Both the REST routes and the tests' control API change the world through the
 methods here, so an issue labelled by a test and one labelled through the API
 carry the same events. One re-entrant lock guards everything; callers that need
@@ -8,17 +10,20 @@ a consistent read across several calls hold `state.lock` themselves.
 
 from __future__ import annotations
 
-import base64
 import itertools
+import secrets
 import threading
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .check_state import CheckState
 from .errors import ApiError
 from .git_repos import Comparison
+from .ids import ID_STARTS, node_id, utcnow
 from .models import (
+    App,
     Comment,
     ContentEdit,
     Issue,
@@ -32,50 +37,16 @@ from .models import (
     WriteKind,
     WriteRecord,
 )
+from .pull_state import PullState
+
+__all__ = ["DEFAULT_LABEL_COLOR", "DOCS_PULLS", "StandinState", "node_id", "utcnow"]
 
 DEFAULT_LABEL_COLOR = "ededed"
 DOCS_PULLS = "https://docs.github.com/rest/pulls/pulls"
-# Where each id sequence starts, so ids look like GitHub's and never collide across kinds.
-_ID_STARTS = {
-    "user": 1_000_001,
-    "repo": 700_000_001,
-    "label": 5_000_000_001,
-    "issue": 2_100_000_001,
-    "pull": 1_800_000_001,
-    "comment": 2_600_000_001,
-    "event": 14_000_000_001,
-    "edit": 9_100_000_001,
-}
-_NODE_PREFIX = {
-    "User": "U",
-    "Bot": "BOT",
-    "Organization": "O",
-    "repo": "R",
-    "label": "LA",
-    "issue": "I",
-    "pull": "PR",
-    "comment": "IC",
-    "labeled": "LE",
-    "unlabeled": "UNLE",
-    "closed": "CE",
-    "reopened": "REE",
-    "renamed": "RTE",
-    "edit": "UCE",
-}
 
 
-def utcnow() -> datetime:
-    """Now, to the second, as GitHub reports times."""
-    return datetime.now(UTC).replace(microsecond=0)
-
-
-def node_id(kind: str, number: int) -> str:
-    packed = base64.urlsafe_b64encode(number.to_bytes(8, "big").lstrip(b"\0")).decode()
-    return f"{_NODE_PREFIX[kind]}_kwDO{packed.rstrip('=')}"
-
-
-class StandinState:
-    def __init__(self, *, git_root: Path) -> None:
+class StandinState(PullState, CheckState):
+    def __init__(self, *, git_root: Path, lazy_mergeable: bool = True) -> None:
         self.lock = threading.RLock()
         self.git_root = git_root
         self.users: dict[str, User] = {}
@@ -83,7 +54,10 @@ class StandinState:
         self.tokens: dict[str, str] = {}  # token -> login
         self.requests: list[RequestRecord] = []
         self.writes: list[WriteRecord] = []
-        self._ids = {kind: itertools.count(start) for kind, start in _ID_STARTS.items()}
+        self.lazy_mergeable = lazy_mergeable
+        self.blob_key = secrets.token_bytes(32)  # signs log download URLs
+        self._apps: dict[str, App] = {}  # by slug
+        self._ids = {kind: itertools.count(start) for kind, start in ID_STARTS.items()}
 
     def next_id(self, kind: str) -> int:
         with self.lock:
@@ -201,7 +175,7 @@ class StandinState:
             return False
 
     def set_state(self, issue: Issue, state: str, *, actor: str,
-                  state_reason: str | None = None) -> None:
+                  state_reason: str | None = None, commit_id: str | None = None) -> None:
         with self.lock:
             if state == issue.state:
                 return
@@ -210,7 +184,8 @@ class StandinState:
                 issue.state_reason = state_reason or "completed"
                 issue.closed_at = utcnow()
                 issue.closed_by = self.user(actor)
-                self._event(issue, "closed", actor, state_reason=issue.state_reason)
+                self._event(issue, "closed", actor, state_reason=issue.state_reason,
+                            commit_id=commit_id)
             else:
                 issue.state_reason = "reopened"
                 issue.closed_at = None
@@ -260,12 +235,14 @@ class StandinState:
             return comment
 
     def _event(self, issue: Issue, event: str, actor: str, *, label: Label | None = None,
-               state_reason: str | None = None, rename: tuple[str, str] | None = None) -> None:
+               state_reason: str | None = None, rename: tuple[str, str] | None = None,
+               commit_id: str | None = None) -> None:
         eid = self.next_id("event")
         now = utcnow()
         issue.events.append(IssueEvent(
             id=eid, node_id=node_id(event, eid), event=event, actor=self.user(actor),
             created_at=now, label=label, state_reason=state_reason, rename=rename,
+            commit_id=commit_id,
         ))
         issue.updated_at = now
 

@@ -3,6 +3,8 @@
 githubkit parses every payload into its pydantic models (sync and async);
 git really clones over smart HTTP and really pushes, and only with the token
 handed over by a credential helper; webhook signatures match GitHub's vector.
+A pull's follow-up (reviews, threads, checks, Actions logs, mergeability, merging)
+is read back through githubkit too, and its webhook bodies parse as githubkit's models.
 """
 
 from __future__ import annotations
@@ -32,9 +34,11 @@ from githubkit_schemas.latest.models import (
     RenamedIssueEvent,
     StateChangeIssueEvent,
     WebhookIssuesEdited,
+    WebhookPullRequestClosed,
+    WebhookPullRequestSynchronize,
 )
 
-from tests.github_standin import GitHubStandin, WriteKind, send_webhook, signature_256
+from tests.github_standin import ApiError, GitHubStandin, WriteKind, send_webhook, signature_256
 from tests.github_standin.fixtures import github_standin  # noqa: F401 - fixture
 
 REPO = "acme/widgets"
@@ -595,3 +599,527 @@ def test_issues_payloads_parse_as_githubs(standin: GitHubStandin, action: str) -
     assert event.repository.full_name == REPO
     if label:
         assert event.label is not None and event.label.name == "ai-factory"
+
+
+# -- a pull's follow-up: reviews, checks, Actions, mergeability -------------------------
+
+APP_PY = "a = 1\nb = 2\nc = 3\n"
+
+
+@pytest.fixture
+def pull(standin: GitHubStandin, gh: GitHub) -> int:
+    """An open pull of branch ai-factory/issue-1 (src/app.py line 2 and notes.md changed)."""
+    standin.commit(REPO, {"src/app.py": APP_PY}, message="Add app")
+    standin.commit(REPO, {"src/app.py": "a = 1\nb = 20\nc = 3\n", "notes.md": "n\n"},
+                   branch="ai-factory/issue-1", message="Change b")
+    return gh.rest.pulls.create("acme", "widgets", title="Fix #1", head="ai-factory/issue-1",
+                                base="main", body="Closes #1").parsed_data.number
+
+
+REVIEW_THREADS = """
+query($owner: String!, $name: String!, $number: Int!) {
+  repository(owner: $owner, name: $name) {
+    pullRequest(number: $number) {
+      mergeable headRefOid
+      reviewThreads(first: 100) {
+        nodes {
+          id isResolved isOutdated path line resolvedBy { login }
+          comments(first: 100) { nodes { databaseId body author { login } } }
+        }
+      }
+    }
+  }
+}"""
+
+
+def _threads(gh: GitHub, number: int) -> list[dict]:
+    data = gh.graphql(REVIEW_THREADS, {"owner": "acme", "name": "widgets", "number": number})
+    return data["repository"]["pullRequest"]["reviewThreads"]["nodes"]
+
+
+def test_pull_reports_heads_and_computes_mergeability_lazily(
+    standin: GitHubStandin, gh: GitHub, pull: int
+) -> None:
+    standin.commit(REPO, {"x.txt": "x\n"}, branch="second")
+    made = gh.rest.pulls.create("acme", "widgets", title="Second", head="second",
+                                base="main").parsed_data
+    first = gh.rest.pulls.get("acme", "widgets", made.number).parsed_data
+    got = gh.rest.pulls.get("acme", "widgets", pull).parsed_data
+    control = standin.pull(REPO, pull)
+
+    branches = standin.branches(REPO)
+    # The POST answers null and starts GitHub's background job; the next read has it.
+    assert (made.mergeable, made.mergeable_state) == (None, "unknown")
+    assert (first.mergeable, first.mergeable_state, first.rebaseable) == (True, "clean", True)
+    assert (got.head.sha, got.base.sha) == (branches["ai-factory/issue-1"], branches["main"])
+    assert (got.state, got.merged, got.review_comments, got.merged_by) == (
+        "open", False, 0, None)
+    assert {k: control[k] for k in ("state", "merged", "mergeable", "mergeable_state")} == {
+        "state": "open", "merged": False, "mergeable": True, "mergeable_state": "clean"}
+    assert control["head"]["sha"] == got.head.sha and control["number"] == pull
+    listed = gh.rest.pulls.list("acme", "widgets", state="all",
+                                head="acme:ai-factory/issue-1").parsed_data
+    assert [p.number for p in listed] == [pull]
+    assert gh.rest.pulls.list("acme", "widgets", state="closed").parsed_data == []
+    assert not standin.writes_of(WriteKind.REVIEW_COMMENT)  # the control API writes nothing
+    with pytest.raises(ValueError, match="not a pull request"):
+        standin.pull(REPO, standin.create_issue(REPO, "An issue"))
+
+
+def test_reviews_comments_and_replies_land_in_their_threads(
+    standin: GitHubStandin, gh: GitHub, pull: int
+) -> None:
+    review_id = standin.review(REPO, pull, by="alice", state="CHANGES_REQUESTED",
+                               body="Two things", comments=[
+                                   {"path": "src/app.py", "line": 2, "body": "Why 20?"},
+                                   {"path": "notes.md", "line": 1, "body": "Drop this"},
+                               ])
+    single = standin.review_comment(REPO, pull, by="bob", body="Whole file?",
+                                    path="notes.md")
+    why, drop = (c.id for c in standin.review_comments(REPO, pull)[:2])
+    human_reply = standin.review_comment(REPO, pull, by="alice", body="Still?",
+                                         in_reply_to=why)
+
+    reply = gh.rest.pulls.create_reply_for_review_comment(
+        "acme", "widgets", pull, why, body="Fixed in the next push").parsed_data
+    on_reply = gh.rest.pulls.create_reply_for_review_comment(
+        "acme", "widgets", pull, human_reply, body="Answering the reply").parsed_data
+
+    reviews = gh.rest.pulls.list_reviews("acme", "widgets", pull).parsed_data
+    assert [(r.id == review_id, r.state, r.user and r.user.login) for r in reviews[:2]] == [
+        (True, "CHANGES_REQUESTED", "alice"), (False, "COMMENTED", "bob")]
+    assert reviews[0].commit_id == standin.branches(REPO)["ai-factory/issue-1"]
+    assert len(reviews) == 5  # every lone comment and reply is a review of its own
+    comments = gh.rest.pulls.list_review_comments("acme", "widgets", pull).parsed_data
+    assert [(c.path, c.line, c.original_line, c.in_reply_to_id or None, c.body)
+            for c in comments] == [
+        ("src/app.py", 2, 2, None, "Why 20?"),
+        ("notes.md", 1, 1, None, "Drop this"),
+        ("notes.md", None, None, None, "Whole file?"),
+        ("src/app.py", 2, 2, why, "Still?"),
+        ("src/app.py", 2, 2, why, "Fixed in the next push"),
+        ("src/app.py", 2, 2, why, "Answering the reply"),  # a reply to a reply: same thread
+    ]
+    assert comments[0].pull_request_review_id == review_id
+    assert comments[0].diff_hunk.endswith("+b = 20") and comments[0].subject_type == "line"
+    assert comments[2].subject_type == "file" and single == comments[2].id
+    assert (reply.user and reply.user.login, reply.commit_id) == (standin.token_user,
+                                                                  comments[0].commit_id)
+    assert on_reply.in_reply_to_id == why
+    assert reply.html_url.endswith(f"/pull/{pull}#discussion_r{reply.id}")
+    got = gh.rest.pulls.get_review_comment("acme", "widgets", reply.id).parsed_data
+    assert got.body == "Fixed in the next push"
+    of_review = gh.rest.pulls.list_comments_for_review("acme", "widgets", pull,
+                                                       review_id).parsed_data
+    assert [c.id for c in of_review] == [why, drop]
+    assert gh.rest.pulls.get_review("acme", "widgets", pull, review_id).parsed_data.body == (
+        "Two things")
+    assert [(w.kind, w.body) for w in standin.writes_of(WriteKind.REVIEW_COMMENT)] == [
+        (WriteKind.REVIEW_COMMENT, "Fixed in the next push"),
+        (WriteKind.REVIEW_COMMENT, "Answering the reply")]
+    assert gh.rest.pulls.get("acme", "widgets", pull).parsed_data.review_comments == 6
+
+    standin.resolve_thread(REPO, pull, drop, by="alice")
+    threads = _threads(gh, pull)
+    assert [(t["path"], t["line"], t["isResolved"]) for t in threads] == [
+        ("src/app.py", 2, False), ("notes.md", 1, True), ("notes.md", None, False)]
+    assert threads[1]["resolvedBy"] == {"login": "alice"}
+    assert [(n["databaseId"], n["author"]["login"]) for n in threads[0]["comments"]["nodes"]] == [
+        (why, "alice"), (human_reply, "alice"), (reply.id, standin.token_user),
+        (on_reply.id, standin.token_user)]
+
+
+def test_review_comments_must_sit_in_the_diff(
+    standin: GitHubStandin, gh: GitHub, pull: int
+) -> None:
+    head = standin.branches(REPO)["ai-factory/issue-1"]
+    with pytest.raises(ApiError) as outside:
+        standin.review(REPO, pull, by="alice", comments=[
+            {"path": "README.md", "line": 1, "body": "Not in this pull"}])
+    with pytest.raises(ApiError):
+        standin.review(REPO, pull, by=standin.pull(REPO, pull)["user"]["login"],
+                       state="APPROVED")  # nobody approves their own pull
+    with pytest.raises(RequestFailed) as far:
+        gh.rest.pulls.create_review_comment("acme", "widgets", pull, body="Here", commit_id=head,
+                                            path="src/app.py", line=40)
+    with pytest.raises(RequestFailed) as unknown:
+        gh.rest.pulls.create_reply_for_review_comment("acme", "widgets", pull, 12345,
+                                                      body="Hm")
+    made = gh.rest.pulls.create_review_comment("acme", "widgets", pull, body="Nit",
+                                               commit_id=head, path="src/app.py",
+                                               line=3).parsed_data
+
+    assert outside.value.status == 422 and "not part of the diff" in str(outside.value)
+    assert far.value.response.status_code == 422
+    assert unknown.value.response.status_code == 404
+    assert (made.line, made.position, made.in_reply_to_id or None) == (3, 4, None)
+    assert standin.reviews(REPO, pull)[-1].state == "COMMENTED"
+
+
+def test_issue_comments_on_a_pull(standin: GitHubStandin, gh: GitHub, pull: int) -> None:
+    standin.comment(REPO, pull, "Please also update the docs", by="alice")
+    made = gh.rest.issues.create_comment("acme", "widgets", pull, body="On it").parsed_data
+    listed = gh.rest.issues.list_comments("acme", "widgets", pull).parsed_data
+    assert [(c.user and c.user.login, c.body) for c in listed] == [
+        ("alice", "Please also update the docs"), (standin.token_user, "On it")]
+    assert made.html_url.endswith(f"/pull/{pull}#issuecomment-{made.id}")
+    assert gh.rest.pulls.get("acme", "widgets", pull).parsed_data.comments == 2
+
+
+def test_check_runs_list_by_sha_branch_and_name(
+    standin: GitHubStandin, gh: GitHub, pull: int
+) -> None:
+    head = standin.branches(REPO)["ai-factory/issue-1"]
+    lint = standin.check_run(REPO, head, name="lint", conclusion="success",
+                             title="No problems")
+    first = standin.check_run(REPO, head, name="tests", title="1 failed",
+                              summary="test_b failed", text="assert 20 == 2", log="FAILED")
+    again = standin.check_run(REPO, head, name="tests", log="FAILED again")
+    standin.check_run(REPO, "main", name="tests", conclusion="success", log="ok")
+
+    by_sha = gh.rest.checks.list_for_ref("acme", "widgets", head).parsed_data
+    by_branch = gh.rest.checks.list_for_ref("acme", "widgets", "ai-factory/issue-1").parsed_data
+    everything = gh.rest.checks.list_for_ref("acme", "widgets", head, filter_="all").parsed_data
+    named = gh.rest.checks.list_for_ref("acme", "widgets", head, check_name="tests",
+                                        filter_="all").parsed_data
+    paged = gh.rest.checks.list_for_ref("acme", "widgets", head, per_page=1)
+
+    assert [(r.name, r.conclusion) for r in by_sha.check_runs] == [("tests", "failure"),
+                                                                   ("lint", "success")]
+    assert by_sha.total_count == 2 and by_branch == by_sha
+    assert [r.id for r in everything.check_runs] == [again["check_run_id"],
+                                                     first["check_run_id"], lint["check_run_id"]]
+    assert [r.id for r in named.check_runs] == [again["check_run_id"], first["check_run_id"]]
+    assert paged.parsed_data.total_count == 2 and len(paged.parsed_data.check_runs) == 1
+    assert 'rel="next"' in paged.headers["link"]
+    run = gh.rest.checks.get("acme", "widgets", first["check_run_id"]).parsed_data
+    assert (run.output.title, run.output.summary, run.output.text) == (
+        "1 failed", "test_b failed", "assert 20 == 2")
+    assert [p.number for p in run.pull_requests] == [pull]
+    assert run.pull_requests[0].head.sha == head and run.check_suite
+    assert run.app and run.app.slug == "github-actions"
+    assert first["check_suite_id"] == again["check_suite_id"] != lint["check_suite_id"]
+    suites = gh.rest.checks.list_suites_for_ref("acme", "widgets", head).parsed_data
+    assert [(s.id, s.conclusion, s.head_branch) for s in suites.check_suites] == [
+        (lint["check_suite_id"], "success", "ai-factory/issue-1"),
+        (first["check_suite_id"], "failure", "ai-factory/issue-1")]
+    suite = gh.rest.checks.get_suite("acme", "widgets", first["check_suite_id"]).parsed_data
+    assert suite.latest_check_runs_count == 1 and suite.head_sha == head
+    in_suite = gh.rest.checks.list_for_suite("acme", "widgets", suite.id).parsed_data
+    assert [r.id for r in in_suite.check_runs] == [again["check_run_id"]]
+    with pytest.raises(RequestFailed) as missing:
+        gh.rest.checks.list_for_ref("acme", "widgets", "no-such-branch")
+    assert missing.value.response.status_code == 422
+    assert "No commit found" in missing.value.response.json()["message"]
+
+
+def test_job_logs_redirect_to_a_signed_download(
+    standin: GitHubStandin, gh: GitHub, pull: int
+) -> None:
+    head = standin.branches(REPO)["ai-factory/issue-1"]
+    log = "collecting ... collected 3 items\nFAILED tests/test_app.py::test_b - assert 20 == 2"
+    ids = standin.check_run(REPO, head, name="tests", log=log, workflow="CI")
+    standin.check_run(REPO, head, name="lint", conclusion="success", log="ok", workflow="CI")
+
+    run = gh.rest.checks.get("acme", "widgets", ids["check_run_id"]).parsed_data
+    workflow_run = gh.rest.actions.get_workflow_run("acme", "widgets", ids["run_id"]).parsed_data
+    jobs = gh.rest.actions.list_jobs_for_workflow_run("acme", "widgets", ids["run_id"]).parsed_data
+    job = gh.rest.actions.get_job_for_workflow_run("acme", "widgets", ids["job_id"]).parsed_data
+    auth = {"Authorization": f"token {standin.token}"}
+    redirect = httpx.get(f"{standin.api_url}/repos/{REPO}/actions/jobs/{ids['job_id']}/logs",
+                         headers=auth)
+    downloaded = httpx.get(redirect.headers["location"])  # no token: the URL is signed
+    through_githubkit = gh.rest.actions.download_job_logs_for_workflow_run(
+        "acme", "widgets", ids["job_id"])
+
+    assert ids["job_id"] == ids["check_run_id"]
+    assert run.details_url == run.html_url == job.html_url == (
+        f"{standin.web_url}/acme/widgets/actions/runs/{ids['run_id']}/job/{ids['job_id']}")
+    assert job.check_run_url == f"{standin.api_url}/repos/{REPO}/check-runs/{run.id}"
+    assert (job.run_id, job.conclusion, job.head_sha) == (ids["run_id"], "failure", head)
+    assert [(s.name, s.conclusion) for s in job.steps or []] == [
+        ("Set up job", "success"), ("Run tests", "failure"), ("Complete job", "success")]
+    assert (workflow_run.head_sha, workflow_run.conclusion, workflow_run.event) == (
+        head, "failure", "pull_request")
+    assert [p.number for p in workflow_run.pull_requests or []] == [pull]
+    assert workflow_run.check_suite_id == ids["check_suite_id"]
+    assert jobs.total_count == 2 and [j.name for j in jobs.jobs] == ["tests", "lint"]
+    assert redirect.status_code == 302 and redirect.content == b""
+    assert downloaded.status_code == 200
+    assert downloaded.headers["content-type"].startswith("text/plain")
+    text = downloaded.content.decode("utf-8")
+    assert text.startswith("\ufeff")  # GitHub's logs start with a BOM
+    lines = text.lstrip("\ufeff").splitlines()
+    assert [line.split(" ", 1)[1] for line in lines] == log.splitlines()
+    assert all(line[:4].isdigit() and line.split(" ", 1)[0].endswith("Z") for line in lines)
+    assert through_githubkit.status_code == 200 and through_githubkit.text == text
+    forged = redirect.headers["location"].replace("sig=", "sig=0")
+    assert httpx.get(forged).status_code == 403
+    assert httpx.get(redirect.headers["location"].split("?")[0]).status_code == 403
+
+
+def test_a_rerun_replaces_the_failed_job(standin: GitHubStandin, gh: GitHub, pull: int) -> None:
+    failed = standin.check_run(REPO, "ai-factory/issue-1", name="tests", log="FAILED")
+    standin.check_run(REPO, "ai-factory/issue-1", name="lint", conclusion="success", log="ok")
+    rerun = standin.check_run(REPO, "ai-factory/issue-1", name="tests", conclusion="success",
+                              log="passed")
+
+    run = gh.rest.actions.get_workflow_run("acme", "widgets", failed["run_id"]).parsed_data
+    latest = gh.rest.actions.list_jobs_for_workflow_run("acme", "widgets",
+                                                        failed["run_id"]).parsed_data
+    every = gh.rest.actions.list_jobs_for_workflow_run("acme", "widgets", failed["run_id"],
+                                                       filter_="all").parsed_data
+    suite = gh.rest.checks.get_suite("acme", "widgets", failed["check_suite_id"]).parsed_data
+
+    assert rerun["run_id"] == failed["run_id"] and rerun["job_id"] != failed["job_id"]
+    assert (run.conclusion, run.run_attempt, suite.conclusion) == ("success", 2, "success")
+    assert [(j.name, j.conclusion, j.run_attempt) for j in latest.jobs] == [
+        ("lint", "success", 1), ("tests", "success", 2)]
+    assert [j.id for j in every.jobs] == [failed["job_id"], latest.jobs[0].id, rerun["job_id"]]
+
+
+def test_push_over_http_moves_the_pull_and_outdates_changed_comments(
+    standin: GitHubStandin, gh: GitHub, pull: int, tmp_path: Path
+) -> None:
+    old_head = standin.branches(REPO)["ai-factory/issue-1"]
+    standin.review(REPO, pull, by="alice", state="CHANGES_REQUESTED", body="See inline",
+                   comments=[{"path": "src/app.py", "line": 2, "body": "Why 20?"},
+                             {"path": "notes.md", "line": 1, "body": "Fine"}])
+    env = {**_git_env(tmp_path), "STANDIN_TOKEN": standin.token}
+    work = tmp_path / "work"
+    _git(env, "clone", "--branch", "ai-factory/issue-1", standin.git_url(REPO), str(work))
+    (work / "src" / "app.py").write_text("a = 1\nb = 2\nc = 3\n# keep b\n")
+    _git(env, "commit", "-am", "Address review", cwd=work)
+    _git(env, "-c", f"credential.helper={TOKEN_HELPER}", "push", "origin",
+         "ai-factory/issue-1", cwd=work)
+    new_head = standin.branches(REPO)["ai-factory/issue-1"]
+
+    got = gh.rest.pulls.get("acme", "widgets", pull).parsed_data
+    comments = gh.rest.pulls.list_review_comments("acme", "widgets", pull).parsed_data
+    payload = standin.pull_request_payload(REPO, pull, "synchronize", sender=standin.token_user)
+
+    assert new_head != old_head and got.head.sha == new_head
+    assert (got.mergeable, got.mergeable_state) == (None, "unknown")  # computing again
+    assert [(c.path, c.line, c.original_line, c.commit_id) for c in comments] == [
+        ("src/app.py", None, 2, old_head),  # its file changed: outdated
+        ("notes.md", 1, 1, new_head),  # its file did not: it follows the head
+    ]
+    assert [t["isOutdated"] for t in _threads(gh, pull)] == [True, False]
+    event = parse_obj("pull_request", payload)
+    assert isinstance(event, WebhookPullRequestSynchronize)
+    assert (event.before, event.after, event.pull_request.head.sha) == (old_head, new_head,
+                                                                          new_head)
+
+
+def test_conflicting_push_to_base_makes_the_pull_dirty(
+    standin: GitHubStandin, gh: GitHub, pull: int
+) -> None:
+    gh.rest.pulls.get("acme", "widgets", pull)  # settles the first computation
+    ids = standin.check_run(REPO, "ai-factory/issue-1", name="tests", log="FAILED")
+    unstable = gh.rest.pulls.get("acme", "widgets", pull).parsed_data
+    standin.check_run(REPO, "ai-factory/issue-1", name="tests", conclusion="success", log="ok")
+    clean = gh.rest.pulls.get("acme", "widgets", pull).parsed_data
+
+    standin.commit(REPO, {"src/app.py": "a = 1\nb = 200\nc = 3\n"}, message="Conflict")
+    asked = gh.rest.pulls.get("acme", "widgets", pull).parsed_data
+    dirty = gh.rest.pulls.get("acme", "widgets", pull).parsed_data
+
+    assert ids["run_id"] is not None
+    assert (unstable.mergeable, unstable.mergeable_state) == (True, "unstable")
+    assert (clean.mergeable, clean.mergeable_state) == (True, "clean")
+    assert (asked.mergeable, asked.mergeable_state) == (None, "unknown")
+    assert (dirty.mergeable, dirty.mergeable_state, dirty.rebaseable) == (False, "dirty", False)
+    assert dirty.base.sha == standin.branches(REPO)["main"]
+    assert standin.pull(REPO, pull)["mergeable_state"] == "dirty"
+    with pytest.raises(ApiError) as refused:
+        standin.close_pull(REPO, pull, by="alice", merged=True)
+    assert refused.value.status == 405
+    graph = gh.graphql(REVIEW_THREADS, {"owner": "acme", "name": "widgets", "number": pull})
+    assert graph["repository"]["pullRequest"]["mergeable"] == "CONFLICTING"
+
+
+def test_eager_mergeability(tmp_path: Path) -> None:
+    with GitHubStandin(tmp_path, lazy_mergeable=False) as eager:
+        eager.create_repo("acme", "widgets")
+        eager.commit(REPO, {"x.txt": "x\n"}, branch="feature")
+        with GitHub(eager.token, base_url=eager.api_url, auto_retry=False) as gh:
+            made = gh.rest.pulls.create("acme", "widgets", title="X", head="feature",
+                                        base="main").parsed_data
+    assert (made.mergeable, made.mergeable_state) == (True, "clean")
+
+
+def test_merging_and_closing(standin: GitHubStandin, gh: GitHub, pull: int) -> None:
+    head = standin.branches(REPO)["ai-factory/issue-1"]
+    standin.commit(REPO, {"other.txt": "o\n"}, message="Unrelated")
+    standin.close_pull(REPO, pull, by="maria", merged=True)
+
+    response = gh.rest.pulls.get("acme", "widgets", pull)
+    merged = response.parsed_data
+    main = standin.branches(REPO)["main"]
+    # API version 2026-03-10 (githubkit's models) dropped merge_commit_sha; 2022-11-28 has it.
+    assert (merged.state, merged.merged, response.json()["merge_commit_sha"]) == (
+        "closed", True, main)
+    assert merged.merged_by and merged.merged_by.login == "maria"
+    assert merged.mergeable is None and merged.closed_at is not None
+    assert standin.commit_messages(REPO, "main")[0] == (
+        f"Merge pull request #{pull} from acme/ai-factory/issue-1")
+    assert standin.read_file(REPO, "main", "notes.md") == b"n\n"
+    assert standin.read_file(REPO, "main", "other.txt") == b"o\n"
+    assert head in git_rev_list(standin, "main")
+    assert [(e.event, e.actor.login, e.commit_id) for e in standin.events(REPO, pull)] == [
+        ("merged", "maria", main), ("closed", "maria", main)]
+    closed = parse_obj("pull_request", standin.pull_request_payload(
+        REPO, pull, "closed", sender="maria"))
+    assert isinstance(closed, WebhookPullRequestClosed) and closed.pull_request.merged
+    assert [p.number for p in gh.rest.pulls.list("acme", "widgets",
+                                                   state="closed").parsed_data] == [pull]
+
+    standin.commit(REPO, {"y.txt": "y\n"}, branch="other")
+    second = gh.rest.pulls.create("acme", "widgets", title="Y", head="other",
+                                  base="main").parsed_data.number
+    standin.close_pull(REPO, second, by="maria")
+    not_merged = standin.pull(REPO, second)
+    assert (not_merged["state"], not_merged["merged"], not_merged["merged_by"]) == (
+        "closed", False, None)
+    assert standin.read_file(REPO, "main", "y.txt") is None
+
+
+def git_rev_list(standin: GitHubStandin, branch: str) -> list[str]:
+    out = subprocess.run(["git", f"--git-dir={standin.repo_path(REPO)}", "rev-list", branch],
+                         capture_output=True, text=True, check=True).stdout
+    return out.split()
+
+
+def test_follow_up_routes_keep_githubs_permissions(
+    standin: GitHubStandin, gh: GitHub, pull: int
+) -> None:
+    ids = standin.check_run(REPO, "ai-factory/issue-1", name="tests", log="FAILED")
+    comment = standin.review_comment(REPO, pull, by="alice", body="Hm", path="notes.md",
+                                     line=1)
+    standin.add_token("stranger-token", "stranger")
+    standin.set_permission(REPO, "stranger", "none")
+    standin.add_token("reader-token", "rita")
+    standin.set_permission(REPO, "rita", "read")
+    paths = [f"pulls/{pull}", f"pulls/{pull}/reviews", f"pulls/{pull}/comments",
+             "commits/ai-factory/issue-1/check-runs", f"actions/runs/{ids['run_id']}/jobs",
+             f"actions/jobs/{ids['job_id']}/logs"]
+
+    def get(token: str | None, path: str) -> int:
+        headers = {"Authorization": f"token {token}"} if token else {}
+        return httpx.get(f"{standin.api_url}/repos/{REPO}/{path}",
+                         headers=headers).status_code
+
+    assert [get("stranger-token", p) for p in paths] == [404] * len(paths)
+    assert [get(None, p) for p in paths] == [401] * len(paths)
+    assert [get("reader-token", p) for p in paths] == [200] * 5 + [302]
+    assert [get(standin.token, p) for p in paths] == [200] * 5 + [302]
+    with GitHub("reader-token", base_url=standin.api_url, auto_retry=False) as rita:
+        # Anyone who can read a repository may comment on its pulls, as on GitHub.
+        rita.rest.pulls.create_reply_for_review_comment("acme", "widgets", pull, comment,
+                                                        body="Me too")
+    with (GitHub("stranger-token", base_url=standin.api_url, auto_retry=False) as stranger,
+          pytest.raises(RequestFailed) as hidden):
+        stranger.rest.pulls.create_reply_for_review_comment("acme", "widgets", pull, comment,
+                                                            body="Hi")
+    assert hidden.value.response.status_code == 404
+    assert [w.actor for w in standin.writes_of(WriteKind.REVIEW_COMMENT)] == ["rita"]
+
+
+@pytest.mark.parametrize(("event", "model"), [
+    ("pull_request.opened", "WebhookPullRequestOpened"),
+    ("pull_request.synchronize", "WebhookPullRequestSynchronize"),
+    ("pull_request.closed", "WebhookPullRequestClosed"),
+    ("pull_request_review.submitted", "WebhookPullRequestReviewSubmitted"),
+    ("pull_request_review_comment.created", "WebhookPullRequestReviewCommentCreated"),
+    ("issue_comment.created", "WebhookIssueCommentCreated"),
+    ("check_run.completed", "WebhookCheckRunCompleted"),
+    ("check_suite.completed", "WebhookCheckSuiteCompleted"),
+    ("workflow_run.completed", "WebhookWorkflowRunCompleted"),
+])
+def test_pull_follow_up_payloads_parse_as_githubs(
+    standin: GitHubStandin, pull: int, event: str, model: str
+) -> None:
+    name, action = event.split(".")
+    review_id = standin.review(REPO, pull, by="alice", state="CHANGES_REQUESTED", body="",
+                               comments=[{"path": "src/app.py", "line": 2, "body": "Why?"}])
+    root = standin.review_comments(REPO, pull)[0].id
+    reply = standin.review_comment(REPO, pull, by="bob", body="Agreed", in_reply_to=root)
+    standin.comment(REPO, pull, "And the docs", by="alice")
+    standin.commit(REPO, {"notes.md": "more\n"}, branch="ai-factory/issue-1")
+    ids = standin.check_run(REPO, "ai-factory/issue-1", name="tests", log="FAILED")
+    if action == "closed":
+        standin.close_pull(REPO, pull, by="maria", merged=True)
+    builders = {
+        "pull_request": lambda: standin.pull_request_payload(REPO, pull, action,
+                                                             sender="alice"),
+        "pull_request_review": lambda: standin.pull_request_review_payload(
+            REPO, pull, action, sender="alice", review_id=review_id),
+        "pull_request_review_comment": lambda: standin.pull_request_review_comment_payload(
+            REPO, pull, action, sender="bob", comment_id=reply),
+        "issue_comment": lambda: standin.issue_comment_payload(REPO, pull, action,
+                                                               sender="alice"),
+        "check_run": lambda: standin.check_run_payload(REPO, ids["check_run_id"], action,
+                                                       sender="alice"),
+        "check_suite": lambda: standin.check_suite_payload(REPO, ids["check_suite_id"],
+                                                           action, sender="alice"),
+        "workflow_run": lambda: standin.workflow_run_payload(REPO, ids["run_id"], action,
+                                                             sender="alice"),
+    }
+
+    parsed = parse_obj(name, builders[name]())
+
+    head = standin.branches(REPO)["ai-factory/issue-1"]
+    assert type(parsed).__name__ == model and parsed.action == action
+    assert parsed.repository and parsed.repository.full_name == REPO
+    match name:
+        case "pull_request":
+            assert parsed.number == pull and parsed.pull_request.head.sha == head
+            assert parsed.pull_request.merged is (action == "closed")
+        case "pull_request_review":
+            assert (parsed.review.state, parsed.review.body) == ("changes_requested", None)
+            assert parsed.review.id == review_id and parsed.pull_request.number == pull
+        case "pull_request_review_comment":
+            comment = parsed.comment
+            assert (comment.in_reply_to_id, comment.path, comment.line) == (root, "src/app.py",
+                                                                             2)
+        case "issue_comment":
+            assert parsed.issue.pull_request and parsed.comment.body == "And the docs"
+        case "check_run":
+            run = parsed.check_run
+            assert (run.conclusion, run.head_sha, run.check_suite.id) == (
+                "failure", head, ids["check_suite_id"])
+            assert [(p.number, p.head.sha, p.base.ref) for p in run.pull_requests] == [
+                (pull, head, "main")]
+        case "check_suite":
+            assert parsed.check_suite.conclusion == "failure"
+            assert [p.number for p in parsed.check_suite.pull_requests] == [pull]
+        case "workflow_run":
+            run = parsed.workflow_run
+            assert (run.head_sha, run.conclusion, run.id) == (head, "failure", ids["run_id"])
+            assert [p.number for p in run.pull_requests] == [pull]
+
+
+def test_pull_follow_up_webhooks_are_signed(standin: GitHubStandin, pull: int) -> None:
+    ids = standin.check_run(REPO, "ai-factory/issue-1", name="tests", log="FAILED")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                     daemon=True).start()
+    _Receiver.received = []
+    url = f"http://127.0.0.1:{server.server_port}/webhooks/github"
+    try:
+        for event, payload in [
+            ("check_run", standin.check_run_payload(REPO, ids["check_run_id"], "completed",
+                                                    sender="alice")),
+            ("workflow_run", standin.workflow_run_payload(REPO, ids["run_id"], "completed",
+                                                          sender="alice")),
+        ]:
+            assert send_webhook(url, event, payload, "s3cret").status == 202
+    finally:
+        server.shutdown()
+        server.server_close()
+    for (headers, body), event in zip(_Receiver.received, ["check_run", "workflow_run"],
+                                      strict=True):
+        assert headers["X-GitHub-Event"] == event
+        assert verify("s3cret", body, headers["X-Hub-Signature-256"])
+        assert not verify("wrong", body, headers["X-Hub-Signature-256"])
+        assert parse_obj(event, json.loads(body)).action == "completed"
