@@ -7,6 +7,7 @@ import asyncio
 import typer
 
 from ai_factory.cli.context import settings_for_command
+from ai_factory.core.processes import make_undumpable
 
 
 def intake() -> None:
@@ -14,6 +15,7 @@ def intake() -> None:
     ORCHESTRATOR_URL; report results back on the issues (needs GITHUB_TOKEN and REPOS)."""
     from ai_factory.intake.runner import run_standalone  # the intake stack, only when asked for
 
+    make_undumpable()  # GITHUB_TOKEN is in this environment
     settings = settings_for_command(log=True)
     asyncio.run(run_standalone(settings))
 
