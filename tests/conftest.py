@@ -4,9 +4,11 @@ can pass through."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -20,6 +22,8 @@ from tests.support.server import ServerThread
 from tests.support.settings import make_settings
 
 _OWN_BASETEMP = pytest.StashKey[str]()
+_BASETEMP_PREFIX = "pytest-root-"
+_KEEP_FAILED_S = 24 * 3600
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -28,10 +32,15 @@ def pytest_configure(config: pytest.Config) -> None:
     and tests keep theirs under tmp_path. pytest's folders live in /tmp/pytest-of-root, which
     every session (other people's concurrent ones too) resets to 0700; so a root session gets
     a basetemp of its own, and every folder pytest makes there is searchable, not listable
-    (0711). A session that passes removes it; a failed one leaves it to look at."""
+    (0711). A session that passes removes it; a failed one leaves it to look at for a day."""
     if os.geteuid() == 0 and config.option.basetemp is None:
-        config.option.basetemp = tempfile.mkdtemp(prefix="pytest-root-")
+        config.option.basetemp = tempfile.mkdtemp(prefix=_BASETEMP_PREFIX)
         config.stash[_OWN_BASETEMP] = config.option.basetemp
+        stale = time.time() - _KEEP_FAILED_S
+        for old in Path(config.option.basetemp).parent.glob(f"{_BASETEMP_PREFIX}*"):
+            with contextlib.suppress(OSError):
+                if old.stat().st_mtime < stale:
+                    shutil.rmtree(old, ignore_errors=True)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
