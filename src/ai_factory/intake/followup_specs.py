@@ -11,6 +11,7 @@ mistaken for a task. Feedback and logs are data: sanitised, secrets masked, boun
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from ai_factory.core.logging import scrub
@@ -21,6 +22,7 @@ MAX_FEEDBACK_CHARS = 4000
 LOG_TAIL_LINES = 80
 LOG_TAIL_CHARS = 8000
 SIGNATURE = "**AI Factory**"
+_STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z ")
 
 
 @dataclass(frozen=True)
@@ -77,9 +79,10 @@ def conflict_feedback(*, base: str, head_sha: str, base_sha: str) -> Feedback:
 
 
 def log_tail(log: str) -> str:
-    """The end of a CI log, secrets masked, at most LOG_TAIL_LINES lines."""
-    lines = scrub(log).splitlines()[-LOG_TAIL_LINES:]
-    return "\n".join(lines)[-LOG_TAIL_CHARS:]
+    """The end of a CI log, secrets masked, at most LOG_TAIL_LINES lines (Actions' byte-order
+    mark and per-line timestamps dropped)."""
+    lines = [_STAMP.sub("", line) for line in scrub(log.lstrip("\ufeff")).splitlines()]
+    return "\n".join(lines[-LOG_TAIL_LINES:])[-LOG_TAIL_CHARS:]
 
 
 def spec(*, pull_number: int, branch: str, kind: str, feedback: list[Feedback]) -> str:

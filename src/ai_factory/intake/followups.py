@@ -110,7 +110,7 @@ class FollowUpPlanner:
             return FollowUp.CAPPED
         handled = {str(entry.get("id")) for item in counted
                    for entry in item.context.get("feedback") or []}  # fmt: skip
-        kind, owed = await self._review(repo, pull, handled), WorkKind.REVIEW
+        kind, owed = WorkKind.REVIEW, await self._review(repo, pull, handled)
         if not owed:
             kind, owed = WorkKind.CI_FIX, await self._checks(repo, pull, handled, counted, said)
         if not owed:

@@ -67,3 +67,8 @@ def test_a_ci_log_is_cut_to_its_tail_with_secrets_masked(monkeypatch) -> None:
     tail = texts.log_tail(log)
     assert len(tail.splitlines()) == texts.LOG_TAIL_LINES
     assert "s3cr3t-token-value" not in tail and "line 499" in tail
+
+
+def test_an_actions_log_loses_its_byte_order_mark_and_timestamps() -> None:
+    log = "\ufeff2026-12-02T10:00:00.1234567Z Run pytest\n2026-12-02T10:00:01.0000000Z FAILED x\n"
+    assert texts.log_tail(log) == "Run pytest\nFAILED x"
