@@ -76,6 +76,7 @@ class BenchFactory:
         self.oauth = oauth
         self.settings = {key.upper(): str(value) for key, value in settings.items()}
         self.base = Path(tempfile.mkdtemp(prefix="factory-bench-"))
+        self.base.chmod(0o755)  # a worker running as root runs the agent as FACTORY_AGENT_USER
         self.db_name = f"factory_bench_{uuid.uuid4().hex[:8]}"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

@@ -152,6 +152,7 @@ def main() -> None:
     parser.add_argument("--show-tools", action="store_true", help="list each side's tools")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="factory-bench-tokens-"))
+    base.chmod(0o755)  # readable by the agent's own user (FACTORY_AGENT_USER)
     with SimServer() as sim:
         worker_tasks = run_worker(sim, base)
         split = len(sim.main_requests)

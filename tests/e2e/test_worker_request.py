@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from ai_factory.sim import SimServer
-from ai_factory.worker.agent import AgentRequest
+from ai_factory.sim import Scenario, ScenarioName, SimServer
+from ai_factory.worker.agent import AgentRequest, RateLimitSignal, StopReason
 from ai_factory.worker.agent.claude import WORKER_TOOLS, ClaudeDriver
 from ai_factory.worker.prompt import system_prompt
 from tests.support.claude_env import claude_env
@@ -60,3 +61,51 @@ async def test_every_request_carries_the_protocol_and_six_tools_only(
     assert "claude-md-marker-51c2" in context  # the repository's CLAUDE.md still applies
     assert "Primary working directory" in context
     assert "skills are available" not in context and "agent types" not in context
+
+
+async def test_a_paused_factory_ends_the_session_before_its_next_request(
+    sim: SimServer, tmp_path: Path
+) -> None:
+    """Another worker's limit, learnt after a tool call: Claude Code sends nothing more."""
+    work = repo(tmp_path / "repo")
+    paused_at: list[float] = []
+
+    async def factory_pause() -> RateLimitSignal | None:
+        if len(sim.main_requests) < 2:
+            return None
+        paused_at.append(time.time())
+        return RateLimitSignal(status="rejected", resets_at=int(time.time()) + 60,
+                               rate_limit_type="five_hour", raw={"source": "factory"})  # fmt: skip
+
+    driver = ClaudeDriver(env=claude_env(sim, tmp_path), idle_timeout_s=60, wall_timeout_s=120)
+    request = AgentRequest(iteration=1, prompt="Do task 1.", system_prompt=system_prompt(),
+                           cwd=work, factory_pause=factory_pause)  # fmt: skip
+
+    result = await driver.run(request)
+
+    assert result.stop is StopReason.LIMITED
+    assert result.rejected is not None and result.rejected.from_factory
+    assert len(paused_at) == 1
+    assert len(sim.main_requests) == 2
+    assert all(r.at < paused_at[0] for r in sim.requests), "a request after the pause"
+    assert not (work / "hello.txt").exists()
+
+
+async def test_a_rejected_limit_is_reported_before_the_session_ends(
+    sim: SimServer, tmp_path: Path
+) -> None:
+    work = repo(tmp_path / "repo")
+    sim.set_scenario(Scenario(name=ScenarioName.USAGE_LIMIT, limit_after=1, reset_after_s=30))
+    seen: list[RateLimitSignal] = []
+    driver = ClaudeDriver(env=claude_env(sim, tmp_path, oauth=True), idle_timeout_s=60,
+                          wall_timeout_s=120)  # fmt: skip
+    request = AgentRequest(iteration=1, prompt="Do task 1.", system_prompt=system_prompt(),
+                           cwd=work)  # fmt: skip
+    request.on_rejected = seen.append
+
+    result = await driver.run(request)
+
+    assert result.stop is StopReason.LIMITED
+    assert [(signal.status, signal.rate_limit_type) for signal in seen] == [("rejected", "five_hour")]
+    assert seen[0].window_resets_at is not None and seen[0].window_resets_at > time.time()
+    assert len(sim.main_requests) == 2, "nothing is sent after the refusal"

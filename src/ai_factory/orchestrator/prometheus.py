@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
-from ai_factory.core.models import QueueStats, WorkerStats
+from ai_factory.core.models import FactoryMetrics, QueueStats, WorkerStats
 from ai_factory.orchestrator.spawn_limits import RateLimitStatus
 
 BLOCK_REASONS = (
@@ -21,7 +21,12 @@ BLOCK_REASONS = (
 )
 
 
-def render(queue: QueueStats, workers: WorkerStats, limits: RateLimitStatus) -> bytes:
+def render(
+    queue: QueueStats,
+    workers: WorkerStats,
+    limits: RateLimitStatus,
+    metrics: FactoryMetrics | None = None,
+) -> bytes:
     registry = CollectorRegistry()
     depth = Gauge("factory_work_items", "Work items by status.", ["status"], registry=registry)
     for status, count in queue.by_status.items():
@@ -47,6 +52,12 @@ def render(queue: QueueStats, workers: WorkerStats, limits: RateLimitStatus) -> 
     Gauge("factory_cost_month_usd", "Reported agent cost this month.", registry=registry).set(
         limits.cost_month_usd
     )
+    if metrics is not None:
+        Gauge(
+            "factory_cost_per_completed_item_usd",
+            "Reported agent cost per completed item (all its attempts).",
+            registry=registry,
+        ).set(metrics.cost_per_completed_item_usd)
     Gauge("factory_can_spawn", "1 when a new worker may start now.", registry=registry).set(
         int(limits.can_spawn)
     )

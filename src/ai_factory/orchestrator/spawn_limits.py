@@ -18,7 +18,7 @@ from pydantic import Field
 
 from ai_factory.core.db.database import Database
 from ai_factory.core.db.queries import load_queries
-from ai_factory.core.models import LimitReport, LimitStatus, WireModel
+from ai_factory.core.models import FactoryPause, LimitReport, LimitStatus, WireModel
 from ai_factory.orchestrator.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,12 @@ class RateLimiter:
                 "limits.paused window=%s until=%s", report.rate_limit_type or "unknown", resets_at
             )
 
+    async def pause(self) -> FactoryPause:
+        """The usage-limit pause in force now (what a worker asks before each request)."""
+        now = self.clock.now()
+        windows = [UsageWindow.model_validate(r) for r in await self.db.fetch_all(Q["windows"])]
+        return _pause(windows, now)
+
     async def status(self) -> RateLimitStatus:
         now = self.clock.now()
         spawn = await self.db.fetch_one(Q["spawn_state"])
@@ -115,8 +121,8 @@ class RateLimiter:
             since_spawn = (spawn["db_now"] - spawn["last_spawn_at"]).total_seconds()
             cooldown_remaining = max(0.0, self.cooldown_seconds - since_spawn)
 
-        rejected = [w for w in windows if w.status == "rejected" and w.resets_at and w.resets_at > now]
-        paused_until = max((w.resets_at for w in rejected), default=None)  # type: ignore[type-var]
+        pause = _pause(windows, now)
+        paused_until = pause.paused_until
 
         blocked = []
         if spawn["active"] >= self.max_workers:
@@ -145,10 +151,20 @@ class RateLimiter:
             daily_cost_budget_usd=self.daily_cost_budget_usd,
             monthly_cost_budget_usd=self.monthly_cost_budget_usd,
             paused_until=paused_until,
-            pause_reason=(
-                ", ".join(f"{w.window_type} usage limit" for w in rejected) if rejected else None
-            ),
+            pause_reason=pause.reason,
             windows=windows,
             can_spawn=not blocked,
             blocked_by=blocked,
         )
+
+
+def _pause(windows: list[UsageWindow], now: datetime) -> FactoryPause:
+    rejected = [w for w in windows if w.status == "rejected" and w.resets_at and w.resets_at > now]
+    if not rejected:
+        return FactoryPause()
+    last = max(rejected, key=lambda w: w.resets_at)  # type: ignore[arg-type,return-value]
+    return FactoryPause(
+        paused_until=last.resets_at,
+        rate_limit_type=last.window_type,
+        reason=", ".join(f"{w.window_type} usage limit" for w in rejected),
+    )

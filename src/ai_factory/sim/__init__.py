@@ -22,7 +22,7 @@ API format), `server` (HTTP app and `SimServer`), `env` (the CLI environment).
 """
 
 from ai_factory.sim.env import sim_env
-from ai_factory.sim.scenario import Scenario, ScenarioName
+from ai_factory.sim.scenario import Scenario, ScenarioName, WindowRecord
 from ai_factory.sim.server import RequestRecord, SimServer
 
-__all__ = ["RequestRecord", "Scenario", "ScenarioName", "SimServer", "sim_env"]
+__all__ = ["RequestRecord", "Scenario", "ScenarioName", "SimServer", "WindowRecord", "sim_env"]

@@ -30,6 +30,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--warn-utilization", type=float, default=0.8, help="usage_limit: warn from here"
     )
+    parser.add_argument(
+        "--window-requests", type=int, default=100, help="windows: main requests per window"
+    )
+    parser.add_argument("--window-s", type=float, default=60.0, help="windows: window length (s)")
     parser.add_argument("--overloaded", type=int, default=1, help="overloaded: 529s before success")
     parser.add_argument("--delay", type=float, default=5.0, help="slow: pause in each stream (s)")
     parser.add_argument(
@@ -49,6 +53,8 @@ def main(argv: list[str] | None = None) -> None:
         limit_after=args.limit_after,
         reset_after_s=args.reset_after,
         warn_utilization=args.warn_utilization,
+        window_requests=args.window_requests,
+        window_s=args.window_s,
         overloaded_count=args.overloaded,
         delay_s=args.delay,
         delay_phase=args.delay_phase,

@@ -20,6 +20,12 @@ Names and parameters:
   ``five_hour``) until ``reset_after_s`` seconds after the first rejection;
   from then on it serves normally. Allowed responses carry ``allowed`` (or,
   from ``warn_utilization`` up, a surpassed-threshold warning) headers.
+- ``windows``: a subscription's usage windows, one after another. A window opens
+  with the first /v1/messages request after the previous one closed and lasts
+  ``window_s`` seconds; it serves ``window_requests`` main-agent requests, then
+  answers every request with the usage limit's 429 (as ``usage_limit``) until it
+  closes. `Gatekeeper.windows` keeps one `WindowRecord` per window: what it
+  served, when it first refused, and how many requests arrived after that refusal.
 - ``overloaded``: the first ``overloaded_count`` main-agent requests get HTTP
   529 ``overloaded_error``, then normal.
 - ``slow``: each main-agent response pauses ``delay_s`` seconds, after
@@ -61,6 +67,7 @@ class ScenarioName(StrEnum):
     STUCK_FILE = "stuck_file"
     GATE = "gate"
     USAGE_LIMIT = "usage_limit"
+    WINDOWS = "windows"
     OVERLOADED = "overloaded"
     SLOW = "slow"
     AUTH_ERROR = "auth_error"
@@ -77,6 +84,10 @@ class Scenario(BaseModel):
     warn_utilization: float = Field(
         default=0.8, ge=0, le=1, description="usage_limit: utilization that adds a warning"
     )
+    window_requests: int = Field(
+        default=100, ge=0, description="windows: main requests each window serves"
+    )
+    window_s: float = Field(default=60.0, gt=0, description="windows: a window's length (s)")
     overloaded_count: int = Field(default=1, ge=0, description="overloaded: 529s before success")
     delay_s: float = Field(default=5.0, ge=0, description="slow: pause per main request")
     delay_phase: DelayPhase = Field(default="mid_stream", description="slow: where to pause")
@@ -97,6 +108,19 @@ class Verdict:
     delay_phase: DelayPhase = "mid_stream"
 
 
+@dataclass
+class WindowRecord:
+    """One usage window of the ``windows`` scenario (epoch seconds)."""
+
+    opened_at: float
+    closes_at: float
+    served: int = 0  # main-agent requests answered normally
+    refused: int = 0  # requests answered 429
+    first_refused_at: float | None = None
+    after_refusal: int = 0  # requests that arrived after the first refusal, before the close
+    late_s: list[float] = field(default_factory=list)  # how long after the first refusal each came
+
+
 class Gatekeeper:
     """Counts requests for the current scenario and decides each HTTP outcome.
 
@@ -111,6 +135,13 @@ class Gatekeeper:
         self._served_main = 0
         self._overloaded_sent = 0
         self._reset_at: float | None = None
+        self._windows: list[WindowRecord] = []
+
+    @property
+    def windows(self) -> list[WindowRecord]:
+        """The ``windows`` scenario's windows so far, oldest first (copies)."""
+        with self._lock:
+            return [WindowRecord(**{**vars(w), "late_s": list(w.late_s)}) for w in self._windows]
 
     @property
     def scenario(self) -> Scenario:
@@ -124,6 +155,7 @@ class Gatekeeper:
             self._served_main = 0
             self._overloaded_sent = 0
             self._reset_at = None
+            self._windows = []
 
     def admit(self, *, main: bool) -> Verdict:
         """The verdict for one /v1/messages request (`main`: the agent loop)."""
@@ -141,6 +173,8 @@ class Gatekeeper:
                     return Verdict(529, wire.error_json("overloaded_error", "Overloaded"))
                 case ScenarioName.USAGE_LIMIT:
                     return self._usage_limit(s, main=main)
+                case ScenarioName.WINDOWS:
+                    return self._window(s, main=main)
                 case ScenarioName.SLOW if main:
                     return Verdict(delay_s=s.delay_s, delay_phase=s.delay_phase)
             return Verdict()
@@ -160,6 +194,33 @@ class Gatekeeper:
             self._served_main += 1
         used = self._served_main / max(1, s.limit_after + 1)
         reset = math.ceil(now + s.reset_after_s)
+        status = "allowed_warning" if used >= s.warn_utilization else "allowed"
+        headers = _unified_headers(status, utilization=used, reset=reset)
+        if status == "allowed_warning":
+            headers["anthropic-ratelimit-unified-5h-surpassed-threshold"] = str(s.warn_utilization)
+        return Verdict(headers=headers)
+
+
+    def _window(self, s: Scenario, *, main: bool) -> Verdict:
+        now = self._now()
+        window = self._windows[-1] if self._windows else None
+        if window is None or now >= window.closes_at:
+            window = WindowRecord(opened_at=now, closes_at=now + s.window_s)
+            self._windows.append(window)
+        reset = math.ceil(window.closes_at)
+        if window.served >= s.window_requests:
+            if window.first_refused_at is None:
+                window.first_refused_at = now
+            else:
+                window.after_refusal += 1
+                window.late_s.append(now - window.first_refused_at)
+            window.refused += 1
+            headers = _unified_headers("rejected", utilization=1.0, reset=reset)
+            headers["retry-after"] = str(max(1, math.ceil(window.closes_at - now)))
+            return Verdict(429, wire.error_json("rate_limit_error", USAGE_LIMIT_MESSAGE), headers)
+        if main:
+            window.served += 1
+        used = window.served / max(1, s.window_requests)
         status = "allowed_warning" if used >= s.warn_utilization else "allowed"
         headers = _unified_headers(status, utilization=used, reset=reset)
         if status == "allowed_warning":

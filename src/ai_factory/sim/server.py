@@ -32,7 +32,7 @@ from starlette.routing import Route
 from ai_factory.sim import wire
 from ai_factory.sim.agent import ScriptedAgent
 from ai_factory.sim.conversation import Conversation
-from ai_factory.sim.scenario import Gatekeeper, Scenario, Verdict
+from ai_factory.sim.scenario import Gatekeeper, Scenario, Verdict, WindowRecord
 
 logger = logging.getLogger(__name__)
 
@@ -242,6 +242,11 @@ class SimServer:
     @property
     def scenario(self) -> Scenario:
         return self._sim.gatekeeper.scenario
+
+    @property
+    def windows(self) -> list[WindowRecord]:
+        """The ``windows`` scenario's usage windows so far, oldest first."""
+        return self._sim.gatekeeper.windows
 
     def set_scenario(self, scenario: Scenario) -> None:
         """Switch scenario (counters start again, a hold may happen again) for the

@@ -12,6 +12,7 @@ network), so calls differ in how hard they try:
 - iteration and limit reports go into an ordered outbox that a background task
   delivers, retrying until the orchestrator is back;
 - lock requests retry for a few seconds, then give up (the caller decides);
+- the pause check (before each request Claude sends) is tried once;
 - the final report first drains the outbox, then retries for hours
   (`final_retry_s`): it is the one call whose loss would lose the work's result.
 
@@ -36,6 +37,7 @@ from pydantic import BaseModel
 from ai_factory.core.api_errors import error_from_response
 from ai_factory.core.errors import ApiUnreachableError, FactoryError
 from ai_factory.core.models import (
+    FactoryPause,
     IterationReport,
     LimitReport,
     LockResult,
@@ -173,6 +175,15 @@ class OrchestratorClient:
 
     def report_limit(self, report: LimitReport) -> None:
         self._enqueue(_Outgoing(self._path("limited"), _dump(report), f"limit {report.status}"))
+
+    async def pause(self) -> FactoryPause | None:
+        """The factory's usage-limit pause, one attempt; None when the orchestrator cannot
+        say right now (work goes on: the API itself refuses what a pause would have saved)."""
+        try:
+            data = await self._send("GET", self._path("pause"), None, retry_for=0, what="pause")
+        except ApiUnreachableError:
+            return None
+        return FactoryPause.model_validate(data)
 
     async def lock(self, files: list[str]) -> LockResult | None:
         """Ask for file locks; None when the orchestrator could not be reached in time."""

@@ -190,6 +190,8 @@ def test_worker_lifecycle_complete(http: httpx.Client) -> None:
     limits = http.get("/api/status").json()["rateLimits"]
     assert limits["canSpawn"] is False and "usage_limit" in limits["blockedBy"]
     assert limits["pausedUntil"].startswith("2030-01-01") and limits["pauseReason"] == "five_hour usage limit"
+    pause = http.get(f"/api/worker/{wid}/pause", headers=auth).json()  # what every worker asks
+    assert pause["pausedUntil"].startswith("2030-01-01") and pause["rateLimitType"] == "five_hour"
     trail = http.get(f"/api/work/{item['id']}/events").json()
     assert {"iteration", "limit"} <= {e["kind"] for e in trail}
     reported = next(e for e in trail if e["kind"] == "iteration")
@@ -198,7 +200,7 @@ def test_worker_lifecycle_complete(http: httpx.Client) -> None:
     assert lock == {"acquired": ["src/a.py"], "conflicts": []}
     done = http.post(
         f"/api/worker/{wid}/complete",
-        json={"prUrl": "/srv/widgets#factory/abc", "iterations": 2, "tokens": 900, "filesChanged": ["src/a.py"], "newLearnings": ["run make lint first"]},
+        json={"prUrl": "/srv/widgets#factory/abc", "iterations": 2, "tokens": 900, "costUsd": 0.25, "filesChanged": ["src/a.py"], "newLearnings": ["run make lint first"]},
         headers=auth,
     )
     assert done.status_code == 200
@@ -207,7 +209,10 @@ def test_worker_lifecycle_complete(http: httpx.Client) -> None:
     assert finished["iterations"] == 2 and finished["tokens"] == 900
     learned = http.get("/api/learnings", params={"repo": "https://git.example/srv/widgets.git"}).json()
     assert [l["content"] for l in learned] == ["run make lint first"]
-    assert http.get("/api/metrics").json()["recent"][0]["status"] == "completed"
+    metrics = http.get("/api/metrics").json()
+    assert metrics["recent"][0]["status"] == "completed"
+    assert metrics["costPerCompletedItemUsd"] == finished["costUsd"] > 0
+    assert f"factory_cost_per_completed_item_usd {finished['costUsd']}" in http.get("/metrics").text
     # A second completion from the same worker is refused.
     again = http.post(f"/api/worker/{wid}/complete", json={"prUrl": "x", "iterations": 1, "tokens": 1}, headers=auth)
     assert again.status_code == 409

@@ -75,6 +75,24 @@ async def test_a_rejected_window_pauses_spawning_until_it_resets(tmp_path, datab
     assert (await services.rate_limiter.status()).can_spawn
 
 
+async def test_a_late_warning_does_not_lift_a_rejection_in_force(tmp_path, database_url, db, clock) -> None:
+    """Another worker's warning, sent before the refusal, arriving after it: still paused,
+    and every worker asking for the pause (GET .../pause) is told until when."""
+    services = build(tmp_path, database_url, db, clock)
+    resets = clock.now() + timedelta(minutes=5)
+    rejected = LimitReport(status=LimitStatus.REJECTED, resets_at=resets, rate_limit_type="five_hour")
+    await services.rate_limiter.record_limit(rejected)
+    await services.rate_limiter.record_limit(
+        LimitReport(status=LimitStatus.ALLOWED_WARNING, utilization=0.97, rate_limit_type="five_hour")
+    )
+    pause = await services.rate_limiter.pause()
+    assert pause.paused_until == resets and pause.rate_limit_type == "five_hour"
+    assert "usage_limit" in (await services.rate_limiter.status()).blocked_by
+
+    clock.shift = timedelta(minutes=5, seconds=1)
+    assert (await services.rate_limiter.pause()).paused_until is None
+
+
 async def test_a_warning_shows_utilization_without_pausing(tmp_path, database_url, db, clock) -> None:
     services = build(tmp_path, database_url, db, clock)
     await services.rate_limiter.record_limit(

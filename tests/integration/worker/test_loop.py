@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from ai_factory.core.models import LimitReport, LimitStatus
 from ai_factory.worker.client import Heartbeat, OrchestratorClient, Progress
 from ai_factory.worker.gate import QualityGate
 from ai_factory.worker.loop import LoopConfig, LoopOutcome, LoopResult, RalphLoop
@@ -97,6 +98,7 @@ class Worker:
         stuck_after: int = 3,
         stop: asyncio.Event | None = None,
         worktree_spec: str | None = None,
+        **caps: float,
     ) -> Finished:
         item = submit(self.api, self.origin.path, spec)
         spawned = spawn_record(self.api, item)
@@ -117,7 +119,7 @@ class Worker:
                 heartbeat=heartbeat,
                 gate=gate,
                 config=LoopConfig(
-                    max_iterations=max_iterations, stuck_after=stuck_after, policy=FAST
+                    max_iterations=max_iterations, stuck_after=stuck_after, policy=FAST, **caps
                 ),
                 stop=stop,
             )
@@ -309,3 +311,56 @@ async def test_a_spec_without_boxes_fails_at_once(worker: Worker) -> None:
     assert done.result.reason == "SPEC.md has no task checkboxes (- [ ] ...)"
     assert driver.requests == []
     assert done.reported == []
+
+
+async def test_a_run_the_limit_cut_after_its_task_was_done_is_that_iteration(
+    worker: Worker,
+) -> None:
+    """Refused at its closing request: its work counts once, and the next run waits."""
+    resets_at = int(time.time()) + 1
+    driver = ScriptedDriver([
+        Run(Write("a.txt", "a\n"), Commit(f"feat: {A}"), Check(A), UsageLimit(resets_at)),
+        create(B, "b.txt", "b\n"),
+    ])  # fmt: skip
+
+    done = await worker.run(spec_of(A, B), driver)
+
+    assert done.result.outcome is LoopOutcome.DONE
+    assert driver.iterations == [1, 2]
+    assert [(r["iteration"], r["outcome"]) for r in done.reported] == [
+        (1, "progress"),
+        (2, "progress"),
+    ]
+    assert driver.started[1] >= resets_at, "the next run waited for the reset"
+    assert len(events_of(done.detail, "limit")) == 1
+
+
+async def test_a_factory_paused_by_another_workers_limit_starts_no_run_before_the_reset(
+    worker: Worker, api: ServerThread
+) -> None:
+    resets_at = datetime.fromtimestamp(int(time.time()) + 2, UTC)
+    limit = LimitReport(status=LimitStatus.REJECTED, resets_at=resets_at,
+                        rate_limit_type="five_hour", utilization=1.0)  # fmt: skip
+    api.call(api.services.rate_limiter.record_limit(limit))  # as another worker reported it
+    driver = ScriptedDriver([create(A, "a.txt", "a\n")])
+
+    done = await worker.run(spec_of(A), driver)
+
+    assert done.result.outcome is LoopOutcome.DONE
+    assert driver.started[0] >= resets_at.timestamp() + FAST.reset_margin_s
+    assert [r["iteration"] for r in done.reported] == [1]
+
+
+async def test_the_item_spending_cap_stops_it_as_stuck_and_caps_each_run(worker: Worker) -> None:
+    driver = ScriptedDriver([create(A, "a.txt", "a\n"), create(B, "b.txt", "b\n")])
+
+    done = await worker.run(
+        spec_of(A, B), driver, max_item_cost_usd=0.02, max_iteration_cost_usd=0.5
+    )
+
+    assert done.result.outcome is LoopOutcome.STUCK
+    assert done.result.reason == f"reached MAX_ITEM_COST_USD=$0.02 (spent $0.04); 1/2 tasks done; left: {B}"
+    assert driver.iterations == [1]
+    assert driver.requests[0].max_budget_usd == pytest.approx(0.02)  # what is left of the item's
+    assert done.commits() == [f"feat: {A}"]
+

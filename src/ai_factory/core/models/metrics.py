@@ -27,5 +27,6 @@ class FactoryMetrics(WireModel):
     average_iterations: float = 0.0
     average_duration: float = 0.0
     total_tokens_today: int = 0
+    cost_per_completed_item_usd: float = 0.0  # the agents' reported cost, every attempt
     active_workers: int = 0
     queue_depth: int = 0

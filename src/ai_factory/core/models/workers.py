@@ -157,3 +157,14 @@ class LimitReport(WireModel):
     rate_limit_type: str | None = Field(default=None, max_length=100)
     utilization: float | None = Field(default=None, ge=0)
     message: str | None = Field(default=None, max_length=2000)
+
+
+class FactoryPause(WireModel):
+    """GET /api/worker/{id}/pause: the factory-wide pause a rejected usage limit started.
+
+    ``paused_until`` is None when nothing is paused; a worker sends no request to Claude
+    before then (it waits, then runs the same iteration)."""
+
+    paused_until: datetime | None = None
+    rate_limit_type: str | None = None
+    reason: str | None = None

@@ -68,5 +68,6 @@ async def prometheus_metrics(services: ServicesDep) -> Response:
         await services.queue.stats(),
         await services.workers.stats(),
         await services.rate_limiter.status(),
+        await services.metrics.summary(),
     )
     return Response(content=body, media_type=CONTENT_TYPE_LATEST)

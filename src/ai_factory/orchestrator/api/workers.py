@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Body, Request
 
 from ai_factory.core.models import (
+    FactoryPause,
     IterationReport,
     LimitReport,
     LockResult,
@@ -79,6 +80,13 @@ async def limited(body: LimitReport, worker: WorkerDep, services: ServicesDep) -
         body, worker_id=worker.id, work_item_id=worker.worker.work_item_id
     )
     return Success()
+
+
+@router.get("/worker/{worker_id}/pause", response_model=FactoryPause)
+async def pause(worker: WorkerDep, services: ServicesDep) -> FactoryPause:
+    """Whether a usage limit pauses the whole factory, and until when: a worker asks before
+    each request it lets Claude send."""
+    return await services.rate_limiter.pause()
 
 
 @router.post("/worker/{worker_id}/lock", response_model=LockResult)

@@ -32,6 +32,11 @@ class RateLimitSignal:
     raw: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def from_factory(self) -> bool:
+        """The factory's pause (another worker's limit), not an event of this session."""
+        return self.raw.get("source") == "factory"
+
+    @property
     def window_utilization(self) -> float | None:
         """Utilization of this event's window, from the typed field or the raw windows."""
         if self.utilization is not None:

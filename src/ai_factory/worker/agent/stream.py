@@ -72,6 +72,10 @@ class StreamRecorder:
         self._stderr.append(line.rstrip())
         del self._stderr[:-40]
 
+    def add_limit(self, signal: RateLimitSignal) -> None:
+        """A limit learnt outside the stream (the factory's pause)."""
+        self.result.rate_limits.append(signal)
+
     def add_error(self, exc: Exception) -> None:
         """The SDK raised after (or instead of) the result message."""
         if isinstance(exc, ResultError):

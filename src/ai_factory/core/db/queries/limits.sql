@@ -1,7 +1,9 @@
 -- Rate-limiter queries: subscription windows, usage counted from recorded iterations.
 
 -- name: record_window
--- Store the latest reported state of a subscription window (5-hour, weekly ...).
+-- Store the latest reported state of a subscription window (5-hour, weekly ...). A
+-- rejection in force is not lifted by a report that is not one: another worker's
+-- warning, sent before the refusal but arriving after it, must not end the pause.
 INSERT INTO usage_limits (window_type, status, resets_at, utilization, message,
                           work_item_id, worker_id, updated_at)
 VALUES (%(window_type)s, %(status)s, %(resets_at)s, %(utilization)s, %(message)s,
@@ -11,7 +13,9 @@ ON CONFLICT (window_type) DO UPDATE
        resets_at = coalesce(EXCLUDED.resets_at, usage_limits.resets_at),
        utilization = coalesce(EXCLUDED.utilization, usage_limits.utilization),
        message = EXCLUDED.message, work_item_id = EXCLUDED.work_item_id,
-       worker_id = EXCLUDED.worker_id, updated_at = now();
+       worker_id = EXCLUDED.worker_id, updated_at = now()
+ WHERE EXCLUDED.status = 'rejected' OR usage_limits.status <> 'rejected'
+    OR usage_limits.resets_at IS NULL OR usage_limits.resets_at <= now();
 
 -- name: windows
 -- Every subscription window's latest reported state.

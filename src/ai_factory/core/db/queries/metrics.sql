@@ -1,7 +1,8 @@
 -- Metrics queries.
 
 -- name: summary
--- The factory-wide summary (FactoryMetrics): item counts, averages, tokens today.
+-- The factory-wide summary (FactoryMetrics): item counts, averages (the agents' reported
+-- cost per completed item, all its attempts), tokens today.
 SELECT
   (SELECT count(*) FROM work_items)::int AS total_work_items,
   (SELECT count(*) FROM work_items WHERE status = 'completed')::int AS completed_work_items,
@@ -12,6 +13,8 @@ SELECT
     AS average_duration,
   (SELECT coalesce(sum(input_tokens + output_tokens), 0) FROM iterations
     WHERE created_at >= %(day_start)s)::bigint AS total_tokens_today,
+  (SELECT coalesce(avg(cost_usd), 0) FROM work_items WHERE status = 'completed')::float
+    AS cost_per_completed_item_usd,
   (SELECT count(*) FROM workers
     WHERE status IN ('idle', 'busy') AND finished_at IS NULL)::int AS active_workers,
   (SELECT count(*) FROM work_items WHERE status = 'queued')::int AS queue_depth;
