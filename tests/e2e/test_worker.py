@@ -106,7 +106,8 @@ async def test_three_file_tasks_end_on_a_branch_of_three_commits(
     assert origin.show(branch, "hello.txt") == "hello\nworld\n"
     tree = origin.tree(branch)
     assert "SPEC.md" not in tree and not any(p.startswith(".ai/") for p in tree)
-    assert detail["iterations"] == 4 and detail["tokens"] > 0 and detail["costUsd"] > 0
+    assert detail["iterations"] == 4 and detail["tokens"] > 0
+    assert detail["costUsd"] == 0  # the scripted model is free, whatever the CLI would charge
     iterations = events_of(detail, "iteration")
     assert [e["data"]["iteration"] for e in iterations] == [1, 2, 3, 4]
     assert [e["data"]["tasksDone"] for e in iterations] == [1, 2, 3, 4]

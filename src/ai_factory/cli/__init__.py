@@ -1,7 +1,12 @@
 """The `factory` command line: parses arguments, builds objects, calls the core.
 
-Commands that inspect or change work talk to the API (ORCHESTRATOR_URL), so they
-work the same against a factory on this machine or another one.
+Commands that inspect or change work talk to the API (ORCHESTRATOR_URL, or this
+machine's HOST and PORT), so they work the same against a factory on this machine
+or another one.
+
+Every command is a fresh interpreter, so command modules import only Typer at the
+top and load what a command needs (settings, Rich, the server stack) inside it:
+`factory --help` lists the commands without paying for any of them.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ import sys
 
 import typer
 
-from ai_factory.cli import doctor, intake, learnings, serve, work, worker
+from ai_factory.cli import doctor, intake, learnings, login, serve, watch, work, worker
 from ai_factory.cli import runtime as runtime_commands
 from ai_factory.cli.output import err
 from ai_factory.core.errors import FactoryError
@@ -25,7 +30,9 @@ app = typer.Typer(
 )
 serve.register(app)
 work.register(app)
+watch.register(app)
 doctor.register(app)
+login.register(app)
 learnings.register(app)
 intake.register(app)
 runtime_commands.register(app)

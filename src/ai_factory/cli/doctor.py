@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import httpx
 import typer
 
 from ai_factory.cli.context import settings_for_command
 from ai_factory.cli.output import out
-from ai_factory.core.settings import Settings
+
+if TYPE_CHECKING:
+    from ai_factory.core.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +105,8 @@ def check_database(settings: Settings) -> Check:
             f"embedded PostgreSQL + pgvector in {settings.pg_data_dir}; {VECTOR_SEARCH[True]}",
         )
 
+    import asyncio
+
     async def probe() -> str:
         import psycopg
 
@@ -140,6 +143,8 @@ def check_github(settings: Settings) -> Check:
     if settings.github_token is None:
         detail = "GITHUB_TOKEN not set: intake and PRs are off (local repos still work)"
         return Check("github", True, detail, required=False)
+    import httpx
+
     try:
         response = httpx.get(
             f"{settings.github_api_url}/user",
@@ -155,10 +160,33 @@ def check_github(settings: Settings) -> Check:
     return Check("github", True, f"token works as {response.json().get('login', '?')}")
 
 
+def worker_need(name: str) -> Callable[[Settings], Check]:
+    """A check of what a worker needs here (`worker/readiness.py`, by function name): the
+    same line `factory up` refuses to start workers with when it fails."""
+
+    def run(settings: Settings) -> Check:
+        import os
+
+        from ai_factory.worker import readiness
+
+        need = getattr(readiness, name)(settings, os.environ)
+        return Check(need.name, need.ok, need.detail, required=need.required)
+
+    run.__name__ = name
+    return run
+
+
 CHECKS: list[Callable[[Settings], Check]] = [
     check_python,
     check_git,
     check_claude,
+    # What a real item needs on this machine (worker/readiness.py). "user": as root, the
+    # agent's own user under worker/agent_user.py's rules (or IS_SANDBOX=1).
+    worker_need("check_user"),
+    worker_need("check_login"),
+    worker_need("check_gate"),
+    worker_need("check_identity"),
+    worker_need("check_home"),
     check_database,
     check_redis,
     check_github,
@@ -166,7 +194,11 @@ CHECKS: list[Callable[[Settings], Check]] = [
 
 
 def doctor() -> None:
-    """Check Python, git, the claude binary, the database, Redis and GitHub."""
+    """Check that this machine can run the factory and its workers.
+
+    Python, git, the claude binary, what a worker needs to run an item here (user,
+    Claude login, gate command, git identity, FACTORY_HOME), the database, Redis and
+    GitHub; one line each, exit code 1 when a required check fails."""
     settings = settings_for_command()
     failed = False
     for run_check in CHECKS:

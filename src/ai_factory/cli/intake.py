@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import typer
 
 from ai_factory.cli.context import settings_for_command
@@ -11,8 +9,12 @@ from ai_factory.core.processes import make_undumpable
 
 
 def intake() -> None:
-    """Watch REPOS for issues labelled INTAKE_LABEL and send them to the factory at
-    ORCHESTRATOR_URL; report results back on the issues (needs GITHUB_TOKEN and REPOS)."""
+    """Run the GitHub intake alone, against ORCHESTRATOR_URL.
+
+    Watches REPOS for issues labelled INTAKE_LABEL, sends them to the factory and reports
+    results back on the issues (needs GITHUB_TOKEN and REPOS)."""
+    import asyncio
+
     from ai_factory.intake.runner import run_standalone  # the intake stack, only when asked for
 
     make_undumpable()  # GITHUB_TOKEN is in this environment

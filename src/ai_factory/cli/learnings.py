@@ -3,14 +3,16 @@ learned (via the API)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from ai_factory.cli.context import api_client, settings_for_command
-from ai_factory.cli.output import JsonOpt, age, out, plain, print_json
+from ai_factory.cli.output import JsonOpt, age, out, plain, print_json, table
 from ai_factory.core.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 def learnings(
@@ -41,7 +43,10 @@ def learnings(
     limit: Annotated[int, typer.Option(help="At most this many (1-200).")] = 50,
     json_out: JsonOpt = False,
 ) -> None:
-    """Learnings shared by workers: list or search them, add, edit, mark obsolete or delete one."""
+    """List, search, add, edit or retire shared learnings.
+
+    Learnings are what workers found out about a repository (or everywhere); each one
+    can be added, edited, marked obsolete (kept, never given to a worker) or deleted."""
     actions = [a for a in (add, edit, obsolete, restore, delete) if a is not None]
     if len(actions) > 1:
         raise InvalidInputError("give at most one of --add, --edit, --obsolete, --restore and --delete")
@@ -96,19 +101,18 @@ def given(learning: dict) -> str:
 
 
 def learnings_table(found: list[dict]) -> Table:
-    table = Table(box=None, pad_edge=False)
-    for column in ("ID", "REPO", "USED", "GIVEN", "AGE", "LEARNING"):
-        table.add_column(column, overflow="fold")
+    grid = table("ID", "REPO", "USED", "GIVEN", "AGE", "LEARNING",
+                 fixed=("ID", "USED", "GIVEN", "AGE"))  # fmt: skip
     for learning in found:
         repo = "(global)" if learning["repo"] == "*" else learning["repo"]
         content = plain(learning["content"])
         if learning.get("obsoleteAt"):
             content = f"(obsolete) {content}"
-        table.add_row(
+        grid.add_row(
             learning["id"], plain(repo), str(learning["useCount"]), given(learning),
             age(learning["createdAt"]), content,
         )
-    return table
+    return grid
 
 
 def register(app: typer.Typer) -> None:

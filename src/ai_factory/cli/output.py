@@ -1,20 +1,44 @@
-"""How the CLI shows things: Rich tables for people, JSON for scripts."""
+"""How the CLI shows things: Rich tables for people, JSON for scripts.
+
+Rich is imported on first use (`LazyConsole`), not when a command module is: `factory
+--help` and commands that print a line or two should not pay for it at start-up.
+"""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
-from ai_factory.core.models import spec_title
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+class LazyConsole:
+    """A `rich.console.Console` made on first use, with these keyword arguments."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    @property
+    def console(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.console, name)
+
+
+out = LazyConsole(highlight=False, soft_wrap=True)
+err = LazyConsole(stderr=True, highlight=False, soft_wrap=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
@@ -31,7 +55,23 @@ STATUS_STYLE = {
 
 def plain(value: object) -> Text:
     """User data (titles, repos, errors) for a table cell: shown as is, never as markup."""
+    from rich.text import Text
+
     return Text(str(value))
+
+
+def table(*columns: str, fixed: tuple[str, ...] = ()) -> Table:
+    """A borderless table. Every header keeps its width (no header is split); columns
+    named in `fixed` (ids, counts, ages) are never wrapped, so at 80 columns it is the
+    free-text columns that fold."""
+    from rich.table import Table
+
+    grid = Table(box=None, pad_edge=False)
+    for column in columns:
+        keep = column in fixed
+        grid.add_column(column, min_width=len(column), no_wrap=keep,
+                        overflow="ellipsis" if keep else "fold")  # fmt: skip
+    return grid
 
 
 def print_json(data: Any) -> None:
@@ -53,11 +93,12 @@ def status_text(status: str) -> str:
 
 
 def items_table(items: list[dict[str, Any]]) -> Table:
-    table = Table(box=None, pad_edge=False)
-    for column in ("ID", "STATUS", "PRIORITY", "REPO", "TITLE", "AGE", "RESULT"):
-        table.add_column(column, overflow="fold")
+    from ai_factory.core.models import spec_title
+
+    grid = table("ID", "STATUS", "PRIORITY", "REPO", "TITLE", "AGE", "RESULT",
+                 fixed=("ID", "STATUS", "PRIORITY", "AGE"))  # fmt: skip
     for item in items:
-        table.add_row(
+        grid.add_row(
             item["id"][:8],
             status_text(item["status"]),
             item["priority"],
@@ -66,4 +107,4 @@ def items_table(items: list[dict[str, Any]]) -> Table:
             age(item["createdAt"]),
             plain(item.get("prUrl") or item.get("error") or ""),
         )
-    return table
+    return grid

@@ -7,12 +7,10 @@ import time
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from ai_factory.cli.context import api_client, settings_for_command
-from ai_factory.cli.output import JsonOpt, age, out, print_json
+from ai_factory.cli.output import JsonOpt, age, out, print_json, table
 from ai_factory.core.errors import NotFoundError
-from ai_factory.core.models import SETTLED_STATUSES
 
 FOLLOW_POLL_S = 0.5
 
@@ -21,7 +19,7 @@ def workers(
     all_workers: Annotated[bool, typer.Option("--all", help="Include finished workers.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Workers with their item, phase, iteration, tokens and heartbeat age."""
+    """Workers: item, phase, iteration, tokens, heartbeat."""
     rows = api_client(settings_for_command()).get("/api/workers", all="true" if all_workers else None)
     if json_out:
         print_json(rows)
@@ -29,12 +27,11 @@ def workers(
     if not rows:
         out.print("No workers running.")
         return
-    table = Table(box=None, pad_edge=False)
-    for column in ("ID", "STATUS", "PHASE", "ITEM", "ITER", "TOKENS", "COST", "HEARTBEAT", "SPAWNER", "AGE"):
-        table.add_column(column, overflow="fold")
+    grid = table("ID", "STATUS", "PHASE", "ITEM", "ITER", "TOKENS", "COST", "HEARTBEAT", "SPAWNER",
+                 "AGE", fixed=("ID", "STATUS", "ITEM", "ITER", "TOKENS", "COST", "AGE"))  # fmt: skip
     for w in rows:
-        table.add_row(
-            w["id"],
+        grid.add_row(
+            w["id"][:8],
             w["status"],
             w.get("phase") or "-",
             (w.get("workItemId") or "-")[:8],
@@ -45,14 +42,18 @@ def workers(
             w["spawner"],
             age(w["createdAt"]),
         )
-    out.print(table)
+    out.print(grid)
 
 
 def logs(
     item_id: Annotated[str, typer.Argument(help="Work item id.")],
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the item ends.")] = False,
 ) -> None:
-    """Print a work item's worker output (stdout and stderr of every attempt)."""
+    """Print a work item's worker output (-f: follow it).
+
+    The stdout and stderr of every attempt, in order."""
+    from ai_factory.core.models import SETTLED_STATUSES
+
     client = api_client(settings_for_command())
     offset = 0
     while True:
@@ -80,7 +81,7 @@ def kill(
     ],
     reason: Annotated[str, typer.Option(help="Recorded as the item's error.")] = "Manual kill",
 ) -> None:
-    """Stop a worker now; its work item is failed with the reason."""
+    """Stop a worker now; its work item fails with the reason."""
     client = api_client(settings_for_command())
     try:
         client.post(f"/api/workers/{worker_id}/kill", {"reason": reason})

@@ -6,8 +6,6 @@ The server stack is imported inside each command: every `factory` process
 
 from __future__ import annotations
 
-import asyncio
-
 import typer
 
 from ai_factory.cli.context import settings_for_command
@@ -16,7 +14,12 @@ from ai_factory.core.processes import make_undumpable
 
 
 def up() -> None:
-    """Run the whole factory in one process: API, queue, workers, dashboard (and intake)."""
+    """Run the whole factory: API, workers, dashboard and intake.
+
+    One process: the API and dashboard on HOST:PORT, the queue and scheduler, the workers,
+    and the GitHub intake when GITHUB_TOKEN and REPOS are set."""
+    import asyncio
+
     from ai_factory.intake.runner import component as intake_component
     from ai_factory.orchestrator.runtime import Orchestrator
 
@@ -27,7 +30,11 @@ def up() -> None:
 
 
 def orchestrator() -> None:
-    """Run the orchestrator alone (API, scheduler, workers), e.g. as a compose service."""
+    """Run the orchestrator alone: API, scheduler and workers.
+
+    For compose or several machines, with `factory intake` run apart."""
+    import asyncio
+
     from ai_factory.orchestrator.runtime import Orchestrator
 
     make_undumpable()  # GITHUB_TOKEN and the database URL may be in this environment
@@ -37,6 +44,8 @@ def orchestrator() -> None:
 
 def migrate() -> None:
     """Apply database migrations (also done at start-up) and exit."""
+    import asyncio
+
     from ai_factory.core.db.connect import open_database
     from ai_factory.core.db.migrations import available_migrations
 

@@ -41,6 +41,9 @@ def submit(
     spec: Annotated[str | None, typer.Option("--spec", help="Spec text, or - to read stdin.")] = None,
     priority: Annotated[str, typer.Option(help="critical, high, medium or low.")] = "medium",
     base_branch: Annotated[str, typer.Option("--base-branch", help="Branch to start from.")] = "main",
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Follow the item until it ends (exit 0: completed).")
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Queue a spec for a repository and print its id.
@@ -56,6 +59,10 @@ def submit(
         print_json(item)
     else:
         out.print(item["id"])
+    if wait:
+        from ai_factory.cli.watch import follow
+
+        raise typer.Exit(follow(client, item["id"]))
 
 
 def _chain(item: dict) -> str:
@@ -133,9 +140,18 @@ def queue(
         out.print(items_table(items))
 
 
+SPEC_SOURCE = {
+    "worktree": "live from the worker's SPEC.md",
+    "report": "from the worker's last iteration report",
+    "final": "every task was done when the item completed",
+    "submitted": "as submitted",
+}
+
+
 def show(item_id: Annotated[str, typer.Argument(help="Work item id.")], json_out: JsonOpt = False) -> None:
     """One work item: its spec as it stands, and its events."""
-    item = api_client(settings_for_command()).get(f"/api/work/{item_id}", events="true")
+    client = api_client(settings_for_command())
+    item = client.get(f"/api/work/{item_id}", events="true")
     if json_out:
         print_json(item)
         return
@@ -152,8 +168,10 @@ def show(item_id: Annotated[str, typer.Argument(help="Work item id.")], json_out
     out.print(
         f"usage      iterations {item['iterations']}  tokens {item['tokens']}  cost ${item['costUsd']:.4f}"
     )
-    out.print("\n[bold]spec[/]")
-    out.print(item["spec"].rstrip(), markup=False)
+    spec = client.get(f"/api/work/{item['id']}/spec")  # the boxes as the worker left them
+    source = SPEC_SOURCE.get(spec["source"], spec["source"])
+    out.print(f"\n[bold]spec[/]  {spec['done']}/{spec['total']} tasks done ({source})")
+    out.print(spec["text"].rstrip(), markup=False)
     events = table("AGO", "KIND", "CHANGE", "REASON", fixed=("AGO", "KIND", "CHANGE"))
     events.title, events.title_justify = "events", "left"
     for event in item["events"]:

@@ -7,9 +7,12 @@ the matching `FactoryError`.
 
 from __future__ import annotations
 
-import httpx
+from typing import TYPE_CHECKING
 
 from ai_factory.core.errors import HTTP_STATUS, FactoryError, InvalidInputError
+
+if TYPE_CHECKING:  # any response with status_code, reason_phrase, text and json() will do
+    import httpx
 
 ERROR_BY_STATUS: dict[int, type[FactoryError]] = {
     **{status: error for error, status in HTTP_STATUS.items()},

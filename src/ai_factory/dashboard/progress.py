@@ -7,7 +7,8 @@ was submitted. In order of preference the dashboard shows:
    item (process and bwrap spawners share FACTORY_HOME with the orchestrator);
 2. ``report``: the SPEC.md (``spec``) or the done task texts (``doneTasks``) of the
    latest iteration report, for workers on other hosts that send them;
-3. ``final``: a completed item has every blocking task done, by definition of done;
+3. ``final``: a completed item has every blocking task done, by definition of done (its
+   boxes are checked on whichever text of the two above, or the submitted spec);
 4. ``submitted``: the spec as submitted, with the last iteration report's count
    (``tasksDone``/``tasksTotal``) beside it.
 """
@@ -73,8 +74,10 @@ def spec_progress(item: WorkItem, events: list[WorkItemEvent], *, home: Path) ->
     elif last_report and isinstance(last_report.get("doneTasks"), list):
         done = {str(t).strip() for t in last_report["doneTasks"]}
         text, source = check_tasks(item.spec, done), SpecSource.REPORT
-    elif item.status is WorkItemStatus.COMPLETED:
-        text, source = check_tasks(item.spec, set(parse_tasks(item.spec).open)), SpecSource.FINAL
+    if item.status is WorkItemStatus.COMPLETED and (still_open := parse_tasks(text).open):
+        # Done means every blocking box was checked, whatever the last report carried
+        # (a worker elsewhere may report counts only): check them on what we have.
+        text, source = check_tasks(text, set(still_open)), SpecSource.FINAL
     tasks = parse_tasks(text)
     done_count, total = len(tasks.done), tasks.total
     if source is SpecSource.SUBMITTED and last_report:

@@ -56,7 +56,7 @@ async def run_standalone(settings: Settings) -> None:
     """Run intake against a remote orchestrator until SIGINT or SIGTERM."""
     if not intake_configured(settings):
         raise ConfigError("GITHUB_TOKEN and REPOS: both are required to run the intake")
-    submitter = ApiSubmitter(base_url=settings.orchestrator_url, token=settings.api_token)
+    submitter = ApiSubmitter(base_url=settings.api_url, token=settings.api_token)
     try:
         service = IntakeService.build(settings, submitter=submitter)
         task = asyncio.current_task()
@@ -64,7 +64,7 @@ async def run_standalone(settings: Settings) -> None:
         assert task is not None
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)
-        log.info("intake.standalone orchestrator=%s", settings.orchestrator_url)
+        log.info("intake.standalone orchestrator=%s", settings.api_url)
         with contextlib.suppress(asyncio.CancelledError):
             await service.run()
         log.info("intake.stopped")

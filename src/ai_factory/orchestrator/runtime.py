@@ -3,15 +3,24 @@
 Reads settings once, opens (or starts) the database, applies migrations, builds
 the services and serves the API. Background components (scheduler, intake, ...)
 run beside the server in the same event loop and stop when it stops.
+
+Before anything starts, three refusals cost nothing and say one line each: an open
+factory beyond this machine (`check_exposure`), an address that cannot be listened
+on (the API's socket is bound first, and handed to uvicorn), and workers that could
+not run here (`worker.readiness.refusal`: as root without the agent's user, no Claude
+login, the gate's program missing ...; the same line `factory doctor` prints). A
+database that does not answer is the next line (`core.db.database`), before migrations.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import ipaddress
 import logging
 import signal
+import socket
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 
@@ -47,6 +56,46 @@ def check_exposure(settings: Settings) -> None:
         "set: set FACTORY_API_TOKEN, or HOST=127.0.0.1, or FACTORY_ALLOW_OPEN=1 to serve an "
         "open factory anyway"
     )
+
+
+def bind_api_socket(settings: Settings) -> socket.socket:
+    """The API's listening socket, bound before the database or anything else starts, so a
+    port already taken is one line at once rather than a traceback after start-up."""
+    where = f"{settings.host}:{settings.port}"
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            settings.host.strip("[]") or None, settings.port, type=socket.SOCK_STREAM,
+            flags=socket.AI_PASSIVE,
+        )[0]  # fmt: skip
+    except socket.gaierror as exc:
+        raise ConfigError(
+            f"HOST={settings.host}: not an address to listen on ({exc.strerror})"
+        ) from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(
+                f"PORT={settings.port}: {where} is already in use (another `factory up`?);"
+                " stop it, or set PORT to a free port"
+            ) from None
+        raise ConfigError(f"cannot listen on {where}: {exc.strerror}") from None
+    return sock
+
+
+def refuse_unready_workers(settings: Settings) -> None:
+    """Workers that would fail every item for a reason of this machine are not started:
+    the factory does not start, with the line `factory doctor` shows for it."""
+    from ai_factory.worker.readiness import refusal
+
+    reason = refusal(settings)
+    if reason is not None:
+        raise ConfigError(f"workers cannot run here: {reason} (`factory doctor` checks it all;"
+                          " MAX_WORKERS=0 runs the factory without workers)")  # fmt: skip
 
 
 class _Server(uvicorn.Server):
@@ -118,7 +167,10 @@ class Orchestrator:
 
     async def run(self) -> None:
         check_exposure(self.settings)  # before the database: a refusal costs nothing
+        listener = bind_api_socket(self.settings)
         async with AsyncExitStack() as stack:
+            stack.callback(listener.close)
+            await asyncio.to_thread(refuse_unready_workers, self.settings)
             db = await stack.enter_async_context(open_database(self.settings))
             services = self._services = Services.build(self.settings, db)
             stack.push_async_callback(services.close)
@@ -154,7 +206,7 @@ class Orchestrator:
                 services.learnings.vector_search,
             )
             try:
-                await server.serve()
+                await server.serve(sockets=[listener])
             finally:
                 for task in tasks:
                     task.cancel()

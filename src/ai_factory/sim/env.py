@@ -7,6 +7,8 @@ docs/claude-cli-notes.md).
 
 from __future__ import annotations
 
+from ai_factory.worker.agent.env import SCRIPTED_MODEL_VAR
+
 SIM_API_KEY = "sim-api-key"
 SIM_OAUTH_TOKEN = "sim-oauth-token"
 
@@ -38,6 +40,7 @@ def sim_env(
         "DISABLE_AUTOUPDATER": "1",
         "DISABLE_TELEMETRY": "1",
         "DISABLE_ERROR_REPORTING": "1",
+        SCRIPTED_MODEL_VAR: "1",  # a worker records the scripted model's cost as 0
     }
     if config_dir is not None:
         env["CLAUDE_CONFIG_DIR"] = config_dir

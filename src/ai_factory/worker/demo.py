@@ -9,6 +9,11 @@ spawn a real worker that drives the real `claude` binary against the scripted
 model. It shows progress from the item's events and the worker's log, then the
 result branch and its diff stat.
 
+Afterwards the sample repository (with the worker's branch) stays where it was made,
+and the demo says where and how to remove it; everything else (the factory's log, its
+FACTORY_HOME with the embedded database) is removed. `clean` removes the repository too;
+`keep`, or a run that did not complete, keeps everything.
+
 No Anthropic account is used and nothing leaves the machine: the factory's
 children get ANTHROPIC_BASE_URL pointing at the local scripted model, a dummy
 API key, and CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1; GitHub settings are
@@ -66,7 +71,9 @@ SHOWN_EVENTS = ("iteration.started", "agent.tool", "agent.edited", "gate.passed"
                 "limit.", "lock.conflict", "worker.delivered", "worker.failed", "loop.ended")  # fmt: skip
 
 
-def run_demo(*, keep: bool = False, port: int = 0, out: TextIO = sys.stdout) -> int:
+def run_demo(
+    *, keep: bool = False, clean: bool = False, port: int = 0, out: TextIO = sys.stdout
+) -> int:
     """Run the demo; 0 when the item was completed."""
     base = Path(tempfile.mkdtemp(prefix="factory-demo-"))
     base.chmod(0o711)  # as root, the agent's own user must pass through to FACTORY_HOME
@@ -77,9 +84,10 @@ def run_demo(*, keep: bool = False, port: int = 0, out: TextIO = sys.stdout) -> 
     say.line(f"Working folder: {base}")
     factory: subprocess.Popen[bytes] | None = None
     ok = False
+    repo = base / "sample-repo"
     try:
         with SimServer() as sim:
-            repo = _sample_repo(base / "sample-repo")
+            _sample_repo(repo)
             say.line(f"Sample repository: {repo}")
             port = port or _free_port()
             url = f"http://127.0.0.1:{port}"
@@ -95,17 +103,30 @@ def run_demo(*, keep: bool = False, port: int = 0, out: TextIO = sys.stdout) -> 
                 say.line(f"Submitted work item {item['id']}; the scheduler spawns a worker for it.")
                 final = _follow(api, item["id"], say)
             ok = final.get("status") == "completed"
-            _show_result(final, repo, say)
+            _show_result(final, repo, say, lasting=not clean)
     except KeyboardInterrupt:
         say.line("Interrupted.")
     finally:
         if factory is not None:
             _stop(factory)
-        if keep or not ok:
-            say.line(f"Kept {base} (factory.log, the sample repository, FACTORY_HOME).")
-        else:
-            shutil.rmtree(base, ignore_errors=True)
+        _tidy(base, repo, keep=keep or not ok, clean=clean and ok, say=say)
     return 0 if ok else 1
+
+
+def _tidy(base: Path, repo: Path, *, keep: bool, clean: bool, say: _Printer) -> None:
+    """Remove what the demo made, but for the sample repository unless `clean`."""
+    if keep:
+        say.line(f"Kept {base} (factory.log, the sample repository, FACTORY_HOME).")
+        say.line(f"Remove it with: rm -rf {base}")
+        return
+    if clean or not repo.is_dir():
+        shutil.rmtree(base, ignore_errors=True)
+        return
+    for entry in base.iterdir():
+        if entry != repo:
+            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink()
+    say.line(f"The sample repository stays in {repo}; remove it with: rm -rf {base}")
+    say.line("(`factory demo --clean` removes everything when it ends.)")
 
 
 class _Printer:
@@ -206,10 +227,11 @@ def _follow(api: httpx.Client, item_id: str, say: _Printer) -> dict[str, Any]:
         time.sleep(POLL_S)
 
 
-def _show_result(item: dict[str, Any], repo: Path, say: _Printer) -> None:
+def _show_result(item: dict[str, Any], repo: Path, say: _Printer, *, lasting: bool) -> None:
     say.line("")
     say.line(f"Result: {item['status']} after {item.get('iterations', 0)} iteration(s), "
-             f"{item.get('tokens', 0):,} tokens (scripted, so no cost).")  # fmt: skip
+             f"{item.get('tokens', 0):,} tokens, cost ${item.get('costUsd', 0):.2f}"
+             " (the scripted model is free).")  # fmt: skip
     if item["status"] != "completed":
         say.line(f"Reason: {item.get('error') or item.get('statusReason')}")
         return
@@ -218,7 +240,8 @@ def _show_result(item: dict[str, Any], repo: Path, say: _Printer) -> None:
     say.line(f"Branch {branch} in {repo}:")
     say.block(_git(repo, "log", "--oneline", f"main..{branch}"))
     say.block(_git(repo, "diff", "--stat", f"main...{branch}"))
-    say.line(f"Look at it with: git -C {repo} diff main...{branch}")
+    if lasting:
+        say.line(f"Look at it with: git -C {repo} diff main...{branch}")
 
 
 def _tail(path: Path, lines: int) -> str:

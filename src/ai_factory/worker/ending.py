@@ -10,7 +10,7 @@ Owns what follows `RalphLoop.run()`, by outcome:
 
 The worktree is removed before the final report (its branch stays in the
 mirror and on the remote), so a retry that starts at once never finds it half
-removed. The process exit codes live here too.
+removed. It returns the process exit codes (`exits`).
 """
 
 from __future__ import annotations
@@ -29,17 +29,18 @@ from ai_factory.core.models import (
 )
 from ai_factory.core.spec import SPEC_FILE
 from ai_factory.worker.client import Heartbeat, LeaseLostError, OrchestratorClient
+from ai_factory.worker.exits import (  # noqa: F401 - still importable from here
+    EXIT_COMPLETED,
+    EXIT_FAILED,
+    EXIT_STOPPED,
+    EXIT_STUCK,
+    EXIT_UNREGISTERED,
+)
 from ai_factory.worker.learnings import collect_new_learnings
 from ai_factory.worker.loop import LoopOutcome, LoopResult
 from ai_factory.worker.workspace import Workspace
 
 log = logging.getLogger(__name__)
-
-EXIT_COMPLETED = 0
-EXIT_FAILED = 1
-EXIT_STUCK = 2
-EXIT_STOPPED = 3
-EXIT_UNREGISTERED = 4
 
 
 class Ending:

@@ -33,6 +33,7 @@ import socket
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from pydantic import SecretStr, ValidationError
@@ -43,31 +44,29 @@ from ai_factory.core.logging import configure_logging, register_secret
 from ai_factory.core.models import WorkItem
 from ai_factory.core.processes import make_undumpable
 from ai_factory.core.settings import Settings, load_settings
-from ai_factory.worker import agent_files, reaper
-from ai_factory.worker.agent.env import agent_env
-from ai_factory.worker.agent_user import AgentUser
+from ai_factory.worker import reaper
 from ai_factory.worker.client import (
     Heartbeat,
     LeaseLostError,
     OrchestratorClient,
     Progress,
 )
-from ai_factory.worker.ending import (  # noqa: F401 - the exit codes are part of main's API
+from ai_factory.worker.exits import (  # noqa: F401 - the exit codes are part of main's API
     EXIT_COMPLETED,
     EXIT_FAILED,
     EXIT_STOPPED,
     EXIT_STUCK,
     EXIT_UNREGISTERED,
-    Ending,
 )
-from ai_factory.worker.followup import merge_base_in
-from ai_factory.worker.gate import CONFIG_FILE, QualityGate
-from ai_factory.worker.hooks import FileLocks
-from ai_factory.worker.learnings import load_learnings
-from ai_factory.worker.loop import LoopConfig, LoopOutcome, RalphLoop
-from ai_factory.worker.progress import STUCK_FILE
-from ai_factory.worker.run_outcome import LimitPolicy
-from ai_factory.worker.workspace import Workspace, WorkspaceError
+
+# Only what registering needs is imported above; the rest (workspace, loop, gate, delivery,
+# githubkit, the SDK) once the worker has registered: from spawn to registered is start-up
+# time, which an item waits through (bench/dispatch.py --worker real).
+if TYPE_CHECKING:
+    from ai_factory.worker.agent_user import AgentUser
+    from ai_factory.worker.ending import Ending
+    from ai_factory.worker.run_outcome import LimitPolicy
+    from ai_factory.worker.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -116,14 +115,14 @@ class LaunchEnv:
             )
         if worker_id is None and settings.api_token is None:
             log.info("worker.unspawned (no WORKER_ID): registering without a token")
-        return cls(settings.orchestrator_url, worker_id, token, item, item_id)
+        return cls(settings.api_url, worker_id, token, item, item_id)
 
 
 @dataclass(frozen=True)
 class WorkerOptions:
     """Knobs the environment does not carry (tests shrink them)."""
 
-    policy: LimitPolicy = field(default_factory=LimitPolicy)
+    policy: LimitPolicy = field(default_factory=lambda: _limit_policy())
     agent_env: Mapping[str, str] = field(default_factory=dict)  # added on top (the sim, in tests)
 
 
@@ -141,7 +140,7 @@ class WorkerProcess:
         self.settings = settings
         self.launch = launch
         self.options = options or WorkerOptions(
-            policy=LimitPolicy(reset_margin_s=settings.limit_reset_margin_seconds)
+            policy=_limit_policy(reset_margin_s=settings.limit_reset_margin_seconds)
         )
         self.stop = stop or asyncio.Event()
         self.github_token = (
@@ -201,6 +200,8 @@ class WorkerProcess:
             log.error("worker.register_failed error=%s", exc)
             return False
         register_secret(response.token)
+        from ai_factory.worker.ending import Ending  # registered: now the rest (see the imports)
+
         item = self.item
         self.ending = Ending(item=item, client=self.client, heartbeat=self.heartbeat,
                              github_token=self.github_token,
@@ -219,6 +220,15 @@ class WorkerProcess:
         await asyncio.to_thread(reaper.stop_leftovers, uid=uid)
 
     async def _work(self) -> int:
+        from ai_factory.worker.agent.env import agent_env
+        from ai_factory.worker.agent_user import AgentUser
+        from ai_factory.worker.followup import merge_base_in
+        from ai_factory.worker.gate import CONFIG_FILE, QualityGate
+        from ai_factory.worker.hooks import FileLocks
+        from ai_factory.worker.learnings import load_learnings
+        from ai_factory.worker.loop import LoopConfig, LoopOutcome, RalphLoop
+        from ai_factory.worker.workspace import Workspace, WorkspaceError
+
         item, ending = self.item, self.ending
         assert item is not None and ending is not None
         try:
@@ -307,6 +317,12 @@ def _conflict_notes(item: WorkItem, conflicts: list[str]) -> list[str]:
     )]
 
 
+def _limit_policy(**knobs: float) -> LimitPolicy:
+    from ai_factory.worker.run_outcome import LimitPolicy
+
+    return LimitPolicy(**knobs)
+
+
 def _leftover_notes(workspace: Workspace) -> list[str]:
     if workspace.leftovers is None:
         return []
@@ -320,6 +336,9 @@ def _leftover_notes(workspace: Workspace) -> list[str]:
 
 def _set_aside_stale_stuck_note(workspace: Workspace) -> None:
     """A retried item starts over: an earlier attempt's stuck note must not stop it at once."""
+    from ai_factory.worker import agent_files
+    from ai_factory.worker.progress import STUCK_FILE
+
     agent_files.rename(workspace.path, STUCK_FILE, "stuck.previous.md")
 
 

@@ -8,7 +8,9 @@ Owns: `decide`, the one function that turns an `IterationResult` into a
 Signals, strongest first (docs/claude-cli-notes.md, with the wordings seen elsewhere):
 
 1. a ``rate_limit_event`` with status ``rejected`` (OAuth logins only): wait
-   until its ``resetsAt`` (epoch seconds);
+   until its ``resetsAt`` (epoch seconds); the factory's own pause (another
+   worker's rejected limit, learnt between two requests) is the same, from
+   ``source`` ``factory``;
 2. the result text: transient throttles ("Server is temporarily limiting
    requests (not your usage limit)", 529, 5xx, timeouts) back off; usage-limit
    wordings ("You've hit your session limit · resets 4:50pm (America/Denver)",
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -35,7 +37,8 @@ from ai_factory.worker.agent.result import IterationResult, RateLimitSignal
 
 LOGIN_HELP = (
     "Claude Code is not logged in (or its credentials were rejected). On the worker's machine "
-    "run `claude setup-token` and set CLAUDE_CODE_OAUTH_TOKEN to the token it prints "
+    "run `factory login` (the bundled `claude setup-token`) and set CLAUDE_CODE_OAUTH_TOKEN "
+    "to the token it prints "
     "(a Claude subscription), or set ANTHROPIC_API_KEY (API billing); then retry the item."
 )
 ROOT_HELP = (
@@ -72,7 +75,7 @@ class LimitDecision:
     resets_at: datetime | None = None  # WAIT_FOR_RESET: the reset time as announced
     delay_s: float = 0.0  # BACKOFF / WAIT_FOR_RESET: seconds from now
     rate_limit_type: str | None = None
-    reset_source: str | None = None  # event | text | fallback
+    reset_source: str | None = None  # event | text | fallback | factory
 
 
 # --- wordings (case-insensitive); docs/claude-cli-notes.md says where each was seen ---
@@ -121,8 +124,13 @@ def decide(
     policy = policy or LimitPolicy()
     rejected = result.rejected
     if rejected is not None:
-        return _wait(result, policy, now, local_tz, event_reset=rejected.window_resets_at,
-                     rate_limit_type=rejected.rate_limit_type)  # fmt: skip
+        decision = _wait(result, policy, now, local_tz, event_reset=rejected.window_resets_at,
+                         rate_limit_type=rejected.rate_limit_type)  # fmt: skip
+        if rejected.from_factory:  # another worker's limit: the factory as a whole waits
+            kind = rejected.rate_limit_type or "unknown window"
+            return replace(decision, reset_source="factory",
+                           reason=f"usage limit ({kind}): the factory is paused until its reset")
+        return decision
     if not result.failed:
         return LimitDecision(LimitAction.PROCEED, "the run ended normally")
 

@@ -76,11 +76,12 @@ def test_invalid_setting_stops_with_the_variable_named(tmp_path: Path) -> None:
 
 
 def test_doctor_reports_each_check(tmp_path: Path) -> None:
-    done = factory("doctor", env={"FACTORY_HOME": str(tmp_path), "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/postgres"})
+    ready = {"FACTORY_HOME": str(tmp_path), "CLAUDE_CODE_OAUTH_TOKEN": "sk-ant-oat01-test"}
+    done = factory("doctor", env={**ready, "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/postgres"})
     assert done.returncode == 0, done.stdout + done.stderr
-    for name in ("python", "git", "claude", "database", "redis", "github"):
+    for name in ("python", "git", "claude", "user", "login", "gate", "identity", "home", "database", "redis", "github"):
         assert name in done.stdout
-    broken = factory("doctor", env={"FACTORY_HOME": str(tmp_path), "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none"})
+    broken = factory("doctor", env={**ready, "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none"})
     assert broken.returncode == 1 and "FAIL database" in broken.stdout
 
 

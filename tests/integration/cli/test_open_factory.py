@@ -20,7 +20,9 @@ def environment(tmp_path: Path, **env: str) -> dict[str, str]:
         for k, v in os.environ.items()
         if k not in ("FACTORY_API_TOKEN", "FACTORY_ALLOW_OPEN", "HOST", "GITHUB_TOKEN", "REPOS")
     }
-    base.update({"FACTORY_HOME": str(tmp_path / "home"), "DATABASE_URL": BOGUS_DATABASE_URL})
+    # Any free port, and no workers: what comes after the check is the database's answer.
+    base.update({"FACTORY_HOME": str(tmp_path / "home"), "DATABASE_URL": BOGUS_DATABASE_URL,
+                 "PORT": "0", "MAX_WORKERS": "0"})  # fmt: skip
     return {**base, **env}
 
 

@@ -28,7 +28,7 @@ def test_workers_lists_running_workers_and_kill_stops_one(start_factory) -> None
 
     listed = factory_cli(factory.server.url, "workers")
     assert listed.returncode == 0, listed.stderr
-    line = next(line for line in listed.stdout.splitlines() if worker["id"] in line)
+    line = next(line for line in listed.stdout.splitlines() if worker["id"][:8] in line)
     assert "busy" in line and "running" in line and item["id"][:8] in line and "ago" in line
     assert " 1 " in line and " 10 " in line  # iteration and tokens from the heartbeat
 

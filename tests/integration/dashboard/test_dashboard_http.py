@@ -216,3 +216,19 @@ def test_a_worker_is_shown_silent_before_the_orchestrator_gives_it_up(
             assert 'class="silent"' in page and 'class="fresh"' not in page
     finally:
         server.stop()
+
+
+def test_a_running_items_header_counts_its_running_attempt(open_dashboard: httpx.Client) -> None:
+    """The item's own totals are written when an attempt ends; the header must not say
+    0 iterations and 0 tokens while its attempt is at iteration 1 with 22k tokens."""
+    item = open_dashboard.post("/api/work", json={"repo": "https://git.example/srv/app.git", "spec": SPEC}).json()
+    reg = open_dashboard.post("/api/worker/register", json={"workItemId": item["id"]}).json()
+    beat = open_dashboard.post(
+        f"/api/worker/{reg['workerId']}/heartbeat",
+        json={"iteration": 1, "tokens": 22_000, "phase": "running", "costUsd": 0.25},
+        headers={"Authorization": f"Bearer {reg['token']}"},
+    )
+    assert beat.status_code == 200, beat.text
+    page = open_dashboard.get(f"/work/{item['id']}").text
+    assert 'id="item-iterations">1<' in page and 'id="item-tokens">22k<' in page
+    assert "1 iterations, 22k tokens" in page  # the attempt says the same

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from ai_factory.core.db.database import Database
 from ai_factory.core.db.embedded import EmbeddedPostgres
 from ai_factory.core.db.migrations import apply_migrations
+from ai_factory.core.errors import StoreError
 from ai_factory.core.settings import Settings
 
 
@@ -23,7 +24,12 @@ async def open_database(
         embedded = EmbeddedPostgres(settings.pg_data_dir)
         url = await asyncio.to_thread(embedded.start)
     try:
-        db = await Database.open(url, max_size=max_size)
+        try:
+            db = await Database.open(url, max_size=max_size)
+        except StoreError as exc:
+            if embedded is None:  # the user's own URL: name the setting to look at
+                raise StoreError(f"DATABASE_URL: {exc}") from None
+            raise
         try:
             if migrate:
                 await apply_migrations(db)

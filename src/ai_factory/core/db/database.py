@@ -9,15 +9,17 @@ without leaking driver types.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -30,6 +32,55 @@ Params = Mapping[str, Any] | None
 # While the server is unreachable, a request waits this long for a connection before it
 # is answered 503 (a new connection gets as long to open): fail fast, never hang 30 s.
 CONNECTION_WAIT_S = 2.0
+# One connection is tried before the pool opens: a server that is not there (a wrong
+# DATABASE_URL) is one line within this time, not the pool's warnings and retries for 15 s.
+PROBE_TIMEOUT_S = 3
+POOL_LOGGER = "psycopg.pool"
+
+
+def where(url: str) -> str:
+    """host:port/dbname of a connection string, without its password (for messages)."""
+    try:
+        info = conninfo_to_dict(url)
+    except psycopg.Error:
+        return "(an unreadable URL)"
+    host = info.get("host") or "localhost"
+    port = f":{info['port']}" if info.get("port") else ""
+    return f"{host}{port}/{info.get('dbname') or info.get('user') or ''}"
+
+
+def one_line(exc: BaseException) -> str:
+    """A driver error's message on one line (libpq adds hints on lines of their own)."""
+    return (
+        " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        or type(exc).__name__
+    )
+
+
+async def probe(url: str, *, timeout_s: float = PROBE_TIMEOUT_S) -> None:
+    """Open and close one connection; `StoreError` in one line when the server does not answer."""
+    try:
+        conn = await asyncio.wait_for(
+            psycopg.AsyncConnection.connect(url, connect_timeout=max(2, round(timeout_s))),
+            timeout=timeout_s + 1,
+        )
+    except (psycopg.Error, TimeoutError, OSError) as exc:
+        reason = one_line(exc) if not isinstance(exc, TimeoutError) else "no answer"
+        raise StoreError(f"cannot connect to the database at {where(url)}: {reason}") from None
+    await conn.close()
+
+
+@contextlib.contextmanager
+def _pool_quiet() -> Iterator[None]:
+    """psycopg_pool warns (with a traceback) for every failed attempt while it opens; the
+    probe has said what matters, and a failure to open is raised as one line anyway."""
+    pool_log = logging.getLogger(POOL_LOGGER)
+    level = pool_log.level
+    pool_log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        pool_log.setLevel(level)
 
 
 class Database:
@@ -51,6 +102,7 @@ class Database:
     async def open(
         cls, url: str, *, min_size: int = 1, max_size: int = 10, wait_s: float = CONNECTION_WAIT_S
     ) -> Database:
+        await probe(url)
         pool = AsyncConnectionPool(
             url,
             min_size=min_size,
@@ -65,10 +117,13 @@ class Database:
             name="factory",
         )
         try:
-            await pool.open(wait=True, timeout=15)
+            with _pool_quiet():
+                await pool.open(wait=True, timeout=15)
         except psycopg.Error as exc:  # PoolTimeout included
             await pool.close()
-            raise StoreError(f"cannot connect to the database: {exc}") from exc
+            raise StoreError(
+                f"cannot connect to the database at {where(url)}: {one_line(exc)}"
+            ) from exc
         db = cls(pool=pool, url=url, wait_s=wait_s)
         await db.refresh_capabilities()
         return db

@@ -153,16 +153,9 @@ def worker_api_url(settings: Settings) -> str:
     """Where spawned workers reach this orchestrator.
 
     ORCHESTRATOR_URL when it was set; otherwise this orchestrator's own HOST and PORT
-    (a wildcard bind address becomes loopback).
+    (a wildcard bind address becomes loopback): `Settings.api_url`, as the CLI uses it.
     """
-    if "orchestrator_url" in settings.model_fields_set:
-        return settings.orchestrator_url
-    host = settings.host
-    if host in ("0.0.0.0", "", "::"):
-        host = "127.0.0.1"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{settings.port}"
+    return settings.api_url
 
 
 def log_header(launch: WorkerLaunch, where: str) -> str:

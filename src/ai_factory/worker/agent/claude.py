@@ -21,8 +21,9 @@ import contextlib
 import logging
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from claude_agent_sdk import (
     ClaudeAgentOptions,
@@ -51,6 +52,9 @@ LEAN_ENV = {
     "CLAUDE_CODE_DISABLE_AUTO_MEMORY": "1",
     "CLAUDE_AGENT_SDK_DISABLE_BUILTIN_AGENTS": "1",
 }
+# After every tool call, before the request that follows it, the worker asks whether the
+# factory is paused by a usage limit another worker hit; if so the session ends there.
+PAUSE_HOOK_EVENTS = ("PostToolUse", "PostToolUseFailure")
 
 
 class ClaudeDriver:
@@ -66,15 +70,24 @@ class ClaudeDriver:
         model: str | None = None,
         hooks: dict[str, list[HookMatcher]] | None = None,
         cli_path: str | None = None,
+        priced: bool = True,
     ) -> None:
         self.env = dict(env)
+        self.priced = priced  # False: the scripted model, whose costs are not real
         self.idle_timeout_s = idle_timeout_s
         self.wall_timeout_s = wall_timeout_s
         self.model = model
         self.hooks = hooks
         self.cli_path = cli_path
 
-    def options(self, request: AgentRequest, recorder: StreamRecorder) -> ClaudeAgentOptions:
+    def options(
+        self, request: AgentRequest, recorder: StreamRecorder, limited: asyncio.Event | None = None
+    ) -> ClaudeAgentOptions:
+        hooks = {event: list(matchers) for event, matchers in (self.hooks or {}).items()}
+        if request.factory_pause is not None:
+            pause = HookMatcher(matcher=None, hooks=[_pause_hook(request, recorder, limited)])
+            for event in PAUSE_HOOK_EVENTS:
+                hooks.setdefault(event, []).append(pause)
         return ClaudeAgentOptions(
             cwd=str(request.cwd),
             permission_mode="bypassPermissions",
@@ -86,15 +99,16 @@ class ClaudeDriver:
             model=self.model,
             max_budget_usd=request.max_budget_usd,
             env={**LEAN_ENV, **self.env},
-            hooks=self.hooks,  # type: ignore[arg-type]
+            hooks=hooks or None,  # type: ignore[arg-type]
             stderr=recorder.add_stderr,
             cli_path=self.cli_path,
         )
 
     async def run(self, request: AgentRequest) -> IterationResult:
-        recorder = StreamRecorder(root=request.cwd, iteration=request.iteration)
-        options = self.options(request, recorder)
+        recorder = StreamRecorder(root=request.cwd, iteration=request.iteration,
+                                  priced=self.priced)  # fmt: skip
         limited = asyncio.Event()
+        options = self.options(request, recorder, limited)
 
         async def consume() -> None:
             try:
@@ -104,8 +118,10 @@ class ClaudeDriver:
                 ) as stream:
                     async for message in stream:
                         recorder.add(message)
-                        if recorder.result.rejected is not None:
+                        if (rejected := recorder.result.rejected) is not None:
                             limited.set()  # stop the CLI now: the worker waits for the reset
+                            if request.on_rejected is not None and not rejected.from_factory:
+                                request.on_rejected(rejected)  # pause the factory at once
                             return
             except CLINotFoundError as exc:
                 raise AgentUnavailableError(f"Claude Code not found: {exc}") from exc
@@ -157,6 +173,7 @@ class ClaudeDriver:
         finally:
             stop_wait.cancel()
 
+
 def bundled_cli() -> str:
     """The `claude` the SDK would start: the one in its wheel, else the first on PATH."""
     import claude_agent_sdk
@@ -168,3 +185,25 @@ def bundled_cli() -> str:
     if found is None:
         raise AgentUnavailableError("Claude Code not found (the claude-agent-sdk wheel bundles it)")
     return found
+
+
+def _pause_hook(
+    request: AgentRequest, recorder: StreamRecorder, limited: asyncio.Event | None
+) -> Callable[..., Awaitable[dict[str, Any]]]:
+    """The hook that ends the session (``continue: false``: the CLI sends nothing more)
+    when the factory is paused, recording the pause as the run's rejected limit."""
+    assert request.factory_pause is not None
+    factory_pause = request.factory_pause
+
+    async def hook(_input: Any, _tool_use_id: str | None, _context: Any) -> dict[str, Any]:
+        signal = await factory_pause()
+        if signal is None:
+            return {}
+        recorder.add_limit(signal)
+        if limited is not None:
+            limited.set()
+        log.warning("limit.factory_paused iteration=%s resets_at=%s (ending the session)",
+                    request.iteration, signal.resets_at)  # fmt: skip
+        return {"continue": False, "stopReason": "The factory is paused by a usage limit."}
+
+    return hook

@@ -21,7 +21,7 @@ from ai_factory.core.settings import Settings
 from ai_factory.worker.agent import AgentDriver
 from ai_factory.worker.agent.claude import ClaudeDriver, bundled_cli
 from ai_factory.worker.agent.command import CommandDriver
-from ai_factory.worker.agent.env import agent_env, sdk_env_overrides
+from ai_factory.worker.agent.env import agent_env, scripted_model, sdk_env_overrides
 from ai_factory.worker.agent_user import AgentUser
 from ai_factory.worker.hooks import FileLocks
 
@@ -61,4 +61,5 @@ def build_driver(
         model=settings.factory_model,
         hooks=locks.claude_hooks(),
         cli_path=cli_path,
+        priced=not scripted_model({**base_env, **extra_env}),
     )

@@ -30,6 +30,9 @@ from collections.abc import Mapping
 from ai_factory.core.secrets import FACTORY_SECRETS
 
 HIDDEN = FACTORY_SECRETS | {"CLAUDECODE", "WORK_ITEM"}
+# Set (to 1) by `ai_factory.sim.sim_env`: the model behind ANTHROPIC_BASE_URL is the scripted
+# one, which is free; the worker records its sessions' cost as 0 instead of the CLI's price.
+SCRIPTED_MODEL_VAR = "FACTORY_SCRIPTED_MODEL"
 MAX_RETRIES_VAR = "CLAUDE_CODE_MAX_RETRIES"
 DEFAULT_CLI_RETRIES = 2
 MAX_CLI_RETRIES = 4
@@ -58,3 +61,8 @@ def sdk_env_overrides(base: Mapping[str, str]) -> dict[str, str]:
     overrides = {k: "" for k in base if k.upper() in HIDDEN and k != "CLAUDECODE"}
     overrides[MAX_RETRIES_VAR] = cli_retries(base.get(MAX_RETRIES_VAR))
     return overrides
+
+
+def scripted_model(env: Mapping[str, str]) -> bool:
+    """Whether the agent talks to the scripted model (`SCRIPTED_MODEL_VAR`)."""
+    return env.get(SCRIPTED_MODEL_VAR, "") == "1"

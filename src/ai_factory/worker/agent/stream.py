@@ -42,9 +42,12 @@ _COMMAND_CHARS = 200
 class StreamRecorder:
     """Collects one session's messages; `last_event` is when the stream last moved."""
 
-    def __init__(self, *, root: Path, iteration: int) -> None:
+    def __init__(self, *, root: Path, iteration: int, priced: bool = True) -> None:
         self.root = root
         self.iteration = iteration
+        # The CLI prices every token at a real model's rates, whatever served it; the
+        # scripted model's tokens cost nothing, so its sessions record a cost of 0.
+        self.priced = priced
         self.result = IterationResult()
         self.last_event = time.monotonic()
         self._pending_edits: dict[str, str] = {}  # tool_use_id -> repo path
@@ -151,7 +154,7 @@ class StreamRecorder:
         r.output_tokens += int(usage.get("output_tokens") or 0)
         r.cache_read_tokens += int(usage.get("cache_read_input_tokens") or 0)
         r.cache_creation_tokens += int(usage.get("cache_creation_input_tokens") or 0)
-        r.cost_usd += float(message.total_cost_usd or 0.0)
+        r.cost_usd += float(message.total_cost_usd or 0.0) if self.priced else 0.0
         r.num_turns = message.num_turns
         r.duration_ms = message.duration_ms
         r.session_id = message.session_id
