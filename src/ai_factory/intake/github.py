@@ -40,7 +40,7 @@ from ai_factory.core.github_retry import (
 )
 from ai_factory.core.settings import Settings
 from ai_factory.intake.errors import GitHubUnavailableError
-from ai_factory.intake.github_pulls import PullRequestReads
+from ai_factory.intake.github_pulls import PullRequestReads, split_repo
 from ai_factory.intake.models import (
     Comment,
     ContentEdit,
@@ -84,13 +84,6 @@ query IssueText($owner: String!, $name: String!, $number: Int!) {
   }
 }
 """
-
-
-def split_repo(full_name: str) -> tuple[str, str]:
-    owner, _, name = full_name.strip().strip("/").partition("/")
-    if not owner or not name or "/" in name:
-        raise InvalidInputError(f"{full_name!r} is not an owner/repo name")
-    return owner, name
 
 
 class GitHubIntakeClient(PullRequestReads):

@@ -8,13 +8,25 @@ omits do not break intake.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
 
-from ai_factory.core.errors import NotFoundError
+from ai_factory.core.errors import InvalidInputError, NotFoundError
 from ai_factory.intake.models import CheckRun, PullInfo, Review, ReviewComment
 
-if TYPE_CHECKING:
-    from ai_factory.intake.github import GitHubIntakeClient
+T = TypeVar("T")
+
+
+class _Client(Protocol):
+    """What the mixin uses of `github.GitHubIntakeClient`."""
+
+    _gh: Any
+
+    async def _call(self, what: str, call: Callable[[], Awaitable[T]], *, write: bool = False) -> T: ...
+
+    async def _all_pages(
+        self, what: str, fetch: Callable[[int], Awaitable[Any]]
+    ) -> list[dict[str, Any]]: ...
 
 PER_PAGE = 100
 MAX_LOG_BYTES = 2_000_000  # a job log is read for its tail: more than enough
@@ -32,7 +44,7 @@ query ReviewThreads($owner: String!, $name: String!, $number: Int!) {
 
 
 class PullRequestReads:
-    async def pull(self: GitHubIntakeClient, full_name: str, number: int) -> PullInfo | None:
+    async def pull(self: _Client, full_name: str, number: int) -> PullInfo | None:
         owner, name = _split(full_name)
         try:
             response = await self._call(
@@ -43,7 +55,7 @@ class PullRequestReads:
             return None
         return _pull(response.json())
 
-    async def open_pulls(self: GitHubIntakeClient, full_name: str) -> list[PullInfo]:
+    async def open_pulls(self: _Client, full_name: str) -> list[PullInfo]:
         owner, name = _split(full_name)
         raw = await self._all_pages(
             f"list pull requests of {full_name}",
@@ -53,7 +65,7 @@ class PullRequestReads:
         )
         return [_pull(each) for each in raw]
 
-    async def reviews(self: GitHubIntakeClient, full_name: str, number: int) -> list[Review]:
+    async def reviews(self: _Client, full_name: str, number: int) -> list[Review]:
         owner, name = _split(full_name)
         raw = await self._all_pages(
             f"list reviews of {full_name}#{number}",
@@ -69,7 +81,7 @@ class PullRequestReads:
         ]  # fmt: skip
 
     async def review_comments(
-        self: GitHubIntakeClient, full_name: str, number: int
+        self: _Client, full_name: str, number: int
     ) -> list[ReviewComment]:
         owner, name = _split(full_name)
         raw = await self._all_pages(
@@ -90,7 +102,7 @@ class PullRequestReads:
         ]  # fmt: skip
 
     async def resolved_comments(
-        self: GitHubIntakeClient, full_name: str, number: int
+        self: _Client, full_name: str, number: int
     ) -> set[int]:
         """Ids of review comments in threads a reviewer marked resolved (GraphQL)."""
         owner, name = _split(full_name)
@@ -109,7 +121,7 @@ class PullRequestReads:
                         resolved.add(comment["databaseId"])
         return resolved
 
-    async def check_runs(self: GitHubIntakeClient, full_name: str, ref: str) -> list[CheckRun]:
+    async def check_runs(self: _Client, full_name: str, ref: str) -> list[CheckRun]:
         """The latest check run of each name on `ref` (a sha or a branch)."""
         owner, name = _split(full_name)
         response = await self._call(
@@ -130,7 +142,7 @@ class PullRequestReads:
             for r in runs
         ]  # fmt: skip
 
-    async def job_log(self: GitHubIntakeClient, full_name: str, job_id: int) -> str | None:
+    async def job_log(self: _Client, full_name: str, job_id: int) -> str | None:
         """An Actions job's log (GitHub answers with a redirect to it), or None."""
         owner, name = _split(full_name)
         try:
@@ -145,10 +157,14 @@ class PullRequestReads:
         return response.content[-MAX_LOG_BYTES:].decode("utf-8", errors="replace")
 
 
-def _split(full_name: str) -> tuple[str, str]:
-    from ai_factory.intake.github import split_repo
+def split_repo(full_name: str) -> tuple[str, str]:
+    owner, _, name = full_name.strip().strip("/").partition("/")
+    if not owner or not name or "/" in name:
+        raise InvalidInputError(f"{full_name!r} is not an owner/repo name")
+    return owner, name
 
-    return split_repo(full_name)
+
+_split = split_repo
 
 
 def _login(raw: dict[str, Any]) -> str:

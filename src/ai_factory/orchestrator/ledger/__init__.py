@@ -1,7 +1,8 @@
 """The ledger: the only code that changes work items and workers.
 
-`Ledger` (transitions, one transaction each, fenced by the lease) on top of
-`LedgerReads` (items, workers, supervision views); `records` holds the typed rows
+`Ledger` (worker transitions, one transaction each, fenced by the lease) on top of
+`ItemActions` (what users and intake do to items: `items`) on top of `LedgerReads`
+(items, workers, supervision views); `records` holds the typed rows
 they hand out. Everything else in the orchestrator is policy over the ledger.
 """
 
