@@ -21,6 +21,7 @@ is wrapped as data in the prompt.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import re
 import tempfile
@@ -242,6 +243,11 @@ def generator_from_settings(settings: Settings) -> SpecGenerator:
     if settings.spec_generator == "anthropic":
         if settings.anthropic_api_key is None:
             raise ConfigError("ANTHROPIC_API_KEY: required when SPEC_GENERATOR=anthropic")
+        if importlib.util.find_spec("anthropic") is None:  # an extra: `make up` leaves it out
+            raise ConfigError(
+                "SPEC_GENERATOR=anthropic needs the anthropic package:"
+                " pip install 'ai-factory[anthropic]' (or -e '.[anthropic]' in a checkout)"
+            )
         return AnthropicSpecGenerator(
             api_key=settings.anthropic_api_key.get_secret_value(),
             model=settings.factory_model or DEFAULT_ANTHROPIC_MODEL,
