@@ -13,9 +13,10 @@ work: the same scheduler with its event feed off and a 5 s tick (printed as
 
     python bench/dispatch.py [--items 200] [--baseline-items 30] [--worker fake|real]
 
-`--worker real` starts the product's own `factory worker` instead: it registers (the
-moment measured), then fails its item at once, because the bench repository does
-not exist.
+`--worker real` starts the product's own worker (`python -m ai_factory.worker`, as the
+process spawner does) instead: it registers (the moment measured), then fails its item
+at once, because the bench repository's host (git.invalid) does not exist. Its start-up
+up to reading WORK_ITEM is printed too.
 
 (The baseline takes ~5 s per item, hence fewer items by default.)
 
