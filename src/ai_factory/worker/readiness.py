@@ -79,9 +79,7 @@ def claude_cli() -> Path | None:
 
 def check_user(settings: Settings, environ: Mapping[str, str]) -> Need:
     if os.geteuid() != 0:
-        return Need(
-            "user", True, f"not root: the agent runs as {pwd.getpwuid(os.geteuid()).pw_name}"
-        )
+        return Need("user", True, f"not root: the agent runs as {_user_name(os.geteuid())}")
     if settings.factory_agent_user:
         return _check_agent_user(settings)
     if environ.get("IS_SANDBOX") == "1":
@@ -93,6 +91,13 @@ def check_user(settings: Settings, environ: Mapping[str, str]) -> Need:
                 "running as root with FACTORY_AGENT_USER empty: Claude Code refuses to run as root."
                 " Set FACTORY_AGENT_USER=factory-agent (the agent then runs as that user), or"
                 " IS_SANDBOX=1 inside a throwaway container or VM")  # fmt: skip
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:  # a container's arbitrary uid, without a passwd entry
+        return f"uid {uid}"
 
 
 def _check_agent_user(settings: Settings) -> Need:
