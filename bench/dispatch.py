@@ -36,6 +36,7 @@ import argparse
 import asyncio
 import os
 import random
+import shutil
 import socket
 import statistics
 import subprocess
@@ -223,6 +224,7 @@ async def run(items: int, baseline_items: int, worker: str) -> None:
     finally:
         with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def main() -> None:
