@@ -14,6 +14,7 @@ names the variable, e.g. ``MAX_WORKERS: must be an integer (got 'abc')``.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from pathlib import Path
@@ -26,6 +27,12 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from ai_factory.core.errors import ConfigError
 
 DEFAULT_FACTORY_HOME = Path("~/.ai-factory")
+# As root the agent runs as FACTORY_AGENT_USER, which must reach FACTORY_HOME: not under /root.
+ROOT_FACTORY_HOME = Path("/var/lib/ai-factory")
+
+
+def default_factory_home() -> Path:
+    return ROOT_FACTORY_HOME if os.geteuid() == 0 else DEFAULT_FACTORY_HOME
 K8S_NAME = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"  # a Kubernetes object name (RFC 1123)
 K8S_DEADLINE_SLACK_S = 6 * 3600  # set-up, delivery, and one wait for a usage-limit reset
 
@@ -62,7 +69,7 @@ class Settings(BaseSettings):
     port: int = Field(default=3000, ge=0, le=65535)
 
     # --- home, API address and token, worker liveness ---
-    factory_home: Path = DEFAULT_FACTORY_HOME
+    factory_home: Path = Field(default_factory=default_factory_home)
     # local repositories (paths) the factory may work on and push to: only under these
     # folders (comma-separated), never inside FACTORY_HOME (core.repos.LocalRepoPolicy)
     local_repo_roots: Annotated[list[Path], NoDecode] = Field(default_factory=lambda: [Path.home()])
