@@ -6,21 +6,30 @@ Per iteration:
 
 1. build the prompt (SPEC.md now, learnings, notes, the last gate failure);
 2. run the agent (`AgentDriver`); `run_outcome.decide` says whether the run counts:
-   a usage limit reports ``limited``, sleeps (heartbeating, phase ``limited``)
-   until the reset and runs the SAME iteration again; a transient API error
-   backs off and runs it again; an auth error ends the loop as failed. Runs
-   that did not count fold their tokens into the iteration that does;
-3. reconcile SPEC.md with the branch (`branch_progress`: every checked task has a
+   a usage limit reports ``limited`` the moment Claude reports it, sleeps
+   (heartbeating, phase ``limited``) until the reset and runs the SAME iteration
+   again; a transient API error backs off and runs it again; an auth error ends
+   the loop as failed. Runs that did not count fold their tokens into the
+   iteration that does. A run the limit cut after it had done its work (a new
+   commit or a newly checked box) is that iteration, and the next one waits;
+3. the whole factory pauses for a usage limit: before each run, and after each
+   tool call inside one (the Claude driver's hook), the worker asks the
+   orchestrator whether a limit (any worker's) is in force, and waits for its
+   reset plus the policy's margin instead of letting Claude send a request;
+4. reconcile SPEC.md with the branch (`branch_progress`: every checked task has a
    commit carrying its ``Factory-Task`` trailer, every such commit's box is checked),
    run the quality gate, read SPEC.md's boxes and the branch head, report the
    iteration (POST .../iteration, which the daily budget counts) and heartbeat;
-4. done when every blocking box is checked AND the gate passes (what the agent
+5. done when every blocking box is checked AND the gate passes (what the agent
    says is not enough); stuck by `progress.ProgressTracker`'s rules.
 
 A branch that already holds every task (an earlier attempt finished them and
 died before delivering) is done without running the agent, once the gate passes.
 
-Caps: MAX_ITERATIONS ends the loop as stuck with what is done and what is left.
+Caps: MAX_ITERATIONS ends the loop as stuck with what is done and what is left, and
+so does MAX_ITEM_COST_USD (the agents' reported cost for this attempt); each run is
+capped at MAX_ITERATION_COST_USD (Claude Code's own budget) and at what is left of
+the item's.
 An iteration cut by ITERATION_IDLE_TIMEOUT_SECONDS or ITERATION_TIMEOUT_SECONDS counts (outcome
 ``error``) and the loop goes on, with a note in the next prompt; repeated
 timeouts without progress end as stuck. Committing leftovers as WIP and pushing
@@ -35,14 +44,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
-from ai_factory.core.models import IterationOutcome, WorkerPhase
+from ai_factory.core.errors import FactoryError
+from ai_factory.core.models import (
+    FactoryPause,
+    IterationOutcome,
+    LimitReport,
+    LimitStatus,
+    WorkerPhase,
+)
 from ai_factory.core.spec import SPEC_FILE, SpecTasks, parse_tasks
 from ai_factory.worker import agent_files
 from ai_factory.worker.agent import (
@@ -50,6 +67,7 @@ from ai_factory.worker.agent import (
     AgentRequest,
     AgentUnavailableError,
     IterationResult,
+    RateLimitSignal,
     StopReason,
 )
 from ai_factory.worker.branch_progress import (
@@ -110,6 +128,8 @@ class LoopConfig:
     max_iterations: int = 20
     stuck_after: int = 3
     policy: LimitPolicy = field(default_factory=LimitPolicy)
+    max_iteration_cost_usd: float | None = None  # one run (Claude Code stops at it)
+    max_item_cost_usd: float | None = None  # this attempt at the item: then stuck
 
 
 @dataclass
@@ -163,6 +183,8 @@ class RalphLoop:
         self._last_gate: GateResult | None = None
         self._gate_state: tuple[str, bool] | None = None  # (head, dirty) the last gate ran on
         self._warned: tuple[str | None, float | None] | None = None
+        self._resume_at: datetime | None = None  # a limit's reset this worker waits for
+        self._rejection_sent = False  # this run's rejected limit is reported already
 
     @property
     def root(self) -> Path:
@@ -216,6 +238,7 @@ class RalphLoop:
                     f"reached MAX_ITERATIONS={self.config.max_iterations};"
                     f" {read_tasks(self.root).summary()}{self._gate_note()}",
                 )
+            self._check_item_cost()
             number = self.iterations + 1
             before = self.workspace.head_sha()
             result = await self._run_counted(number, notes)
@@ -241,6 +264,7 @@ class RalphLoop:
                 raise _End(LoopOutcome.DONE, f"all {tasks.total} tasks done" + self._gate_note())
             if seen.stuck_reason:
                 raise _End(LoopOutcome.STUCK, seen.stuck_reason)
+            self._check_item_cost()
             if self.driver.runs_own_loop:
                 raise self._external_end(result, tasks)
             notes = self._notes(result)
@@ -251,6 +275,9 @@ class RalphLoop:
         transient = 0
         while True:
             self._check_stop()
+            await self._wait_while_paused()
+            started = self._progress_mark()
+            self._rejection_sent = False
             self.heartbeat.set_phase(WorkerPhase.RUNNING, f"iteration {number}")
             request = self._request(number, notes)
             log.info("iteration.started number=%s agent=%s", number, self.driver.name)
@@ -276,6 +303,13 @@ class RalphLoop:
                 case LimitAction.FAIL:
                     log.error("iteration.fatal number=%s reason=%s", number, decision.reason)
                     raise _End(LoopOutcome.FAILED, decision.reason)
+                case LimitAction.WAIT_FOR_RESET if self._progress_mark() != started:
+                    # It did its work before the limit cut it: it is this iteration. The
+                    # next run waits for the reset (`_wait_while_paused`).
+                    self._note_limit(decision)
+                    result.stop = StopReason.LIMITED
+                    result.add_usage(carried)
+                    return result
                 case LimitAction.WAIT_FOR_RESET:
                     carried.add_usage(result)
                     transient = 0
@@ -325,8 +359,11 @@ class RalphLoop:
             prompt=prompt,
             system_prompt=system_prompt(),
             cwd=self.root,
+            max_budget_usd=self._run_budget(),
             on_inner_start=self._inner_started,
             on_inner_iteration=self._inner_finished,
+            factory_pause=self._factory_pause,
+            on_rejected=self._rejected_now,
         )
 
     # --- inner iterations of a self-looping driver ---
@@ -366,18 +403,102 @@ class RalphLoop:
 
     async def _wait_for_reset(self, decision: LimitDecision) -> None:
         assert decision.resume_at is not None
-        self.client.report_limit(rejection_report(decision))
+        self._note_limit(decision)
         log.warning(
             "limit.waiting until=%s source=%s window=%s reason=%s",
             decision.resume_at.isoformat(timespec="seconds"), decision.reset_source,
             decision.rate_limit_type, decision.reason,
         )  # fmt: skip
+        await self._wait_until(self._resume_at or decision.resume_at)
+
+    def _note_limit(self, decision: LimitDecision) -> None:
+        """Remember when to resume, and pause the factory (unless the factory's pause it is)."""
+        if decision.reset_source != "factory" and not self._rejection_sent:
+            self.client.report_limit(rejection_report(decision))
+        if decision.resume_at is not None:
+            self._resume_at = max(filter(None, (self._resume_at, decision.resume_at)))
+
+    async def _wait_while_paused(self) -> None:
+        """Before a run: wait out this worker's known limit and the factory's pause, so that
+        no request is sent between a rejection (anyone's) and its reset."""
+        while True:
+            resume_at = self._resume_at
+            pause = await self._ask_pause()
+            if pause is not None and pause.paused_until is not None:
+                margin = timedelta(seconds=self.config.policy.reset_margin_s)
+                resume_at = max(filter(None, (resume_at, pause.paused_until + margin)))
+            if resume_at is None or resume_at <= self.clock():
+                self._resume_at = None
+                return
+            log.warning("limit.factory_paused until=%s window=%s (not starting a run)",
+                        resume_at.isoformat(timespec="seconds"),
+                        pause.rate_limit_type if pause else None)  # fmt: skip
+            await self._wait_until(resume_at)
+
+    async def _wait_until(self, resume_at: datetime) -> None:
         self.heartbeat.set_phase(
-            WorkerPhase.LIMITED,
-            f"usage limit; resuming at {decision.resume_at.isoformat(timespec='seconds')}",
+            WorkerPhase.LIMITED, f"usage limit; resuming at {resume_at.isoformat(timespec='seconds')}"
         )
-        await self._sleep((decision.resume_at - self.clock()).total_seconds())
+        await self._sleep((resume_at - self.clock()).total_seconds())
         log.info("limit.resumed")
+
+    async def _ask_pause(self) -> FactoryPause | None:
+        try:
+            return await self.client.pause()
+        except LeaseLostError:
+            raise
+        except FactoryError as exc:  # an orchestrator without the route, or refusing: go on
+            log.warning("limit.pause_unknown error=%s", exc)
+            return None
+
+    async def _factory_pause(self) -> RateLimitSignal | None:
+        """For the Claude driver's hook: the factory's pause as this run's rejected limit."""
+        try:
+            pause = await self._ask_pause()
+        except LeaseLostError:
+            return None  # the lease watcher stops the worker
+        if pause is None or pause.paused_until is None or pause.paused_until <= self.clock():
+            return None
+        return RateLimitSignal(status="rejected", resets_at=math.ceil(pause.paused_until.timestamp()),
+                               rate_limit_type=pause.rate_limit_type,
+                               raw={"source": "factory"})  # fmt: skip
+
+    def _rejected_now(self, signal: RateLimitSignal) -> None:
+        """Claude said rejected: pause the factory now, before this run has even ended."""
+        resets = signal.window_resets_at
+        at = datetime.fromtimestamp(resets, UTC) if resets else None
+        window = signal.rate_limit_type or "unknown window"
+        self.client.report_limit(LimitReport(
+            status=LimitStatus.REJECTED,
+            resets_at=at,
+            rate_limit_type=signal.rate_limit_type,
+            utilization=1.0,
+            message=f"usage limit ({window}) reached"
+            + (f"; resets {at.isoformat(timespec='seconds')}" if at else ""),
+        ))  # fmt: skip
+        self._rejection_sent = True
+
+    def _progress_mark(self) -> tuple[str, frozenset[str]]:
+        """The branch head and the checked boxes: a run that changed either did work."""
+        return self.workspace.head_sha(), frozenset(read_tasks(self.root).done)
+
+    # --- spending caps ---
+
+    def _run_budget(self) -> float | None:
+        caps = [self.config.max_iteration_cost_usd]
+        if self.config.max_item_cost_usd is not None:
+            caps.append(max(0.0, self.config.max_item_cost_usd - self.cost_usd))
+        known = [c for c in caps if c is not None]
+        return min(known) if known else None
+
+    def _check_item_cost(self) -> None:
+        cap = self.config.max_item_cost_usd
+        if cap is not None and self.cost_usd >= cap:
+            raise _End(
+                LoopOutcome.STUCK,
+                f"reached MAX_ITEM_COST_USD=${cap:.2f} (spent ${self.cost_usd:.2f});"
+                f" {read_tasks(self.root).summary()}{self._gate_note()}",
+            )
 
     def _maybe_report_warning(self, result: IterationResult) -> None:
         warning = result.warning
@@ -430,6 +551,8 @@ class RalphLoop:
             )
         elif result.stop is StopReason.WALL_TIMEOUT:
             notes.append("it was stopped for running too long; do one small task per iteration")
+        elif result.subtype == "error_max_budget_usd":
+            notes.append("it was stopped at its spending cap; keep each step small and commit early")
         if self.locks is not None:
             for path in self.locks.take_conflicts():
                 notes.append(f"{path} was locked by another worker; do other tasks first or wait")

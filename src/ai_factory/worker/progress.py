@@ -110,6 +110,8 @@ def iteration_outcome(
 ) -> IterationOutcome:
     if gate is not None and not gate.passed:
         return IterationOutcome.GATE_FAILED
+    if result.stop is StopReason.LIMITED:  # counted only when it did its work before the limit
+        return IterationOutcome.PROGRESS if progress else IterationOutcome.NO_PROGRESS
     if result.stop in (StopReason.IDLE_TIMEOUT, StopReason.WALL_TIMEOUT) or result.failed:
         return IterationOutcome.ERROR
     return IterationOutcome.PROGRESS if progress else IterationOutcome.NO_PROGRESS
