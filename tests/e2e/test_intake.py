@@ -61,7 +61,7 @@ def factory(
         "INTAKE_WRITE_INTERVAL_S": "0.2",
         "MAX_WORKERS": "1",
         "COOLDOWN_SECONDS": "0",
-        "HEARTBEAT_INTERVAL": "1",
+        "HEARTBEAT_INTERVAL_SECONDS": "1",
         "LOG_LEVEL": "INFO",
     })  # fmt: skip
     log_path = tmp_path / "factory-up.log"

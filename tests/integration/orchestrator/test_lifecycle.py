@@ -166,7 +166,7 @@ def test_sigterm_to_the_orchestrator_hands_running_items_back(tmp_path: Path, da
     orchestrator = OrchestratorProcess(tmp_path, database_url)
     proc = orchestrator.start()
     with httpx.Client(base_url=orchestrator.url, timeout=30) as http:
-        item = http.post("/api/work", json={"repo": "/srv/w", "spec": spec(mode="forever")}).json()
+        item = http.post("/api/work", json={"repo": "https://git.example/srv/w.git", "spec": spec(mode="forever")}).json()
         running = wait_for(
             lambda: (i := http.get(f"/api/work/{item['id']}").json())["status"] == "running" and i,
             what="the item to run",
@@ -193,7 +193,7 @@ def test_orchestrator_killed_mid_run_loses_nothing_and_runs_nothing_twice(
     first = start()
     http = httpx.Client(base_url=url, timeout=30)
     ids = [
-        http.post("/api/work", json={"repo": "/srv/w", "spec": spec(seconds=2.5, title=f"T{n}")}).json()["id"]
+        http.post("/api/work", json={"repo": "https://git.example/srv/w.git", "spec": spec(seconds=2.5, title=f"T{n}")}).json()["id"]
         for n in range(6)
     ]
     wait_for(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Response
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from ai_factory.core.errors import StoreError
 from ai_factory.core.models import FactoryMetrics, QueueStats, WireModel, WorkerMetrics, WorkerStats
 from ai_factory.orchestrator import prometheus
 from ai_factory.orchestrator.api.deps import AdminDep, ServicesDep, require_admin
@@ -48,11 +50,20 @@ async def metrics(services: ServicesDep) -> MetricsReport:
     return MetricsReport(**summary.model_dump(), recent=await services.metrics.recent())
 
 
-@health.get("/healthz", response_model=Health)
-async def healthz(services: ServicesDep) -> Health:
+@health.get(
+    "/healthz",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "The database cannot be reached."}},
+)
+async def healthz(services: ServicesDep) -> Health | JSONResponse:
+    """Whether the factory can serve: its database answers (within a couple of seconds)."""
     from ai_factory import __version__
 
-    await services.db.fetch_one("SELECT 1")
+    try:
+        await services.db.fetch_one("SELECT 1")
+    except StoreError as exc:
+        down = Health(status="unavailable", database=str(exc), version=__version__)
+        return JSONResponse(down.to_wire(), status_code=503)
     return Health(status="ok", database="ok", version=__version__)
 
 
