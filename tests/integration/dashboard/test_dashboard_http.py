@@ -232,3 +232,37 @@ def test_a_running_items_header_counts_its_running_attempt(open_dashboard: httpx
     page = open_dashboard.get(f"/work/{item['id']}").text
     assert 'id="item-iterations">1<' in page and 'id="item-tokens">22k<' in page
     assert "1 iterations, 22k tokens" in page  # the attempt says the same
+
+
+def test_an_item_page_and_factory_show_give_the_chain_of_its_pull_request(
+    api: ServerThread, open_dashboard: httpx.Client, tmp_path: Path
+) -> None:
+    """issue → item → pull request → follow-ups, from the root and from a follow-up."""
+    from tests.support.cli import factory
+
+    repo = "https://git.example/acme/widgets.git"
+    root = open_dashboard.post("/api/work", json={"repo": repo, "spec": SPEC, "source": "github",
+                                                  "sourceId": "42"}).json()  # fmt: skip
+    reg = open_dashboard.post("/api/worker/register", json={"workItemId": root["id"]}).json()
+    pull = "https://github.test/acme/widgets/pull/7"
+    assert open_dashboard.post(
+        f"/api/worker/{reg['workerId']}/complete", json={"prUrl": pull, "iterations": 1, "tokens": 1},
+        headers={"Authorization": f"Bearer {reg['token']}"},
+    ).status_code == 200  # fmt: skip
+    follow = open_dashboard.post("/api/work", json={
+        "repo": repo, "spec": "- [ ] Address the review comment", "source": "github",
+        "sourceId": "pr-7", "kind": "review", "parentId": root["id"],
+        "branch": f"factory/{root['id'][:8]}", "prNumber": 7, "context": {"prUrl": pull},
+    }).json()  # fmt: skip
+
+    page = open_dashboard.get(f"/work/{root['id']}").text
+    chain = re.search(r'<p class="chain" id="item-chain">(.*?)</p>', page, re.S)
+    assert chain and f"/work/{follow['id']}" in chain.group(1) and "review (queued)" in chain.group(1)
+    page = open_dashboard.get(f"/work/{follow['id']}").text
+    chain = re.search(r'<p class="chain" id="item-chain">(.*?)</p>', page, re.S)
+    assert chain and f"/work/{root['id']}" in chain.group(1) and pull in chain.group(1)
+
+    shown = factory("show", follow["id"][:8], env={"ORCHESTRATOR_URL": api.url,
+                                                   "FACTORY_HOME": str(tmp_path / "cli")})  # fmt: skip
+    line = next(ln for ln in shown.stdout.splitlines() if ln.startswith("chain"))
+    assert line == f"chain      {root['id'][:8]} (completed) → {pull} → *{follow['id'][:8]} review (queued)"
