@@ -21,7 +21,7 @@ pytestmark = pytest.mark.e2e
 async def test_only_the_workers_own_routes_can_lose_its_lease(
     api: ServerThread, tmp_path: Path
 ) -> None:
-    item = submit(api, tmp_path, "# Work\n\n- [ ] one task\n")
+    item = submit(api, "https://git.example/acme/work.git", "# Work\n\n- [ ] one task\n")
     spawned = spawn_record(api, item)
     client = OrchestratorClient(base_url=api.url, worker_id=spawned.worker_id, token=spawned.token)
     try:

@@ -19,6 +19,7 @@ import contextlib
 import errno
 import ipaddress
 import logging
+import shutil
 import signal
 import socket
 from collections.abc import Awaitable, Callable, Iterator
@@ -92,6 +93,10 @@ def refuse_unready_workers(settings: Settings) -> None:
     the factory does not start, with the line `factory doctor` shows for it."""
     from ai_factory.worker.readiness import refusal
 
+    if settings.factory_spawner == "bwrap" and shutil.which("bwrap") is None:
+        from ai_factory.orchestrator.spawners.bwrap import BWRAP_MISSING
+
+        raise ConfigError(BWRAP_MISSING)  # before what the workers inside it would need
     reason = refusal(settings)
     if reason is not None:
         raise ConfigError(f"workers cannot run here: {reason} (`factory doctor` checks it all;"

@@ -298,7 +298,13 @@ REFUSAL_CHECKS: list[Callable[[Settings, Mapping[str, str]], Need]] = [
 
 
 def starts_local_workers(settings: Settings) -> bool:
-    return settings.max_workers > 0 and settings.factory_spawner in LOCAL_SPAWNERS
+    """Whether this orchestrator starts `factory worker` here. A FACTORY_WORKER_COMMAND
+    replaces it with a program whose needs the factory cannot know: it is not checked."""
+    return (
+        settings.max_workers > 0
+        and settings.factory_spawner in LOCAL_SPAWNERS
+        and settings.worker_command is None
+    )
 
 
 def refusal(settings: Settings, environ: Mapping[str, str] | None = None) -> str | None:

@@ -37,6 +37,11 @@ def runtime_paths() -> list[Path]:
     return sorted(p for p in found if p.is_relative_to(PRIVATE_TMP))
 
 
+BWRAP_MISSING = (
+    "FACTORY_SPAWNER: bwrap needs bubblewrap, which is not installed"
+    " (apt-get install bubblewrap), or choose process or docker"
+)
+
 class BwrapSpawner(ProcessSpawner):
     name = "bwrap"
 
@@ -77,10 +82,7 @@ class BwrapSpawner(ProcessSpawner):
 
     async def check(self) -> None:
         if shutil.which("bwrap") is None:
-            raise ConfigError(
-                "FACTORY_SPAWNER: bwrap needs bubblewrap, which is not installed"
-                " (apt-get install bubblewrap), or choose process or docker"
-            )
+            raise ConfigError(BWRAP_MISSING)
         self.settings.factory_home.mkdir(parents=True, exist_ok=True)
         try:
             done = await asyncio.to_thread(
