@@ -139,6 +139,10 @@ class CancelRequest(WireModel):
     reason: str = "cancelled by intake"
 
 
+class MergedRequest(WireModel):
+    item_id: str  # the item whose pull request was merged
+
+
 class CancelResult(WireModel):
     item: WorkItem | None = None
 
@@ -159,3 +163,9 @@ async def cancel_queued(body: CancelRequest, services: ServicesDep) -> CancelRes
         source=Source.GITHUB, repo=body.repo, source_id=source_id, reason=body.reason
     )
     return CancelResult(item=item)
+
+
+@admin.post("/merged", response_model=CancelResult, responses=errors(404, 422))
+async def record_merged(body: MergedRequest, services: ServicesDep) -> CancelResult:
+    """Intake saw the item's pull request closed merged (for the cost per merged PR)."""
+    return CancelResult(item=await services.queue.record_merge(body.item_id))

@@ -89,6 +89,8 @@ class FollowUpPlanner:
             return FollowUp.NOT_OURS
         earlier = await self.submitter.pull_followups(repo_url=root.repo, pr_number=number)
         if pull.state != "open":
+            if pull.merged:
+                await self.submitter.record_merged(str(root.id))
             cancelled = await self.submitter.cancel_followups(
                 repo_url=root.repo, pr_number=number,
                 reason=f"pull request #{number} was {'merged' if pull.merged else 'closed'}",

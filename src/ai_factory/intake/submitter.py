@@ -61,6 +61,10 @@ class Submitter(Protocol):
         """Cancel the pull request's follow-up if it is still queued."""
         ...
 
+    async def record_merged(self, item_id: str) -> None:
+        """The item's pull request was merged."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -109,6 +113,9 @@ class DirectSubmitter:
             source=Source.GITHUB, repo=repo_url, source_id=followup_source(pr_number),
             reason=reason,
         )  # fmt: skip
+
+    async def record_merged(self, item_id: str) -> None:
+        await self.queue.record_merge(item_id)
 
     async def close(self) -> None:
         return None
@@ -170,6 +177,9 @@ class ApiSubmitter:
         body = {"repo": repo_url, "sourceId": followup_source(pr_number), "reason": reason}
         found = (await self._request("POST", "/api/intake/cancel", json=body)).json().get("item")
         return WorkItem.model_validate(found) if found else None
+
+    async def record_merged(self, item_id: str) -> None:
+        await self._request("POST", "/api/intake/merged", json={"itemId": item_id})
 
     async def close(self) -> None:
         await self._http.aclose()

@@ -58,6 +58,15 @@ def render(
             "Reported agent cost per completed item (all its attempts).",
             registry=registry,
         ).set(metrics.cost_per_completed_item_usd)
+        Gauge(
+            "factory_cost_per_merged_pr_usd",
+            "Reported agent cost per merged pull request (its item and every follow-up).",
+            registry=registry,
+        ).set(metrics.cost_per_merged_pr_usd)
+        Gauge(
+            "factory_merged_pull_requests", "The factory's pull requests seen merged.",
+            registry=registry,
+        ).set(metrics.merged_pull_requests)
     Gauge("factory_can_spawn", "1 when a new worker may start now.", registry=registry).set(
         int(limits.can_spawn)
     )

@@ -88,6 +88,10 @@ class QueueManager:
             reason=reason,
         )  # fmt: skip
 
+    async def record_merge(self, item_id: str | UUID) -> WorkItem | None:
+        """Its pull request was merged (intake saw it close merged)."""
+        return await self.ledger.record_merge(item_id)
+
     async def retry(self, item_id: str | UUID, *, reason: str = "retried by user") -> WorkItem:
         return await self.ledger.retry(item_id, reason=reason)
 

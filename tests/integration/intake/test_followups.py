@@ -185,3 +185,23 @@ async def test_a_pull_request_that_no_longer_merges_gets_a_conflict_follow_up(ri
     [follow] = followups(rig, pull)
     assert follow["kind"] == "conflict"
     assert "- [ ] Merge `main` into this branch, resolving every conflict" in follow["spec"]
+
+
+async def test_a_merged_pull_request_is_counted_with_its_follow_ups_cost(rig: Rig) -> None:
+    root, pull = await delivered_pull(rig)
+    service = rig.service()
+    rig.standin.comment(REPO, pull, "@ai-factory Append `x` to `hello.txt`", by=MAINTAINER)
+    await service.followups.check(await service.repo(REPO), pull)
+    [follow] = followups(rig, pull)
+    rig.as_worker(follow["id"], "complete", prUrl=root["prUrl"], iterations=1, tokens=1, costUsd=0.25)
+    rig.standin.close_pull(REPO, pull, by=MAINTAINER, merged=True)
+    payload = rig.standin.pull_request_payload(REPO, pull, "closed", sender=MAINTAINER)
+    assert deliver(rig, "pull_request", payload).status == 202
+    await service.handle_requests()
+
+    merged = httpx.get(f"{rig.api.url}/api/work/{root['id']}").json()
+    assert merged["prMergedAt"] is not None
+    metrics = httpx.get(f"{rig.api.url}/api/metrics").json()
+    assert metrics["mergedPullRequests"] == 1
+    assert metrics["costPerMergedPrUsd"] == pytest.approx(root["costUsd"] + 0.25)
+    assert "factory_cost_per_merged_pr_usd" in httpx.get(f"{rig.api.url}/metrics").text

@@ -28,5 +28,7 @@ class FactoryMetrics(WireModel):
     average_duration: float = 0.0
     total_tokens_today: int = 0
     cost_per_completed_item_usd: float = 0.0  # the agents' reported cost, every attempt
+    merged_pull_requests: int = 0  # the factory's pull requests seen merged
+    cost_per_merged_pr_usd: float = 0.0  # its item and every follow-up on it
     active_workers: int = 0
     queue_depth: int = 0

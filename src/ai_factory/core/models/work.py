@@ -152,6 +152,7 @@ class WorkItem(WireModel):
     branch: str | None = None
     pr_number: int | None = None
     context: dict[str, Any] = Field(default_factory=dict)
+    pr_merged_at: datetime | None = None
 
     @property
     def is_followup(self) -> bool:

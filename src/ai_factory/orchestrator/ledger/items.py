@@ -110,6 +110,11 @@ class ItemActions(LedgerReads):
         params = {"id": await self.item_id(item_id), "priority": priority.value}
         return WorkItem.model_validate(await self._transition("set_priority", params, "reprioritise"))
 
+    async def record_merge(self, item_id: str | UUID) -> WorkItem | None:
+        """The item's pull request was merged; None when the item has no delivered PR."""
+        row = await self.db.fetch_one(Q["record_merge"], {"id": await self.item_id(item_id)})
+        return WorkItem.model_validate(row) if row else None
+
     # --- shared by every transition ---
 
     async def _release_in_transaction(self, worker_ids: list[UUID]) -> None:

@@ -206,3 +206,9 @@ RETURNING *;
 UPDATE work_items SET priority = %(priority)s, updated_at = now()
  WHERE id = %(id)s AND status = 'queued'
 RETURNING *;
+
+-- name: record_merge
+-- The item's pull request was merged (the first time seen counts).
+UPDATE work_items SET pr_merged_at = coalesce(pr_merged_at, now())
+ WHERE id = %(id)s AND status = 'completed' AND kind = 'work' AND pr_url IS NOT NULL
+RETURNING *;
