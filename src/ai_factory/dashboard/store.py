@@ -84,6 +84,8 @@ class Totals(BaseModel):
     completed_cost_usd: float = 0.0
     cost_usd: float = 0.0
     tokens: int = 0
+    merged: int = 0  # the factory's pull requests seen merged
+    merged_cost_usd: float = 0.0  # their items' and follow-ups' cost
 
     @property
     def success_rate(self) -> float | None:

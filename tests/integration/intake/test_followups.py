@@ -205,3 +205,5 @@ async def test_a_merged_pull_request_is_counted_with_its_follow_ups_cost(rig: Ri
     assert metrics["mergedPullRequests"] == 1
     assert metrics["costPerMergedPrUsd"] == pytest.approx(root["costUsd"] + 0.25)
     assert "factory_cost_per_merged_pr_usd" in httpx.get(f"{rig.api.url}/metrics").text
+    stats = httpx.get(f"{rig.api.url}/stats").text
+    assert "Cost per merged pull request" in stats and "1 merged, follow-ups included" in stats

@@ -82,13 +82,19 @@ SELECT id, left(spec, 300) AS spec_head, status, iterations, tokens, cost_usd::f
  LIMIT %(limit)s;
 
 -- name: totals
--- All-time counts of completed, failed and stuck items, with their cost and tokens.
+-- All-time counts of completed, failed and stuck items, with their cost and tokens, and the
+-- merged pull requests with their cost (the item and its follow-ups).
 SELECT count(*) FILTER (WHERE status = 'completed')::int AS completed,
        count(*) FILTER (WHERE status = 'failed')::int AS failed,
        count(*) FILTER (WHERE status = 'stuck')::int AS stuck,
        coalesce(sum(cost_usd) FILTER (WHERE status = 'completed'), 0)::float AS completed_cost_usd,
        coalesce(sum(cost_usd), 0)::float AS cost_usd,
-       coalesce(sum(tokens), 0)::bigint AS tokens
+       coalesce(sum(tokens), 0)::bigint AS tokens,
+       count(*) FILTER (WHERE pr_merged_at IS NOT NULL)::int AS merged,
+       coalesce(sum(cost_usd) FILTER (WHERE pr_merged_at IS NOT NULL
+                                        OR parent_id IN (SELECT id FROM work_items
+                                                          WHERE pr_merged_at IS NOT NULL)),
+                0)::float AS merged_cost_usd
   FROM work_items;
 
 -- name: learning_repos
