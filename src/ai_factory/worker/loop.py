@@ -12,10 +12,11 @@ Per iteration:
    the loop as failed. Runs that did not count fold their tokens into the
    iteration that does. A run the limit cut after it had done its work (a new
    commit or a newly checked box) is that iteration, and the next one waits;
-3. the whole factory pauses for a usage limit: before each run, and after each
-   tool call inside one (the Claude driver's hook), the worker asks the
-   orchestrator whether a limit (any worker's) is in force, and waits for its
-   reset plus the policy's margin instead of letting Claude send a request;
+3. the whole factory pauses for a usage limit (`usage_pause.UsagePause`): before
+   each run, and after each tool call inside one (the Claude driver's hook), the
+   worker asks the orchestrator whether a limit (any worker's) is in force, and
+   waits for its reset plus the policy's margin instead of letting Claude send a
+   request;
 4. reconcile SPEC.md with the branch (`branch_progress`: every checked task has a
    commit carrying its ``Factory-Task`` trailer, every such commit's box is checked),
    run the quality gate, read SPEC.md's boxes and the branch head, report the
@@ -44,20 +45,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
-from ai_factory.core.errors import FactoryError
 from ai_factory.core.models import (
-    FactoryPause,
     IterationOutcome,
-    LimitReport,
-    LimitStatus,
     WorkerPhase,
 )
 from ai_factory.core.spec import SPEC_FILE, SpecTasks, parse_tasks
@@ -67,7 +63,6 @@ from ai_factory.worker.agent import (
     AgentRequest,
     AgentUnavailableError,
     IterationResult,
-    RateLimitSignal,
     StopReason,
 )
 from ai_factory.worker.branch_progress import (
@@ -88,12 +83,10 @@ from ai_factory.worker.progress import (
 from ai_factory.worker.prompt import PromptContext, iteration_prompt, system_prompt
 from ai_factory.worker.run_outcome import (
     LimitAction,
-    LimitDecision,
     LimitPolicy,
     decide,
-    rejection_report,
-    warning_report,
 )
+from ai_factory.worker.usage_pause import UsagePause
 
 log = logging.getLogger(__name__)
 
@@ -182,9 +175,8 @@ class RalphLoop:
         self.cost_usd = 0.0
         self._last_gate: GateResult | None = None
         self._gate_state: tuple[str, bool] | None = None  # (head, dirty) the last gate ran on
-        self._warned: tuple[str | None, float | None] | None = None
-        self._resume_at: datetime | None = None  # a limit's reset this worker waits for
-        self._rejection_sent = False  # this run's rejected limit is reported already
+        self.usage = UsagePause(client=client, heartbeat=heartbeat, sleep=self._sleep,
+                                reset_margin_s=self.config.policy.reset_margin_s, clock=clock)  # fmt: skip
 
     @property
     def root(self) -> Path:
@@ -275,9 +267,9 @@ class RalphLoop:
         transient = 0
         while True:
             self._check_stop()
-            await self._wait_while_paused()
+            await self.usage.wait_while_paused()
             started = self._progress_mark()
-            self._rejection_sent = False
+            self.usage.new_run()
             self.heartbeat.set_phase(WorkerPhase.RUNNING, f"iteration {number}")
             request = self._request(number, notes)
             log.info("iteration.started number=%s agent=%s", number, self.driver.name)
@@ -292,7 +284,7 @@ class RalphLoop:
             self._check_stop()
             if result.stop is StopReason.CANCELLED:
                 raise _End(LoopOutcome.CANCELLED, "the agent run was stopped")
-            self._maybe_report_warning(result)
+            self.usage.report_warning(result)
             decision = decide(
                 result, now=self.clock(), transient_failures=transient, policy=self.config.policy
             )
@@ -305,15 +297,15 @@ class RalphLoop:
                     raise _End(LoopOutcome.FAILED, decision.reason)
                 case LimitAction.WAIT_FOR_RESET if self._progress_mark() != started:
                     # It did its work before the limit cut it: it is this iteration. The
-                    # next run waits for the reset (`_wait_while_paused`).
-                    self._note_limit(decision)
+                    # next run waits for the reset (`UsagePause.wait_while_paused`).
+                    self.usage.note(decision)
                     result.stop = StopReason.LIMITED
                     result.add_usage(carried)
                     return result
                 case LimitAction.WAIT_FOR_RESET:
                     carried.add_usage(result)
                     transient = 0
-                    await self._wait_for_reset(decision)
+                    await self.usage.wait_for_reset(decision)
                 case LimitAction.BACKOFF:
                     carried.add_usage(result)
                     transient += 1
@@ -362,8 +354,8 @@ class RalphLoop:
             max_budget_usd=self._run_budget(),
             on_inner_start=self._inner_started,
             on_inner_iteration=self._inner_finished,
-            factory_pause=self._factory_pause,
-            on_rejected=self._rejected_now,
+            factory_pause=self.usage.factory_pause,
+            on_rejected=self.usage.rejected_now,
         )
 
     # --- inner iterations of a self-looping driver ---
@@ -399,90 +391,11 @@ class RalphLoop:
             "; quality gate passed" if gate.passed else f"; quality gate failing: {gate.describe()}"
         )
 
-    # --- limits ---
-
-    async def _wait_for_reset(self, decision: LimitDecision) -> None:
-        assert decision.resume_at is not None
-        self._note_limit(decision)
-        log.warning(
-            "limit.waiting until=%s source=%s window=%s reason=%s",
-            decision.resume_at.isoformat(timespec="seconds"), decision.reset_source,
-            decision.rate_limit_type, decision.reason,
-        )  # fmt: skip
-        await self._wait_until(self._resume_at or decision.resume_at)
-
-    def _note_limit(self, decision: LimitDecision) -> None:
-        """Remember when to resume, and pause the factory (unless the factory's pause it is)."""
-        if decision.reset_source != "factory" and not self._rejection_sent:
-            self.client.report_limit(rejection_report(decision))
-        if decision.resume_at is not None:
-            self._resume_at = max(filter(None, (self._resume_at, decision.resume_at)))
-
-    async def _wait_while_paused(self) -> None:
-        """Before a run: wait out this worker's known limit and the factory's pause, so that
-        no request is sent between a rejection (anyone's) and its reset."""
-        while True:
-            resume_at = self._resume_at
-            pause = await self._ask_pause()
-            if pause is not None and pause.paused_until is not None:
-                margin = timedelta(seconds=self.config.policy.reset_margin_s)
-                resume_at = max(filter(None, (resume_at, pause.paused_until + margin)))
-            if resume_at is None or resume_at <= self.clock():
-                self._resume_at = None
-                return
-            log.warning("limit.factory_paused until=%s window=%s (not starting a run)",
-                        resume_at.isoformat(timespec="seconds"),
-                        pause.rate_limit_type if pause else None)  # fmt: skip
-            await self._wait_until(resume_at)
-
-    async def _wait_until(self, resume_at: datetime) -> None:
-        self.heartbeat.set_phase(
-            WorkerPhase.LIMITED, f"usage limit; resuming at {resume_at.isoformat(timespec='seconds')}"
-        )
-        await self._sleep((resume_at - self.clock()).total_seconds())
-        log.info("limit.resumed")
-
-    async def _ask_pause(self) -> FactoryPause | None:
-        try:
-            return await self.client.pause()
-        except LeaseLostError:
-            raise
-        except FactoryError as exc:  # an orchestrator without the route, or refusing: go on
-            log.warning("limit.pause_unknown error=%s", exc)
-            return None
-
-    async def _factory_pause(self) -> RateLimitSignal | None:
-        """For the Claude driver's hook: the factory's pause as this run's rejected limit."""
-        try:
-            pause = await self._ask_pause()
-        except LeaseLostError:
-            return None  # the lease watcher stops the worker
-        if pause is None or pause.paused_until is None or pause.paused_until <= self.clock():
-            return None
-        return RateLimitSignal(status="rejected", resets_at=math.ceil(pause.paused_until.timestamp()),
-                               rate_limit_type=pause.rate_limit_type,
-                               raw={"source": "factory"})  # fmt: skip
-
-    def _rejected_now(self, signal: RateLimitSignal) -> None:
-        """Claude said rejected: pause the factory now, before this run has even ended."""
-        resets = signal.window_resets_at
-        at = datetime.fromtimestamp(resets, UTC) if resets else None
-        window = signal.rate_limit_type or "unknown window"
-        self.client.report_limit(LimitReport(
-            status=LimitStatus.REJECTED,
-            resets_at=at,
-            rate_limit_type=signal.rate_limit_type,
-            utilization=1.0,
-            message=f"usage limit ({window}) reached"
-            + (f"; resets {at.isoformat(timespec='seconds')}" if at else ""),
-        ))  # fmt: skip
-        self._rejection_sent = True
+    # --- progress and spending caps ---
 
     def _progress_mark(self) -> tuple[str, frozenset[str]]:
         """The branch head and the checked boxes: a run that changed either did work."""
         return self.workspace.head_sha(), frozenset(read_tasks(self.root).done)
-
-    # --- spending caps ---
 
     def _run_budget(self) -> float | None:
         caps = [self.config.max_iteration_cost_usd]
@@ -499,16 +412,6 @@ class RalphLoop:
                 f"reached MAX_ITEM_COST_USD=${cap:.2f} (spent ${self.cost_usd:.2f});"
                 f" {read_tasks(self.root).summary()}{self._gate_note()}",
             )
-
-    def _maybe_report_warning(self, result: IterationResult) -> None:
-        warning = result.warning
-        if warning is None or result.rejected is not None:
-            return
-        key = (warning.rate_limit_type, warning.window_utilization)
-        if key == self._warned:
-            return
-        self._warned = key
-        self.client.report_limit(warning_report(warning))
 
     # --- helpers ---
 
