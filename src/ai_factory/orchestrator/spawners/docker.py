@@ -36,8 +36,8 @@ from ai_factory.orchestrator.spawners.base import (
     WorkerHandle,
     WorkerLaunch,
     container_env,
-    worker_secrets,
     log_header,
+    worker_secrets,
 )
 
 log = logging.getLogger(__name__)

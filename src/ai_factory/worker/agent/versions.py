@@ -30,7 +30,7 @@ def sdk_range(requirement: str | None = None) -> tuple[str, str]:
         requirement = next(
             (r for r in metadata.requires("ai-factory") or [] if _dist_name(r) == SDK_DIST), ""
         )
-    bounds = dict((op, value) for op, value in _BOUND.findall(requirement))
+    bounds = {op: value for op, value in _BOUND.findall(requirement)}
     low = bounds.get(">=") or bounds.get("==")
     high = bounds.get("<=") or bounds.get("==")
     if not low or not high:
