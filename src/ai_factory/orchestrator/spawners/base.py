@@ -140,13 +140,17 @@ def worker_secrets(launch: WorkerLaunch, *, settings: Settings) -> dict[str, str
 
 
 def container_env(launch: WorkerLaunch, *, settings: Settings) -> dict[str, str]:
-    """The environment of a worker container: only what a worker needs from this host."""
+    """The environment of a worker container: only what a worker needs from this host. Not
+    this host's FACTORY_HOME: a path here means nothing in the container, whose image sets
+    its own (/data)."""
     base = {
         k: v
         for k, v in os.environ.items()
         if k.startswith(CONTAINER_ENV_PREFIXES) or k in CONTAINER_ENV_NAMES
     }
-    return worker_env(launch, settings=settings, base=base)
+    env = worker_env(launch, settings=settings, base=base)
+    env.pop("FACTORY_HOME", None)
+    return env
 
 
 def worker_api_url(settings: Settings) -> str:
