@@ -138,6 +138,8 @@ class Settings(BaseSettings):
     max_item_cost_usd: float | None = Field(default=None, gt=0)
     # after a usage limit's announced reset, workers wait this much longer before a request
     limit_reset_margin_seconds: float = Field(default=60, ge=0)
+    # once Claude warns that a window is close to its limit, one worker at a time sends requests
+    limit_single_file: bool = True
     iteration_idle_timeout_seconds: float = Field(
         default=600, gt=0, validation_alias=_named("iteration_idle_timeout")
     )

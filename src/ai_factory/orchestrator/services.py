@@ -77,6 +77,7 @@ class Services:
             cooldown_seconds=settings.cooldown_seconds,
             daily_cost_budget_usd=settings.daily_cost_budget_usd,
             monthly_cost_budget_usd=settings.monthly_cost_budget_usd,
+            single_file=settings.limit_single_file,
         )
         logs = WorkerLogs(root=settings.factory_home / "logs", max_bytes=settings.log_max_bytes)
         runtime = WorkerRuntime.build(

@@ -5,7 +5,10 @@ running workers and the last spawn come from the `workers` table, iterations and
 cost from the `iterations` table (the day starts at midnight in FACTORY_TIMEZONE),
 and subscription windows from `usage_limits`. When any worker reports that Claude
 rejected it (a 5-hour or weekly window is used up), spawning pauses for every
-worker until that window resets.
+worker until that window resets. Before that, once Claude warns that a window is close
+to its limit (``allowed_warning``), the factory goes single file (`single_file`): one
+worker sends requests, the others wait their turn, so that when the refusal comes no
+other worker has a request in flight.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ class RateLimiter:
         cooldown_seconds: float,
         daily_cost_budget_usd: float | None = None,
         monthly_cost_budget_usd: float | None = None,
+        single_file: bool = True,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -76,6 +80,7 @@ class RateLimiter:
         self.cooldown_seconds = cooldown_seconds
         self.daily_cost_budget_usd = daily_cost_budget_usd
         self.monthly_cost_budget_usd = monthly_cost_budget_usd
+        self.single_file = single_file
 
     async def record_limit(
         self, report: LimitReport, *, worker_id: UUID | None = None, work_item_id: UUID | None = None
@@ -101,10 +106,27 @@ class RateLimiter:
             )
 
     async def pause(self) -> FactoryPause:
-        """The usage-limit pause in force now (what a worker asks before each request)."""
+        """The usage-limit pause in force now (what a worker asks before each request),
+        or, near a limit, the one worker that may go on."""
         now = self.clock.now()
         windows = [UsageWindow.model_validate(r) for r in await self.db.fetch_all(Q["windows"])]
-        return _pause(windows, now)
+        pause = _pause(windows, now)
+        if pause.paused_until is not None or not self.single_file:
+            return pause
+        near = [w for w in windows if w.status == LimitStatus.ALLOWED_WARNING.value
+                and w.resets_at is not None and w.resets_at > now]  # fmt: skip
+        if not near:
+            return pause
+        holder = await self.db.fetch_one(Q["single_file_worker"])
+        if holder is None:
+            return pause
+        window = max(near, key=lambda w: w.utilization or 0.0)
+        used = f" ({window.utilization:.0%} used)" if window.utilization is not None else ""
+        return FactoryPause(
+            rate_limit_type=window.window_type,
+            reason=f"{window.window_type} usage window close to its limit{used}: one worker at a time",
+            single_file_worker=holder["id"],
+        )
 
     async def status(self) -> RateLimitStatus:
         now = self.clock.now()

@@ -356,6 +356,7 @@ class RalphLoop:
             on_inner_iteration=self._inner_finished,
             factory_pause=self.usage.factory_pause,
             on_rejected=self.usage.rejected_now,
+            on_warning=self.usage.warned_now,
         )
 
     # --- inner iterations of a self-looping driver ---

@@ -123,6 +123,13 @@ def decide(
     """What to do after `result`. `transient_failures`: consecutive BACKOFFs before it."""
     policy = policy or LimitPolicy()
     rejected = result.rejected
+    if rejected is not None and rejected.waiting_turn:  # no refusal: wait for the turn now
+        return LimitDecision(
+            LimitAction.WAIT_FOR_RESET,
+            str(rejected.raw.get("reason") or "a usage window is close to its limit")
+            + ": another worker's turn",
+            resume_at=now, rate_limit_type=rejected.rate_limit_type, reset_source="factory",
+        )  # fmt: skip
     if rejected is not None:
         decision = _wait(result, policy, now, local_tz, event_reset=rejected.window_resets_at,
                          rate_limit_type=rejected.rate_limit_type)  # fmt: skip

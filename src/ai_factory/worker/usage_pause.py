@@ -11,7 +11,11 @@ Owns what the loop does about subscription limits between runs (`UsagePause`):
   reset; waiting heartbeats with phase ``limited``;
 - during a run, the Claude driver's hook asks `factory_pause` after each tool call and
   ends the session when the factory is paused;
-- a window close to its limit (``allowed_warning``) is reported once per utilization.
+- a window close to its limit (``allowed_warning``) is reported the moment the stream
+  says so, once per utilization. From then until the window resets (or is refused) the
+  factory goes single file: one worker (the orchestrator names it) sends requests, and the
+  others end their runs at the next tool call and wait their turn before the next run, so
+  that when the refusal comes no other worker has a request on its way.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
 
+TURN_POLL_S = 2.0  # near a limit, how often a worker waiting its turn asks again
+
 
 class UsagePause:
     def __init__(
@@ -51,6 +57,7 @@ class UsagePause:
         self._resume_at: datetime | None = None  # a limit's reset this worker waits for
         self._rejection_sent = False  # this run's rejected limit is reported already
         self._warned: tuple[str | None, float | None] | None = None
+        self._waiting_turn = False  # logged once per wait, not per poll
 
     def new_run(self) -> None:
         self._rejection_sent = False
@@ -84,7 +91,13 @@ class UsagePause:
                 resume_at = max(filter(None, (resume_at, pause.paused_until + margin)))
             if resume_at is None or resume_at <= self.clock():
                 self._resume_at = None
-                return
+                if pause is None or not self._waits_turn(pause):
+                    if self._waiting_turn:
+                        log.info("limit.single_file its turn (or the window reset)")
+                    self._waiting_turn = False
+                    return
+                await self._wait_turn(pause)
+                continue
             log.warning("limit.factory_paused until=%s window=%s (not starting a run)",
                         resume_at.isoformat(timespec="seconds"),
                         pause.rate_limit_type if pause else None)  # fmt: skip
@@ -96,6 +109,10 @@ class UsagePause:
             pause = await self._ask()
         except LeaseLostError:
             return None  # the lease watcher stops the worker
+        if pause is not None and pause.paused_until is None and self._waits_turn(pause):
+            return RateLimitSignal(status="rejected", rate_limit_type=pause.rate_limit_type,
+                                   raw={"source": "factory", "turn": True,
+                                        "reason": pause.reason})  # fmt: skip
         if pause is None or pause.paused_until is None or pause.paused_until <= self.clock():
             return None
         return RateLimitSignal(status="rejected", resets_at=math.ceil(pause.paused_until.timestamp()),
@@ -118,15 +135,28 @@ class UsagePause:
         self._rejection_sent = True
 
     def report_warning(self, result: IterationResult) -> None:
+        """After a run: its last warning, unless the run was refused."""
+        if result.warning is not None and result.rejected is None:
+            self.warned_now(result.warning)
+
+    def warned_now(self, warning: RateLimitSignal) -> None:
         """A window close to its limit, reported once per (window, utilization)."""
-        warning = result.warning
-        if warning is None or result.rejected is not None:
-            return
         key = (warning.rate_limit_type, warning.window_utilization)
         if key == self._warned:
             return
         self._warned = key
         self.client.report_limit(warning_report(warning))
+
+    def _waits_turn(self, pause: FactoryPause) -> bool:
+        holder = pause.single_file_worker
+        return holder is not None and str(holder) != str(self.client.worker_id)
+
+    async def _wait_turn(self, pause: FactoryPause) -> None:
+        if not self._waiting_turn:
+            log.warning("limit.single_file waiting for its turn (%s)", pause.reason)
+        self._waiting_turn = True
+        self.heartbeat.set_phase(WorkerPhase.LIMITED, f"{pause.reason}: waiting for its turn")
+        await self.sleep(TURN_POLL_S)
 
     async def _wait_until(self, resume_at: datetime) -> None:
         self.heartbeat.set_phase(

@@ -5,7 +5,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ai_factory.core.db.database import Database
-from ai_factory.core.models import CreateWorkItemInput, IterationReport, LimitReport, LimitStatus
+from ai_factory.core.models import (
+    CreateWorkItemInput,
+    FactoryPause,
+    IterationReport,
+    LimitReport,
+    LimitStatus,
+)
 from ai_factory.orchestrator.clock import Clock
 from ai_factory.orchestrator.services import Services
 from tests.support.ledger import claim_next
@@ -134,3 +140,52 @@ async def test_running_workers_and_cooldown_come_from_the_database(tmp_path, dat
     status = await fresh.rate_limiter.status()
     assert status.active_workers == 1
     assert set(status.blocked_by) == {"max_workers", "cooldown"} and status.cooldown_remaining > 50
+
+
+
+async def test_a_window_close_to_its_limit_lets_one_worker_go_on_at_a_time(
+    tmp_path, database_url, db, clock
+) -> None:
+    """After Claude's warning, every worker asking for the pause hears the same name: the
+    longest-running live worker's. When it ends, the next one has the turn; when the
+    window resets, or is refused, nobody goes single file any more."""
+    services = build(tmp_path, database_url, db, clock)
+    for n in range(2):
+        await services.queue.add(CreateWorkItemInput(repo=f"https://git.example/srv/r{n}.git", spec="- [ ] x"))
+    first, second = await claim_next(services.ledger), await claim_next(services.ledger)
+    assert first is not None and second is not None
+    assert (await services.rate_limiter.pause()).single_file_worker is None  # no warning yet
+
+    resets = clock.now() + timedelta(hours=1)
+    await services.rate_limiter.record_limit(LimitReport(
+        status=LimitStatus.ALLOWED_WARNING, resets_at=resets, rate_limit_type="five_hour", utilization=0.9
+    ))  # fmt: skip
+    pause = await services.rate_limiter.pause()
+    assert pause.paused_until is None and pause.single_file_worker == first.id
+    assert pause.reason == "five_hour usage window close to its limit (90% used): one worker at a time"
+    again = build(tmp_path, database_url, db, clock)  # another orchestrator on the database
+    assert (await again.rate_limiter.pause()).single_file_worker == first.id
+
+    await services.workers.kill(first.id, reason="its item ended")
+    assert (await services.rate_limiter.pause()).single_file_worker == second.id
+
+    clock.shift = timedelta(hours=1, seconds=1)  # the window reset
+    assert (await services.rate_limiter.pause()).single_file_worker is None
+
+    clock.shift = timedelta(0)
+    await services.rate_limiter.record_limit(
+        LimitReport(status=LimitStatus.REJECTED, resets_at=resets, rate_limit_type="five_hour")
+    )
+    refused = await services.rate_limiter.pause()
+    assert refused.paused_until == resets and refused.single_file_worker is None
+
+
+async def test_going_single_file_can_be_switched_off(tmp_path, database_url, db, clock) -> None:
+    services = build(tmp_path, database_url, db, clock, limit_single_file=False)
+    await services.queue.add(CreateWorkItemInput(repo="https://git.example/srv/r.git", spec="- [ ] x"))
+    assert await claim_next(services.ledger) is not None
+    await services.rate_limiter.record_limit(LimitReport(
+        status=LimitStatus.ALLOWED_WARNING, resets_at=clock.now() + timedelta(days=1),
+        rate_limit_type="seven_day", utilization=0.95,
+    ))  # fmt: skip
+    assert await services.rate_limiter.pause() == FactoryPause()

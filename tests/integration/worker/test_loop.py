@@ -351,6 +351,37 @@ async def test_a_factory_paused_by_another_workers_limit_starts_no_run_before_th
     assert [r["iteration"] for r in done.reported] == [1]
 
 
+
+async def test_near_a_limit_a_worker_starts_no_run_until_it_has_the_turn(
+    worker: Worker, api: ServerThread
+) -> None:
+    """Claude warned that the window is close to its limit and an older worker has the
+    turn: this one starts nothing until that worker ends, then goes on (long before the
+    window resets)."""
+    older = spawn_record(api, submit(api, worker.origin.path, spec_of(C)))
+    resets_at = datetime.fromtimestamp(int(time.time()) + 120, UTC)
+    warning = LimitReport(status=LimitStatus.ALLOWED_WARNING, resets_at=resets_at,
+                          rate_limit_type="five_hour", utilization=0.9)  # fmt: skip
+    api.call(api.services.rate_limiter.record_limit(warning))  # as a worker reported it
+    ended: list[float] = []
+
+    async def older_worker_ends() -> None:
+        await asyncio.sleep(1.5)
+        ended.append(time.time())
+        await asyncio.to_thread(api.call, api.services.workers.kill(older.worker_id, reason="done"))
+
+    ending = asyncio.create_task(older_worker_ends())
+    driver = ScriptedDriver([create(A, "a.txt", "a\n")])
+
+    done = await worker.run(spec_of(A), driver)
+    await ending
+
+    assert done.result.outcome is LoopOutcome.DONE
+    assert driver.started[0] >= ended[0], "a run started in another worker's turn"
+    assert driver.started[0] < resets_at.timestamp()
+    assert [r["iteration"] for r in done.reported] == [1]
+
+
 async def test_the_item_spending_cap_stops_it_as_stuck_and_caps_each_run(worker: Worker) -> None:
     driver = ScriptedDriver([create(A, "a.txt", "a\n"), create(B, "b.txt", "b\n")])
 

@@ -163,8 +163,11 @@ class FactoryPause(WireModel):
     """GET /api/worker/{id}/pause: the factory-wide pause a rejected usage limit started.
 
     ``paused_until`` is None when nothing is paused; a worker sends no request to Claude
-    before then (it waits, then runs the same iteration)."""
+    before then (it waits, then runs the same iteration). ``single_file_worker``: a window
+    is close to its limit (Claude said ``allowed_warning``), so only this worker sends
+    requests until the window resets or is refused; the others wait their turn."""
 
     paused_until: datetime | None = None
     rate_limit_type: str | None = None
     reason: str | None = None
+    single_file_worker: UUID | None = None

@@ -39,10 +39,12 @@ class AgentRequest:
     on_inner_start: Callable[[int], None] | None = None
     on_inner_iteration: Callable[[IterationResult], Awaitable[None]] | None = None
     # Usage limits: the factory-wide pause, asked after every tool call (before the request
-    # that follows it; a paused factory ends the run as limited), and who to tell the
-    # moment Claude reports a rejected limit (before the run has even ended).
+    # that follows it; a paused factory, or one near a limit whose turn is another worker's,
+    # ends the run as limited), and who to tell the moment Claude reports a rejected limit
+    # or a window close to its limit (before the run has even ended).
     factory_pause: Callable[[], Awaitable[RateLimitSignal | None]] | None = None
     on_rejected: Callable[[RateLimitSignal], None] | None = None
+    on_warning: Callable[[RateLimitSignal], None] | None = None
 
 
 class AgentDriver(Protocol):

@@ -116,8 +116,14 @@ class ClaudeDriver:
                 async with contextlib.aclosing(
                     query(prompt=request.prompt, options=options)
                 ) as stream:
+                    warned = None
                     async for message in stream:
                         recorder.add(message)
+                        warning = recorder.result.warning
+                        if warning is not warned and request.on_warning is not None:
+                            warned = warning
+                            if warning is not None:
+                                request.on_warning(warning)  # near a limit: go single file
                         if (rejected := recorder.result.rejected) is not None:
                             limited.set()  # stop the CLI now: the worker waits for the reset
                             if request.on_rejected is not None and not rejected.from_factory:
@@ -191,7 +197,8 @@ def _pause_hook(
     request: AgentRequest, recorder: StreamRecorder, limited: asyncio.Event | None
 ) -> Callable[..., Awaitable[dict[str, Any]]]:
     """The hook that ends the session (``continue: false``: the CLI sends nothing more)
-    when the factory is paused, recording the pause as the run's rejected limit."""
+    when the factory is paused, or near a limit in another worker's turn, recording that
+    as the run's rejected limit."""
     assert request.factory_pause is not None
     factory_pause = request.factory_pause
 
@@ -202,6 +209,11 @@ def _pause_hook(
         recorder.add_limit(signal)
         if limited is not None:
             limited.set()
+        if signal.waiting_turn:
+            log.warning("limit.single_file iteration=%s (ending the session: another worker's turn)",
+                        request.iteration)  # fmt: skip
+            return {"continue": False,
+                    "stopReason": "A usage window is close to its limit: one worker at a time."}  # fmt: skip
         log.warning("limit.factory_paused iteration=%s resets_at=%s (ending the session)",
                     request.iteration, signal.resets_at)  # fmt: skip
         return {"continue": False, "stopReason": "The factory is paused by a usage limit."}

@@ -37,6 +37,11 @@ class RateLimitSignal:
         return self.raw.get("source") == "factory"
 
     @property
+    def waiting_turn(self) -> bool:
+        """The factory is near a limit and another worker has the turn (not a refusal)."""
+        return self.from_factory and bool(self.raw.get("turn"))
+
+    @property
     def window_utilization(self) -> float | None:
         """Utilization of this event's window, from the typed field or the raw windows."""
         if self.utilization is not None:

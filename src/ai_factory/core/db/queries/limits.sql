@@ -32,3 +32,8 @@ SELECT count(*)::int AS iterations, coalesce(sum(cost_usd), 0)::float AS cost_us
 SELECT (SELECT count(*) FROM workers WHERE worker_is_live(status, finished_at))::int AS active,
        (SELECT max(created_at) FROM workers) AS last_spawn_at,
        now() AS db_now;
+
+-- name: single_file_worker
+-- Near a usage limit, the one worker that may send requests: the longest-running live one
+-- (every orchestrator and worker reads the same answer; when it ends, the next one has it).
+SELECT id FROM workers WHERE worker_is_live(status, finished_at) ORDER BY created_at, id LIMIT 1;
