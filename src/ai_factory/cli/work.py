@@ -117,6 +117,8 @@ def status(json_out: JsonOpt = False) -> None:
             f"paused     until {until:%H:%M:%S %Z} ({until:%Y-%m-%d}) by the {r['pauseReason']}:"
             " no worker sends a request before then"
         )
+    elif r.get("singleFileWorker"):
+        out.print(f"near limit {r['singleFileReason']}; worker {r['singleFileWorker'][:8]} has the turn")
 
 
 def queue(

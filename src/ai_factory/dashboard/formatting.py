@@ -79,6 +79,9 @@ def describe_limits(status: RateLimitStatus, tz: tzinfo) -> LimiterView:
         headline = f"Paused until {clock_time(status.paused_until, tz)} because of the {why}"
         return LimiterView("stop", headline, _reasons(status, tz, skip="usage_limit"))
     details = _reasons(status, tz)
+    if status.single_file_worker is not None:
+        details.append(f"Close to a usage limit ({status.single_file_reason}): worker"
+                       f" {str(status.single_file_worker)[:8]} has the turn")  # fmt: skip
     if status.can_spawn:
         return LimiterView("ok", "Ready: a worker can start when work is queued", details)
     tone = (

@@ -55,6 +55,9 @@ class RateLimitStatus(WireModel):
     monthly_cost_budget_usd: float | None = None
     paused_until: datetime | None = None
     pause_reason: str | None = None
+    # near a limit (Claude warned), only this worker sends requests; the others wait their turn
+    single_file_worker: UUID | None = None
+    single_file_reason: str | None = None
     windows: list[UsageWindow] = Field(default_factory=list)
     can_spawn: bool
     blocked_by: list[str] = Field(default_factory=list)
@@ -108,8 +111,10 @@ class RateLimiter:
     async def pause(self) -> FactoryPause:
         """The usage-limit pause in force now (what a worker asks before each request),
         or, near a limit, the one worker that may go on."""
-        now = self.clock.now()
         windows = [UsageWindow.model_validate(r) for r in await self.db.fetch_all(Q["windows"])]
+        return await self._pause(windows, self.clock.now())
+
+    async def _pause(self, windows: list[UsageWindow], now: datetime) -> FactoryPause:
         pause = _pause(windows, now)
         if pause.paused_until is not None or not self.single_file:
             return pause
@@ -143,7 +148,7 @@ class RateLimiter:
             since_spawn = (spawn["db_now"] - spawn["last_spawn_at"]).total_seconds()
             cooldown_remaining = max(0.0, self.cooldown_seconds - since_spawn)
 
-        pause = _pause(windows, now)
+        pause = await self._pause(windows, now)
         paused_until = pause.paused_until
 
         blocked = []
@@ -173,7 +178,9 @@ class RateLimiter:
             daily_cost_budget_usd=self.daily_cost_budget_usd,
             monthly_cost_budget_usd=self.monthly_cost_budget_usd,
             paused_until=paused_until,
-            pause_reason=pause.reason,
+            pause_reason=pause.reason if paused_until is not None else None,
+            single_file_worker=pause.single_file_worker,
+            single_file_reason=pause.reason if pause.single_file_worker is not None else None,
             windows=windows,
             can_spawn=not blocked,
             blocked_by=blocked,

@@ -162,6 +162,9 @@ async def test_a_window_close_to_its_limit_lets_one_worker_go_on_at_a_time(
     ))  # fmt: skip
     pause = await services.rate_limiter.pause()
     assert pause.paused_until is None and pause.single_file_worker == first.id
+    status = await services.rate_limiter.status()  # what /api/status, the CLI and dashboard show
+    assert status.can_spawn and status.pause_reason is None
+    assert (status.single_file_worker, status.single_file_reason) == (first.id, pause.reason)
     assert pause.reason == "five_hour usage window close to its limit (90% used): one worker at a time"
     again = build(tmp_path, database_url, db, clock)  # another orchestrator on the database
     assert (await again.rate_limiter.pause()).single_file_worker == first.id

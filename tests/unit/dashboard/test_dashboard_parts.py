@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 from ai_factory.core.models import WorkItem, WorkItemEvent
 from ai_factory.dashboard.charts import Chart, Series, nice_max
@@ -141,3 +141,13 @@ def test_limiter_says_until_when_and_why_it_is_paused() -> None:
         }
     )
     assert describe_limits(busy, UTC).headline == "All 2 worker slots are busy"
+    near = busy.model_copy(update={
+        "blocked_by": [], "can_spawn": True, "active_workers": 1,
+        "single_file_worker": UUID("3f1c2a9e-0000-4000-8000-000000000001"),
+        "single_file_reason": "five_hour usage window close to its limit (85% used): one worker at a time",
+    })  # fmt: skip
+    view = describe_limits(near, UTC)
+    assert view.tone == "ok" and view.details == [
+        "Close to a usage limit (five_hour usage window close to its limit (85% used): one worker"
+        " at a time): worker 3f1c2a9e has the turn"
+    ]

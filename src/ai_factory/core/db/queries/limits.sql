@@ -35,5 +35,8 @@ SELECT (SELECT count(*) FROM workers WHERE worker_is_live(status, finished_at)):
 
 -- name: single_file_worker
 -- Near a usage limit, the one worker that may send requests: the longest-running live one
--- (every orchestrator and worker reads the same answer; when it ends, the next one has it).
-SELECT id FROM workers WHERE worker_is_live(status, finished_at) ORDER BY created_at, id LIMIT 1;
+-- that is not stuck (every orchestrator reads the same answer; when it ends, the next one
+-- has it).
+SELECT id FROM workers
+ WHERE worker_is_live(status, finished_at) AND status <> 'stuck'
+ ORDER BY created_at, id LIMIT 1;
