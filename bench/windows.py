@@ -18,7 +18,10 @@ completed, counted iterations, requests refused, requests sent between a refusal
 reset (by any worker, after the window's first refusal), runs retried, and wall time in
 windows; then whether each target is met.
 
-    python bench/windows.py [--items 20] [--margin 0.5]
+    python bench/windows.py [--items 20] [--margin 0.5] [--without-single-file]
+
+Near a limit the factory goes single file (LIMIT_SINGLE_FILE); `--without-single-file`
+runs the windows a second time without it, to show what it prevents.
 
 Uses BENCH_DATABASE_URL (default: the machine's PostgreSQL) for the factory's database.
 """
@@ -113,14 +116,15 @@ def _look(factory: BenchFactory, http: httpx.Client, seen: Seen) -> None:
 
 
 def run(sim: SimServer, base: Path, name: str, items: int, margin: float,
-        seen: Seen | None = None) -> Figures:  # fmt: skip
+        seen: Seen | None = None, single_file: bool = True) -> Figures:  # fmt: skip
     figures = Figures(name)
     first = len(sim.main_requests)
     pauses: list[float] = []  # when the factory recorded each rejection (epoch s)
     root = base / name
     repos = [sample_repo(root / f"repo-{i}") for i in range(items)]
     with BenchFactory(sim, oauth=True, MAX_WORKERS=2, LOCAL_REPO_ROOTS=root,
-                      LIMIT_RESET_MARGIN_SECONDS=margin, MAX_ITERATIONS=12) as factory:  # fmt: skip
+                      LIMIT_RESET_MARGIN_SECONDS=margin, MAX_ITERATIONS=12,
+                      LIMIT_SINGLE_FILE=single_file) as factory:  # fmt: skip
         stop = threading.Event()
         watcher = threading.Thread(target=watch_pause, args=(factory, seen, stop), daemon=True) \
             if seen is not None else None  # fmt: skip
@@ -164,6 +168,8 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=20)
     parser.add_argument("--margin", type=float, default=0.5,
                         help="LIMIT_RESET_MARGIN_SECONDS for the workers")  # fmt: skip
+    parser.add_argument("--without-single-file", action="store_true",
+                        help="also run the windows with LIMIT_SINGLE_FILE=false, for comparison")  # fmt: skip
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="factory-bench-windows-"))
     base.chmod(0o755)  # readable by the agent's own user (FACTORY_AGENT_USER)
@@ -176,22 +182,33 @@ def main() -> None:
                                   window_s=window_s))  # fmt: skip
         seen = Seen()
         limited = run(sim, base, "windows", args.items, args.margin, seen)
+        unfiled = None
+        if args.without_single_file:
+            sim.set_scenario(Scenario(name=ScenarioName.WINDOWS, window_requests=per_window,
+                                      window_s=window_s))  # fmt: skip
+            unfiled = run(sim, base, "no 1-file", args.items, args.margin, single_file=False)
 
     print(f"usage windows: {args.items} items of 2-4 tasks, MAX_WORKERS=2, process spawner,"
           f" scripted model (OAuth); windows of {per_window} agent requests, {window_s} s long")
     print(f"{'':<12} {'completed':>9} {'iterations':>10} {'requests':>8} {'refused':>7}"
           f" {'after refusal':>13} {'runs':>5} {'retried':>7} {'windows':>7} {'wall s':>7}"
           f" {'wall in windows':>15}")  # fmt: skip
-    for f in (baseline, limited):
+    for f in (baseline, limited, unfiled):
+        if f is None:
+            continue
         print(f"{f.name:<12} {f.completed:>6}/{args.items:<2} {f.iterations:>10} {f.requests:>8}"
               f" {f.refused:>7} {f.after_refusal:>13} {f.runs:>5} {f.runs - f.iterations:>7}"
-              f" {f.windows if f is limited else '-':>7} {f.wall_s:>7.1f}"
+              f" {f.windows if f is not baseline else '-':>7} {f.wall_s:>7.1f}"
               f" {f.wall_s / window_s:>15.2f}")  # fmt: skip
     if limited.late_s:
         print(f"requests after a refusal: {limited.after_refusal}, arriving this long after it (s): "
               + ", ".join(f"{s:.3f}" for s in sorted(limited.late_s)))
         print(f"  of which in flight (arrived before the factory had recorded the refusal):"
               f" {limited.in_flight}; sent while the factory was paused: {limited.during_pause}")
+    if unfiled is not None:
+        print(f"without single file (LIMIT_SINGLE_FILE=false): {unfiled.after_refusal} requests"
+              f" after a refusal ({unfiled.in_flight} in flight, {unfiled.during_pause} once the"
+              " factory knew)")  # fmt: skip
     for line in limited.failed_or_stuck:
         print(f"  not completed: {line}")
     print("the first pause, as shown:")

@@ -58,9 +58,11 @@ class UsagePause:
         self._rejection_sent = False  # this run's rejected limit is reported already
         self._warned: tuple[str | None, float | None] | None = None
         self._waiting_turn = False  # logged once per wait, not per poll
+        self._warned_in_run: set[str | None] = set()  # windows whose warning this run reported
 
     def new_run(self) -> None:
         self._rejection_sent = False
+        self._warned_in_run.clear()
 
     async def wait_for_reset(self, decision: LimitDecision) -> None:
         """The run was refused: wait until its window resets."""
@@ -137,9 +139,17 @@ class UsagePause:
     def report_warning(self, result: IterationResult) -> None:
         """After a run: its last warning, unless the run was refused."""
         if result.warning is not None and result.rejected is None:
-            self.warned_now(result.warning)
+            self._report_warning(result.warning)
 
     def warned_now(self, warning: RateLimitSignal) -> None:
+        """During a run: the first warning of each window, at once (the factory goes single
+        file); the utilization it climbs to is reported when the run ends."""
+        if warning.rate_limit_type in self._warned_in_run:
+            return
+        self._warned_in_run.add(warning.rate_limit_type)
+        self._report_warning(warning)
+
+    def _report_warning(self, warning: RateLimitSignal) -> None:
         """A window close to its limit, reported once per (window, utilization)."""
         key = (warning.rate_limit_type, warning.window_utilization)
         if key == self._warned:
