@@ -5,6 +5,7 @@ relies on, and the compose file through `podman-compose config`."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -86,6 +87,8 @@ def test_worker_egress_is_limited_to_dns_the_api_and_https() -> None:
     assert "169.254.0.0/16" in internet["to"][0]["ipBlock"]["except"]  # no cloud metadata
 
 
+@pytest.mark.skipif(shutil.which("podman") is None,
+                    reason="podman is not installed (apt-get install podman)")  # fmt: skip
 def test_the_compose_file_is_valid_for_podman_compose() -> None:
     env = {**os.environ, "FACTORY_API_TOKEN": "t", "GITHUB_TOKEN": "g", "REPOS": "acme/widgets"}
     done = subprocess.run(
