@@ -40,10 +40,9 @@ import os
 import subprocess
 import tempfile
 import threading
-from datetime import datetime
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
 
 import httpx
 

@@ -11,7 +11,6 @@ of the new one: nothing force-pushed), the replies in review threads, the commen
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time

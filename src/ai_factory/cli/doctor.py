@@ -7,7 +7,6 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
@@ -48,21 +47,18 @@ def check_git(settings: Settings) -> Check:
     return Check("git", True, _run([path, "--version"]))
 
 
-def bundled_claude() -> Path | None:
-    try:
-        import claude_agent_sdk
-    except ImportError:
-        return None
-    candidate = Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude"
-    return candidate if candidate.exists() else None
-
-
 def check_claude(settings: Settings) -> Check:
     """The CLI the worker runs (the SDK's bundled one first, as the SDK does) and whether it
     and the SDK are inside the tested range (`worker/agent/versions.py`)."""
-    from ai_factory.worker.agent.versions import TESTED_CLI, in_range, installed_sdk, sdk_range
+    from ai_factory.worker.agent.versions import (
+        TESTED_CLI,
+        in_range,
+        installed_cli,
+        installed_sdk,
+        sdk_range,
+    )
 
-    path = bundled_claude() or (Path(p) if (p := shutil.which("claude")) else None)
+    path = installed_cli()
     if path is None:
         return Check("claude", False, "not found: pip install claude-agent-sdk (it ships the CLI)")
     try:

@@ -34,9 +34,9 @@ def login(
     Runs `claude setup-token` with the Claude Code bundled in claude-agent-sdk (a Claude
     subscription; it opens a browser and prints a token), then says where the token goes."""
     from ai_factory.core.errors import ConfigError
-    from ai_factory.worker.readiness import claude_cli
+    from ai_factory.worker.agent.versions import installed_cli
 
-    cli = claude_cli()
+    cli = installed_cli()
     if cli is None:
         raise ConfigError("Claude Code not found: pip install claude-agent-sdk (it ships the CLI)")
     if path:

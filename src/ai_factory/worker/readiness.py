@@ -20,7 +20,6 @@ It creates nothing: a user not made yet is judged by what any new user could rea
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import pwd
@@ -35,6 +34,7 @@ from pathlib import Path
 
 from ai_factory.core.errors import ConfigError
 from ai_factory.core.settings import Settings
+from ai_factory.worker.agent.versions import installed_cli
 
 # Claude Code's own credentials, in order of precedence; and the cloud providers it can use.
 LOGIN_VARS = {
@@ -60,18 +60,6 @@ class Need:
     ok: bool
     detail: str
     required: bool = True
-
-
-def claude_cli() -> Path | None:
-    """The Claude Code binary workers run: the one inside claude-agent-sdk's package (found
-    without importing the SDK, which is slow), else `claude` on PATH."""
-    spec = importlib.util.find_spec("claude_agent_sdk")
-    if spec is not None and spec.origin:
-        bundled = Path(spec.origin).parent / "_bundled" / "claude"
-        if bundled.is_file():
-            return bundled
-    found = shutil.which("claude")
-    return Path(found) if found else None
 
 
 # --- who the agent runs as ---
@@ -110,7 +98,7 @@ def _check_agent_user(settings: Settings) -> Need:
     if setpriv is None:
         return Need("user", False, f"root: the agent runs as {name} through setpriv, which is not"
                     " installed: install util-linux (apt-get install util-linux)")  # fmt: skip
-    cli = claude_cli() if settings.factory_agent == "claude" else None
+    cli = installed_cli() if settings.factory_agent == "claude" else None
     try:
         entry = pwd.getpwnam(name)
     except KeyError:
@@ -196,7 +184,7 @@ def check_claude_cli(settings: Settings, environ: Mapping[str, str]) -> Need:
         return Need(
             "claude", True, "FACTORY_AGENT=command: Claude Code is not used", required=False
         )
-    cli = claude_cli()
+    cli = installed_cli()
     if cli is None:
         return Need("claude", False, "Claude Code not found: pip install claude-agent-sdk"
                     " (it ships the CLI), or `make install`")  # fmt: skip

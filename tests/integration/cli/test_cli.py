@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import httpx
-
 import pytest
 
 from tests.support.cli import factory

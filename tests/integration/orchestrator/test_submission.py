@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.repos import git, make_local_repo
+from tests.support.repos import make_local_repo
 from tests.support.server import ServerThread
 from tests.support.settings import make_settings
 

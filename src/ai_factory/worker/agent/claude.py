@@ -19,10 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 from claude_agent_sdk import (
@@ -36,6 +34,7 @@ from claude_agent_sdk import (
 from ai_factory.worker.agent import AgentRequest, AgentUnavailableError
 from ai_factory.worker.agent.result import IterationResult, StopReason
 from ai_factory.worker.agent.stream import StreamRecorder
+from ai_factory.worker.agent.versions import installed_cli
 
 log = logging.getLogger(__name__)
 
@@ -182,15 +181,10 @@ class ClaudeDriver:
 
 def bundled_cli() -> str:
     """The `claude` the SDK would start: the one in its wheel, else the first on PATH."""
-    import claude_agent_sdk
-
-    bundled = Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude"
-    if bundled.is_file():
-        return str(bundled)
-    found = shutil.which("claude")
+    found = installed_cli()
     if found is None:
         raise AgentUnavailableError("Claude Code not found (the claude-agent-sdk wheel bundles it)")
-    return found
+    return str(found)
 
 
 def _pause_hook(

@@ -10,12 +10,28 @@ change pyproject.toml and TESTED_CLI together, `make lock`, and run `.ci/sdk-ran
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import shutil
 from importlib import metadata
+from pathlib import Path
 
 SDK_DIST = "claude-agent-sdk"
 TESTED_CLI = ("2.1.314", "2.1.332")  # bundled in the lowest and highest SDK of the range
 _BOUND = re.compile(r"(>=|<=|==)\s*([0-9][0-9A-Za-z.]*)")
+
+
+def installed_cli() -> Path | None:
+    """The Claude Code binary workers run, as the SDK picks it: the one inside
+    claude-agent-sdk's package (found without importing the SDK, which is slow), else
+    `claude` on PATH."""
+    spec = importlib.util.find_spec("claude_agent_sdk")
+    if spec is not None and spec.origin:
+        bundled = Path(spec.origin).parent / "_bundled" / "claude"
+        if bundled.is_file():
+            return bundled
+    found = shutil.which("claude")
+    return Path(found) if found else None
 
 
 def version_key(version: str) -> tuple[int, ...]:
