@@ -40,7 +40,7 @@ from ai_factory.core.github_retry import (
 )
 from ai_factory.core.settings import Settings
 from ai_factory.intake.errors import GitHubUnavailableError
-from ai_factory.intake.github_pulls import PullRequestReads, split_repo
+from ai_factory.intake.github_pulls import PullRequestReads, split_repo, user_login
 from ai_factory.intake.models import (
     Comment,
     ContentEdit,
@@ -255,7 +255,7 @@ class GitHubIntakeClient(PullRequestReads):
         return [
             Comment(
                 id=int(c["id"]),
-                author=str((c.get("user") or {}).get("login") or ""),
+                author=user_login(c),
                 body=c.get("body") or "",
                 author_is_bot=(c.get("user") or {}).get("type") == "Bot",
             )
@@ -372,7 +372,7 @@ def _issue(full_name: str, raw: dict[str, Any]) -> Issue:
         html_url=str(raw.get("html_url") or ""),
         state=str(raw.get("state") or "open"),
         labels=labels,
-        author=str((raw.get("user") or {}).get("login") or ""),
+        author=user_login(raw),
     )
 
 

@@ -45,7 +45,7 @@ query ReviewThreads($owner: String!, $name: String!, $number: Int!) {
 
 class PullRequestReads:
     async def pull(self: _Client, full_name: str, number: int) -> PullInfo | None:
-        owner, name = _split(full_name)
+        owner, name = split_repo(full_name)
         try:
             response = await self._call(
                 f"read pull request {full_name}#{number}",
@@ -56,7 +56,7 @@ class PullRequestReads:
         return _pull(response.json())
 
     async def open_pulls(self: _Client, full_name: str) -> list[PullInfo]:
-        owner, name = _split(full_name)
+        owner, name = split_repo(full_name)
         raw = await self._all_pages(
             f"list pull requests of {full_name}",
             lambda page: self._gh.rest.pulls.async_list(
@@ -66,7 +66,7 @@ class PullRequestReads:
         return [_pull(each) for each in raw]
 
     async def reviews(self: _Client, full_name: str, number: int) -> list[Review]:
-        owner, name = _split(full_name)
+        owner, name = split_repo(full_name)
         raw = await self._all_pages(
             f"list reviews of {full_name}#{number}",
             lambda page: self._gh.rest.pulls.async_list_reviews(
@@ -74,7 +74,7 @@ class PullRequestReads:
             ),
         )
         return [
-            Review(id=int(r["id"]), author=_login(r), author_is_bot=_is_bot(r),
+            Review(id=int(r["id"]), author=user_login(r), author_is_bot=_is_bot(r),
                    state=str(r.get("state") or ""), body=r.get("body") or "",
                    commit_id=str(r.get("commit_id") or ""))
             for r in raw
@@ -83,7 +83,7 @@ class PullRequestReads:
     async def review_comments(
         self: _Client, full_name: str, number: int
     ) -> list[ReviewComment]:
-        owner, name = _split(full_name)
+        owner, name = split_repo(full_name)
         raw = await self._all_pages(
             f"list review comments of {full_name}#{number}",
             lambda page: self._gh.rest.pulls.async_list_review_comments(
@@ -92,7 +92,7 @@ class PullRequestReads:
         )
         return [
             ReviewComment(
-                id=int(c["id"]), author=_login(c), author_is_bot=_is_bot(c),
+                id=int(c["id"]), author=user_login(c), author_is_bot=_is_bot(c),
                 body=c.get("body") or "", path=str(c.get("path") or ""),
                 line=c.get("line") or c.get("original_line"),
                 in_reply_to=c.get("in_reply_to_id"),
@@ -105,7 +105,7 @@ class PullRequestReads:
         self: _Client, full_name: str, number: int
     ) -> set[int]:
         """Ids of review comments in threads a reviewer marked resolved (GraphQL)."""
-        owner, name = _split(full_name)
+        owner, name = split_repo(full_name)
         data = await self._call(
             f"read the review threads of {full_name}#{number}",
             lambda: self._gh.async_graphql(
@@ -123,7 +123,7 @@ class PullRequestReads:
 
     async def check_runs(self: _Client, full_name: str, ref: str) -> list[CheckRun]:
         """The latest check run of each name on `ref` (a sha or a branch)."""
-        owner, name = _split(full_name)
+        owner, name = split_repo(full_name)
         response = await self._call(
             f"list check runs of {full_name}@{ref[:12]}",
             lambda: self._gh.rest.checks.async_list_for_ref(
@@ -144,7 +144,7 @@ class PullRequestReads:
 
     async def job_log(self: _Client, full_name: str, job_id: int) -> str | None:
         """An Actions job's log (GitHub answers with a redirect to it), or None."""
-        owner, name = _split(full_name)
+        owner, name = split_repo(full_name)
         try:
             response = await self._call(
                 f"read the log of job {job_id} of {full_name}",
@@ -164,10 +164,8 @@ def split_repo(full_name: str) -> tuple[str, str]:
     return owner, name
 
 
-_split = split_repo
-
-
-def _login(raw: dict[str, Any]) -> str:
+def user_login(raw: dict[str, Any]) -> str:
+    """The login of a REST object's `user` ("" when GitHub gives none)."""
     return str((raw.get("user") or {}).get("login") or "")
 
 
@@ -189,5 +187,5 @@ def _pull(raw: dict[str, Any]) -> PullInfo:
         base_sha=str(base.get("sha") or ""),
         mergeable=raw.get("mergeable"),
         mergeable_state=raw.get("mergeable_state"),
-        author=_login(raw),
+        author=user_login(raw),
     )
