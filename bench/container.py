@@ -33,7 +33,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -46,32 +45,18 @@ import psycopg
 
 from ai_factory.sim import SimServer, sim_env
 from tests.github_standin import GitHubStandin
+from tests.support.net import free_port
+from tests.support.podman import containers_env, podman_service
 
 IMAGE = os.environ.get("FACTORY_WORKER_IMAGE", "localhost/factory-worker:latest")
 DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REPO = "acme/widgets"
-# Containers inherit no rlimits from the service (a sandbox may forbid raising them) and use
-# cgroupfs, so the service needs neither systemd nor a writable cgroup delegation.
-CONTAINERS_CONF = """\
-[containers]
-default_ulimits = []
-[engine]
-cgroup_manager = "cgroupfs"
-runtime = "runc"
-events_logger = "file"
-"""
 SPEC = "# Greeting\n\n- [ ] Create `hello.txt` containing `hello from a container`\n"
 
 
 class Missing(Exception):
     """Something this run needs is not on this machine."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait(check, *, timeout: float, what: str):
@@ -91,27 +76,6 @@ def image_size(image: str) -> int:
     if done.returncode != 0:
         raise Missing(f"image {image} not found: build it with docker/build-local.sh")
     return int(done.stdout.strip())
-
-
-@contextmanager
-def podman_api(workdir: Path) -> Iterator[str]:
-    """podman's Docker-compatible API on a private socket, over the machine's image store."""
-    socket_path = workdir / "podman.sock"
-    (workdir / "containers.conf").write_text(CONTAINERS_CONF)
-    service = subprocess.Popen(
-        ["podman", "system", "service", "--time=0", f"unix://{socket_path}"],
-        env={**os.environ, "CONTAINERS_CONF": str(workdir / "containers.conf")},
-        stdout=subprocess.DEVNULL, stderr=(workdir / "podman-service.log").open("w"),
-    )  # fmt: skip
-    try:
-        wait(socket_path.exists, timeout=60, what="the podman API socket")
-        yield f"unix://{socket_path}"
-    finally:
-        service.terminate()
-        try:
-            service.wait(30)
-        except subprocess.TimeoutExpired:
-            service.kill()
 
 
 @contextmanager
@@ -138,7 +102,8 @@ def run(*, image: str, timeout: float) -> dict[str, object]:
     workdir = Path(tempfile.mkdtemp(prefix="factory-container-"))
     try:
         with (
-            podman_api(workdir) as docker_host,
+            podman_service(workdir / "podman.sock", env=containers_env(workdir),
+                           log=workdir / "podman-service.log") as docker_host,
             fresh_database() as database_url,
             SimServer() as sim,
             GitHubStandin(workdir / "github") as github,

@@ -31,13 +31,13 @@ from pathlib import Path
 
 # bench/queue.py is named like the stdlib's `queue`; keep this folder off the import path.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse
 import asyncio
 import os
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -54,6 +54,7 @@ from ai_factory.core.settings import load_settings
 from ai_factory.orchestrator.api.app import create_app
 from ai_factory.orchestrator.scheduler import Scheduler
 from ai_factory.orchestrator.services import Services
+from tests.support.net import free_port
 
 ADMIN_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 FAKE_WORKER = Path(__file__).resolve().parents[1] / "tests" / "support" / "fake_worker.py"
@@ -78,12 +79,6 @@ SELECT extract(epoch FROM r.created_at - i.created_at)::float AS total,
 def db_url(name: str) -> str:
     base, _, _ = ADMIN_URL.rpartition("/")
     return f"{base}/{name}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def percentile(values: list[float], q: float) -> float:

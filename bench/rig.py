@@ -28,6 +28,7 @@ import psycopg
 from ai_factory.core.models import SETTLED_STATUSES
 from ai_factory.core.secrets import FACTORY_SECRETS
 from ai_factory.sim import SimServer, sim_env
+from tests.support.net import free_port
 
 ADMIN_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 START_TIMEOUT_S = 90.0
@@ -58,14 +59,6 @@ def sample_repo(path: Path, files: dict[str, str] | None = None) -> Path:
     git(path, "add", "-A")
     git(path, "commit", "-q", "-m", "Initial commit")
     return path
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class BenchFactory:

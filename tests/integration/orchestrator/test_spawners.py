@@ -28,6 +28,7 @@ from ai_factory.orchestrator.logs import WorkerLogs
 from ai_factory.orchestrator.spawners import BwrapSpawner
 from tests.support.fake_kubernetes import FakeKubernetes
 from tests.support.net import free_port
+from tests.support.podman import containers_env, podman_service
 from tests.support.polling import wait_for
 from tests.support.running_factory import FAKE_WORKER, spec
 from tests.support.settings import make_settings
@@ -121,32 +122,22 @@ def test_factory_orchestrator_refuses_to_start_without_bwrap(tmp_path: Path, dat
 
 # --- docker spawner, against podman ---
 
-PODMAN_CONF = """\
-[containers]
-default_ulimits = []
-[engine]
-cgroup_manager = "cgroupfs"
-runtime = "runc"
-events_logger = "file"
-"""
-
-
 class Podman:
+    """A private image store holding a tiny worker image, served by podman's Docker API."""
+
     def __init__(self, base: Path) -> None:
         self.base = base
-        self.socket = base / "api.sock"
-        self.docker_host = f"unix://{self.socket}"
+        self.store = ["podman", "--root", str(base / "root"), "--runroot", str(base / "run"),
+                      "--storage-driver", "vfs"]  # fmt: skip
         self.image = "localhost/factory-test-worker:latest"
-        self.env = {**os.environ, "CONTAINERS_CONF": str(base / "containers.conf")}
-        self.service: subprocess.Popen | None = None
+        self.env = containers_env(base)
+        self.docker_host = ""  # set while the API is served
 
     def podman(self, *args: str) -> subprocess.CompletedProcess:
-        argv = ["podman", "--root", str(self.base / "root"), "--runroot", str(self.base / "run"),
-                "--storage-driver", "vfs", *args]  # fmt: skip
-        return subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=120, check=True)
+        return subprocess.run([*self.store, *args], env=self.env, capture_output=True, text=True,
+                              timeout=120, check=True)  # fmt: skip
 
-    def start(self) -> None:
-        (self.base / "containers.conf").write_text(PODMAN_CONF)
+    def load_image(self) -> None:
         rootfs = self.base / "rootfs.tar"
         with tarfile.open(rootfs, "w") as tar:
             for name in ("usr", "etc", "tmp", "proc", "sys", "dev", "root", "run", "work", "var"):
@@ -158,25 +149,10 @@ class Podman:
                 info.type, info.linkname = tarfile.SYMTYPE, target
                 tar.addfile(info)
         self.podman("import", str(rootfs), self.image)
-        self.service = subprocess.Popen(
-            ["podman", "--root", str(self.base / "root"), "--runroot", str(self.base / "run"),
-             "--storage-driver", "vfs", "system", "service", "--time=0", self.docker_host],
-            env=self.env, stdout=subprocess.DEVNULL, stderr=(self.base / "service.log").open("w"),
-        )  # fmt: skip
-        wait_for(self.socket.exists, timeout=60, what="the podman API socket")
 
-    def stop(self) -> None:
-        if self.service is not None:
-            self.service.terminate()
-            try:
-                self.service.wait(30)
-            except subprocess.TimeoutExpired:
-                self.service.kill()
-        subprocess.run(
-            ["podman", "--root", str(self.base / "root"), "--runroot", str(self.base / "run"),
-             "--storage-driver", "vfs", "rm", "-af"],
-            env=self.env, capture_output=True, timeout=120, check=False,
-        )  # fmt: skip
+    def remove_all(self) -> None:
+        subprocess.run([*self.store, "rm", "-af"], env=self.env, capture_output=True, timeout=120,
+                       check=False)  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -186,10 +162,13 @@ def podman() -> Iterator[Podman]:
     base = Path(tempfile.mkdtemp(prefix="factory-podman-", dir="/tmp"))
     server = Podman(base)
     try:
-        server.start()
-        yield server
+        server.load_image()
+        with podman_service(base / "api.sock", env=server.env, log=base / "service.log",
+                            podman=server.store) as docker_host:  # fmt: skip
+            server.docker_host = docker_host
+            yield server
     finally:
-        server.stop()
+        server.remove_all()
         shutil.rmtree(base, ignore_errors=True)
 
 
