@@ -43,6 +43,11 @@ class UnsafePathError(OSError):
     """A path the worker will not use: a symlink or non-folder on the way, or `..`."""
 
 
+def _unreachable(exc: OSError) -> bool:
+    """Missing, or reached only through a symlink or a non-folder: not there for the worker."""
+    return isinstance(exc, (FileNotFoundError, UnsafePathError)) or exc.errno in _NOT_FOLLOWED
+
+
 def _parts(rel: str) -> tuple[list[str], str]:
     path = PurePosixPath(rel)
     parts = list(path.parts)
@@ -98,10 +103,8 @@ def read_text(root: Path, rel: str, *, limit: int = MAX_READ_BYTES) -> str | Non
         with _folder(root, folders) as parent:
             fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY
                          | os.O_CLOEXEC, dir_fd=parent)  # fmt: skip
-    except (FileNotFoundError, UnsafePathError):
-        return None
     except OSError as exc:
-        if exc.errno in _NOT_FOLLOWED:
+        if _unreachable(exc):
             return None
         raise
     with os.fdopen(fd, "rb") as handle:
@@ -116,10 +119,8 @@ def is_file(root: Path, rel: str) -> bool:
     try:
         with _folder(root, folders) as parent:
             return stat.S_ISREG(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode)
-    except (FileNotFoundError, UnsafePathError):
-        return False
     except OSError as exc:
-        if exc.errno in _NOT_FOLLOWED:
+        if _unreachable(exc):
             return False
         raise
 
