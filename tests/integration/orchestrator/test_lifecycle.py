@@ -18,7 +18,7 @@ import psycopg
 
 from tests.support.net import free_port
 from tests.support.polling import wait_for
-from tests.support.processes import pid_alive
+from tests.support.processes import pid_alive, wait_until_healthy
 from tests.support.running_factory import FAKE_WORKER, spec
 
 
@@ -151,14 +151,7 @@ class OrchestratorProcess:
             env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.tmp_path,
         )  # fmt: skip
 
-        def up() -> bool:
-            assert proc.poll() is None, self.log(n)
-            try:
-                return httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_for(up, what="the orchestrator to serve")
+        wait_until_healthy(self.url, proc, timeout_s=60, output=lambda: self.log(n))
         return proc
 
 

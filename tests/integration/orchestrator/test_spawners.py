@@ -30,6 +30,7 @@ from tests.support.fake_kubernetes import FakeKubernetes
 from tests.support.net import free_port
 from tests.support.podman import containers_env, podman_service
 from tests.support.polling import wait_for
+from tests.support.processes import wait_until_healthy
 from tests.support.running_factory import FAKE_WORKER, spec
 from tests.support.settings import make_settings
 
@@ -416,14 +417,8 @@ def test_a_restarted_orchestrator_adopts_the_running_kubernetes_workers(
         proc = subprocess.Popen([sys.executable, "-m", "ai_factory", "orchestrator"], env=env,
                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)  # fmt: skip
 
-        def up() -> bool:
-            assert proc.poll() is None, (tmp_path / f"orchestrator-{n}.log").read_text()
-            try:
-                return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_for(up, what="the orchestrator to serve")
+        wait_until_healthy(url, proc, timeout_s=60,
+                           output=lambda: (tmp_path / f"orchestrator-{n}.log").read_text())  # fmt: skip
         return proc
 
     first = orchestrator(1)
