@@ -112,10 +112,10 @@ class RateLimiter:
         """The usage-limit pause in force now (what a worker asks before each request),
         or, near a limit, the one worker that may go on."""
         windows = [UsageWindow.model_validate(r) for r in await self.db.fetch_all(Q["windows"])]
-        return await self._pause(windows, self.clock.now())
+        return await self._pause_or_turn(windows, self.clock.now())
 
-    async def _pause(self, windows: list[UsageWindow], now: datetime) -> FactoryPause:
-        pause = _pause(windows, now)
+    async def _pause_or_turn(self, windows: list[UsageWindow], now: datetime) -> FactoryPause:
+        pause = _rejection_pause(windows, now)
         if pause.paused_until is not None or not self.single_file:
             return pause
         near = [w for w in windows if w.status == LimitStatus.ALLOWED_WARNING.value
@@ -148,7 +148,7 @@ class RateLimiter:
             since_spawn = (spawn["db_now"] - spawn["last_spawn_at"]).total_seconds()
             cooldown_remaining = max(0.0, self.cooldown_seconds - since_spawn)
 
-        pause = await self._pause(windows, now)
+        pause = await self._pause_or_turn(windows, now)
         paused_until = pause.paused_until
 
         blocked = []
@@ -187,7 +187,7 @@ class RateLimiter:
         )
 
 
-def _pause(windows: list[UsageWindow], now: datetime) -> FactoryPause:
+def _rejection_pause(windows: list[UsageWindow], now: datetime) -> FactoryPause:
     rejected = [w for w in windows if w.status == "rejected" and w.resets_at and w.resets_at > now]
     if not rejected:
         return FactoryPause()

@@ -159,7 +159,7 @@ class UsagePause:
 
     def _waits_turn(self, pause: FactoryPause) -> bool:
         holder = pause.single_file_worker
-        return holder is not None and str(holder) != str(self.client.worker_id)
+        return holder is not None and holder != self.client.worker_id
 
     async def _wait_turn(self, pause: FactoryPause) -> None:
         if not self._waiting_turn:
