@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from ai_factory.core.models import LimitReport, LimitStatus
+from ai_factory.dashboard.formatting import clock_time
 from ai_factory.orchestrator.api.session import SESSION_COOKIE
 from tests.support.server import ServerThread
 from tests.support.settings import make_settings
@@ -136,7 +137,8 @@ def test_paused_limiter_is_explained_on_the_overview(
         )
     )
     html = open_dashboard.get("/").text
-    local = resets.astimezone(services.clock.tz).strftime("%H:%M")
+    # After 22:00 the reset falls on the next day, which the page names ("Thu 00:12").
+    local = clock_time(resets, services.clock.tz)
     assert f"Paused until {local} because of the 5-hour window" in html
 
 

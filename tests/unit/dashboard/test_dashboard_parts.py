@@ -9,7 +9,7 @@ from uuid import UUID, uuid4
 
 from ai_factory.core.models import WorkItem, WorkItemEvent
 from ai_factory.dashboard.charts import Chart, Series, nice_max
-from ai_factory.dashboard.formatting import describe_limits
+from ai_factory.dashboard.formatting import clock_time, describe_limits
 from ai_factory.dashboard.logview import classify
 from ai_factory.dashboard.markdown import MarkdownRenderer
 from ai_factory.dashboard.progress import SpecSource, spec_progress
@@ -114,6 +114,14 @@ def test_log_lines_are_tagged_by_what_they_say() -> None:
     assert classify("12:00:04 WARNING ai_factory.worker.main: something odd") == "warn"
     assert classify("--- 2026-01-01T00:00:00+00:00 worker x attempt 1 (process) ---") == "mark"
     assert classify("<script>alert(1)</script>") == "info"
+
+
+def test_clock_times_name_the_day_once_it_is_not_today() -> None:
+    now = datetime(2026, 12, 2, 22, 12, tzinfo=UTC)
+    assert clock_time(now + timedelta(hours=1), UTC, now=now) == "23:12"
+    assert clock_time(now + timedelta(hours=2), UTC, now=now) == "Thu 00:12"
+    assert clock_time(now + timedelta(days=8), UTC, now=now) == "2026-12-10 22:12"
+    assert clock_time(None, UTC, now=now) == "–"
 
 
 def test_limiter_says_until_when_and_why_it_is_paused() -> None:
