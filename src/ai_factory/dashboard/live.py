@@ -47,7 +47,8 @@ async def factory_events(hub: EventHub, *, ping_s: float = PING_S) -> AsyncItera
         while True:
             dropped = subscription.dropped
             try:
-                event = await asyncio.wait_for(subscription.get(), ping_s)
+                async with asyncio.timeout(ping_s):
+                    event = await subscription.get()
             except TimeoutError:
                 yield ": ping\n\n"
                 continue

@@ -141,7 +141,8 @@ class EventHub:
                             if event is not None:
                                 yield event
                         # Quiet for a while: make sure the connection is not half-open.
-                        await asyncio.wait_for(conn.execute("SELECT 1"), PING_TIMEOUT_S)
+                        async with asyncio.timeout(PING_TIMEOUT_S):
+                            await conn.execute("SELECT 1")
             except (psycopg.Error, OSError, TimeoutError) as exc:
                 self.connected.clear()
                 log.warning("events.listen_lost source=postgres error=%s", type(exc).__name__)
@@ -177,7 +178,8 @@ class EventHub:
                 while True:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=PING_EVERY_S)
                     if message is None:
-                        await asyncio.wait_for(pubsub.ping(), PING_TIMEOUT_S)
+                        async with asyncio.timeout(PING_TIMEOUT_S):
+                            await pubsub.ping()
                         continue
                     event = _parse(message["data"])
                     if event is not None:

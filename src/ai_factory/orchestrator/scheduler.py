@@ -15,9 +15,9 @@ polling: docs/design.md#scheduling-woken-not-polled.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
+from ai_factory.core.waiting import wait_event
 from ai_factory.orchestrator.events import RECONNECTED, EventHub, Subscription
 from ai_factory.orchestrator.ledger import Ledger
 from ai_factory.orchestrator.lifecycle import Launch, WorkerLifecycle
@@ -67,8 +67,7 @@ class Scheduler:
                         await self.dispatch()
                     except Exception:  # a database blip or a bad item: log it, try again
                         log.exception("scheduler.pass_failed")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.tick_s)
+                await wait_event(self._wake, self.tick_s)
         finally:
             if listener is not None:
                 listener.cancel()

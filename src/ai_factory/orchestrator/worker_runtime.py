@@ -16,13 +16,13 @@ their items back without using an attempt.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
 import redis.asyncio as aioredis
 
 from ai_factory.core.settings import Settings
+from ai_factory.core.waiting import wait_event
 from ai_factory.orchestrator.events import EventHub
 from ai_factory.orchestrator.health import HealthMonitor, HeartbeatWitness, RedisLeases
 from ai_factory.orchestrator.ledger import Ledger
@@ -65,8 +65,7 @@ class WorkerRuntime:
         events = asyncio.create_task(self.events.run(), name="events")
         tasks = [events]
         try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.events.connected.wait(), 5)  # not required: the tick backs it
+            await wait_event(self.events.connected, 5)  # not required: the tick backs it
             await self.recover()
             tasks += [
                 asyncio.create_task(self.lifecycle.run(self.events), name="lifecycle"),
@@ -154,8 +153,7 @@ class WorkerRuntime:
         while time.monotonic() < deadline and not self._hurry.is_set():
             if not [s for s in await self.ledger.live_workers() if self.lifecycle.owns(s)]:
                 break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._hurry.wait(), POLL_S)
+            await wait_event(self._hurry, POLL_S)
         states = [s for s in await self.ledger.live_workers() if self.lifecycle.owns(s)]
         await asyncio.gather(
             *(

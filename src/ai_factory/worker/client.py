@@ -50,6 +50,7 @@ from ai_factory.core.models import (
     WorkerStuckRequest,
     WorkItem,
 )
+from ai_factory.core.waiting import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +226,8 @@ class OrchestratorClient:
     async def flush(self, timeout_s: float) -> bool:
         """Wait up to `timeout_s` for queued reports to be delivered; True when they were."""
         try:
-            await asyncio.wait_for(self._drained(), timeout=timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self._drained()
         except (TimeoutError, LeaseLostError):
             return False
         return True
@@ -417,8 +419,5 @@ class Heartbeat:
                 log.warning("worker.heartbeat_refused error=%s", exc)
             except Exception:  # a bug must not end the heartbeats: the lease would expire
                 log.exception("worker.heartbeat_error")
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.interval_s)
-            except TimeoutError:
-                pass
+            await wait_event(self._wake, self.interval_s)
             self._wake.clear()

@@ -157,7 +157,8 @@ class QualityGate:
             return result
         timed_out = False
         try:
-            output, _ = await asyncio.wait_for(proc.communicate(), timeout=self.timeout_s)
+            async with asyncio.timeout(self.timeout_s):
+                output, _ = await proc.communicate()
         except TimeoutError:
             timed_out = True
             signal_group(proc.pid, signal.SIGKILL)

@@ -57,6 +57,7 @@ from ai_factory.core.models import (
     WorkerPhase,
 )
 from ai_factory.core.spec import SPEC_FILE, SpecTasks, parse_tasks
+from ai_factory.core.waiting import wait_event
 from ai_factory.worker import agent_files
 from ai_factory.worker.agent import (
     AgentDriver,
@@ -419,10 +420,7 @@ class RalphLoop:
     async def _sleep(self, seconds: float) -> None:
         """Sleep, waking early when the worker must stop."""
         if seconds > 0:
-            try:
-                await asyncio.wait_for(self.stop.wait(), timeout=seconds)
-            except TimeoutError:
-                pass
+            await wait_event(self.stop, seconds)
         self._check_stop()
 
     async def _link_stop(self, run_stop: asyncio.Event) -> None:

@@ -60,10 +60,10 @@ def one_line(exc: BaseException) -> str:
 async def probe(url: str, *, timeout_s: float = PROBE_TIMEOUT_S) -> None:
     """Open and close one connection; `StoreError` in one line when the server does not answer."""
     try:
-        conn = await asyncio.wait_for(
-            psycopg.AsyncConnection.connect(url, connect_timeout=max(2, round(timeout_s))),
-            timeout=timeout_s + 1,
-        )
+        async with asyncio.timeout(timeout_s + 1):
+            conn = await psycopg.AsyncConnection.connect(
+                url, connect_timeout=max(2, round(timeout_s))
+            )
     except (psycopg.Error, TimeoutError, OSError) as exc:
         reason = one_line(exc) if not isinstance(exc, TimeoutError) else "no answer"
         raise StoreError(f"cannot connect to the database at {where(url)}: {reason}") from None

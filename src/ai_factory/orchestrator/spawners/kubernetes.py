@@ -402,7 +402,8 @@ class KubernetesSpawner:
         follower = self._followers.pop(handle.worker_id, None)
         if follower is not None:
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(follower, LOG_JOIN_S)
+                async with asyncio.timeout(LOG_JOIN_S):
+                    await follower
         self._handles.pop(handle.worker_id, None)
         self._since.pop(handle.worker_id, None)
         self._ending.discard(handle.worker_id)

@@ -197,7 +197,8 @@ async def _terminate(proc: asyncio.subprocess.Process) -> None:
     for sig, wait_s in ((signal.SIGTERM, TERM_GRACE_S), (signal.SIGKILL, TERM_GRACE_S)):
         signal_group(proc.pid, sig)
         try:
-            await asyncio.wait_for(proc.wait(), timeout=wait_s)
+            async with asyncio.timeout(wait_s):
+                await proc.wait()
             return
         except TimeoutError:
             continue
