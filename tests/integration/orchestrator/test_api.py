@@ -1,6 +1,7 @@
 """The HTTP API over real HTTP: shapes, status codes, errors, auth."""
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -181,17 +182,19 @@ def test_worker_lifecycle_complete(http: httpx.Client) -> None:
     )
     assert it.status_code == 200
     assert http.get("/api/status").json()["rateLimits"]["iterationsToday"] == 1
+    resets = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
     limit = http.post(
         f"/api/worker/{wid}/limited",
-        json={"status": "rejected", "resetsAt": "2030-01-01T00:00:00Z", "rateLimitType": "five_hour"},
+        json={"status": "rejected", "resetsAt": resets.isoformat(), "rateLimitType": "five_hour"},
         headers=auth,
     )
     assert limit.status_code == 200
     limits = http.get("/api/status").json()["rateLimits"]
     assert limits["canSpawn"] is False and "usage_limit" in limits["blockedBy"]
-    assert limits["pausedUntil"].startswith("2030-01-01") and limits["pauseReason"] == "five_hour usage limit"
+    assert datetime.fromisoformat(limits["pausedUntil"]) == resets
+    assert limits["pauseReason"] == "five_hour usage limit"
     pause = http.get(f"/api/worker/{wid}/pause", headers=auth).json()  # what every worker asks
-    assert pause["pausedUntil"].startswith("2030-01-01") and pause["rateLimitType"] == "five_hour"
+    assert datetime.fromisoformat(pause["pausedUntil"]) == resets and pause["rateLimitType"] == "five_hour"
     trail = http.get(f"/api/work/{item['id']}/events").json()
     assert {"iteration", "limit"} <= {e["kind"] for e in trail}
     reported = next(e for e in trail if e["kind"] == "iteration")

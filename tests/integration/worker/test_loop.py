@@ -347,7 +347,9 @@ async def test_a_factory_paused_by_another_workers_limit_starts_no_run_before_th
     done = await worker.run(spec_of(A), driver)
 
     assert done.result.outcome is LoopOutcome.DONE
-    assert driver.started[0] >= resets_at.timestamp() + FAST.reset_margin_s
+    # Not before the reset. (The margin is added only while the pause is still in force
+    # when the worker asks, which a slow workspace preparation may miss.)
+    assert driver.started[0] >= resets_at.timestamp()
     assert [r["iteration"] for r in done.reported] == [1]
 
 
