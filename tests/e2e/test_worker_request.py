@@ -17,6 +17,7 @@ from ai_factory.worker.agent.claude import WORKER_TOOLS, ClaudeDriver
 from ai_factory.worker.prompt import system_prompt
 from ai_factory.worker.run_outcome import LimitAction, decide
 from tests.support.claude_env import claude_env
+from tests.support.processes import claude_children
 
 pytestmark = pytest.mark.e2e
 
@@ -91,6 +92,7 @@ async def test_a_paused_factory_ends_the_session_before_its_next_request(
     assert len(sim.main_requests) == 2
     assert all(r.at < paused_at[0] for r in sim.requests), "a request after the pause"
     assert not (work / "hello.txt").exists()
+    assert claude_children() == [], "the run returned before its CLI exited"
 
 
 async def test_a_rejected_limit_is_reported_before_the_session_ends(
@@ -161,6 +163,7 @@ async def test_another_workers_turn_near_a_limit_ends_the_session_before_its_nex
     assert result.rejected is not None and result.rejected.waiting_turn
     assert len(asked_at) == 1 and len(sim.main_requests) == 2
     assert all(r.at < asked_at[0] for r in sim.requests), "a request in another worker's turn"
+    assert claude_children() == [], "the run returned before its CLI exited"
     decision = decide(result, now=datetime.now(UTC))
     assert decision.action is LimitAction.WAIT_FOR_RESET and decision.delay_s == 0
     assert decision.reason == "five_hour usage window close to its limit: another worker's turn"

@@ -51,3 +51,17 @@ def pid_alive(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return False
     return state not in ("Z", "X")
+
+
+def claude_children() -> list[int]:
+    """Pids of the `claude` CLIs this test process started that are still running."""
+    import psutil
+
+    alive = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if Path(child.exe()).name == "claude" and child.status() != psutil.STATUS_ZOMBIE:
+                alive.append(child.pid)
+        except psutil.Error:  # gone meanwhile
+            continue
+    return alive

@@ -7,8 +7,10 @@ CLAUDE.md still applied, permissions skipped inside the worktree, the lock hook
 on edit tools, the iteration's spending cap) and the watchdog that ends a session that went
 quiet (ITERATION_IDLE_TIMEOUT_SECONDS), ran too long (ITERATION_TIMEOUT_SECONDS), hit a
 rejected usage limit (the worker waits; the CLI need not), or must stop
-because the worker is stopping. Ending a session = leaving the SDK's message
-loop, which ends the CLI within a second (docs/claude-cli-notes.md).
+because the worker is stopping. Ending a session = leaving the SDK client's
+`async with`, which closes the CLI's input and waits for it to exit (SIGTERM, then
+SIGKILL, if it does not): a run returns only once its CLI is gone
+(docs/claude-cli-notes.md).
 
 `cli_path` replaces the CLI the SDK would start (its bundled one): a worker running
 as root gives the wrapper that runs it as the agent's user (`agent_user`).
@@ -25,10 +27,10 @@ from typing import Any
 
 from claude_agent_sdk import (
     ClaudeAgentOptions,
+    ClaudeSDKClient,
     ClaudeSDKError,
     CLINotFoundError,
     HookMatcher,
-    query,
 )
 
 from ai_factory.worker.agent import AgentRequest, AgentUnavailableError
@@ -54,6 +56,8 @@ LEAN_ENV = {
 # After every tool call, before the request that follows it, the worker asks whether the
 # factory is paused by a usage limit another worker hit; if so the session ends there.
 PAUSE_HOOK_EVENTS = ("PostToolUse", "PostToolUseFailure")
+# How long an interrupted session may take to end before it is cancelled.
+INTERRUPT_WAIT_S = 10.0
 
 
 class ClaudeDriver:
@@ -80,11 +84,11 @@ class ClaudeDriver:
         self.cli_path = cli_path
 
     def options(
-        self, request: AgentRequest, recorder: StreamRecorder, limited: asyncio.Event | None = None
+        self, request: AgentRequest, recorder: StreamRecorder, paused: asyncio.Event
     ) -> ClaudeAgentOptions:
         hooks = {event: list(matchers) for event, matchers in (self.hooks or {}).items()}
         if request.factory_pause is not None:
-            pause = HookMatcher(matcher=None, hooks=[_pause_hook(request, recorder, limited)])
+            pause = HookMatcher(matcher=None, hooks=[_pause_hook(request, recorder, paused)])
             for event in PAUSE_HOOK_EVENTS:
                 hooks.setdefault(event, []).append(pause)
         return ClaudeAgentOptions(
@@ -106,17 +110,21 @@ class ClaudeDriver:
     async def run(self, request: AgentRequest) -> IterationResult:
         recorder = StreamRecorder(root=request.cwd, iteration=request.iteration,
                                   priced=self.priced)  # fmt: skip
-        limited = asyncio.Event()
-        options = self.options(request, recorder, limited)
+        limited = asyncio.Event()  # a usage limit ended the run
+        paused = asyncio.Event()  # the factory's pause, seen by the hook: the CLI must go
+        options = self.options(request, recorder, paused)
+        session: list[ClaudeSDKClient] = []  # the connected client, for `_cut`
 
         async def consume() -> None:
             try:
-                # aclosing: leaving the loop early must close the session (and the CLI) here.
-                async with contextlib.aclosing(
-                    query(prompt=request.prompt, options=options)
-                ) as stream:
+                # The client, not `query()`: leaving `async with` ends the CLI and waits for
+                # its exit, so no session outlives its run (`query()` leaves that to the
+                # garbage collector, after the run has returned).
+                async with ClaudeSDKClient(options=options) as client:
+                    session.append(client)
+                    await client.query(request.prompt)
                     warned = None
-                    async for message in stream:
+                    async for message in client.receive_response():
                         recorder.add(message)
                         warning = recorder.result.warning
                         if warning is not warned and request.on_warning is not None:
@@ -135,12 +143,12 @@ class ClaudeDriver:
 
         started = time.monotonic()
         task = asyncio.create_task(consume(), name=f"claude-iteration-{request.iteration}")
-        stop = await self._watch(task, recorder, request.stop, started)
+        stop = await self._watch(task, recorder, request.stop, paused, started)
         if stop is not None:
             recorder.result.stop = stop
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await _cut(task, session)
+            if not task.cancelled() and (error := task.exception()) is not None:
+                raise error
             if stop in (StopReason.IDLE_TIMEOUT, StopReason.WALL_TIMEOUT):
                 log.warning("agent.timeout iteration=%s reason=%s", request.iteration, stop.value)
         else:
@@ -157,10 +165,12 @@ class ClaudeDriver:
         task: asyncio.Task[None],
         recorder: StreamRecorder,
         stop: asyncio.Event,
+        paused: asyncio.Event,
         started: float,
     ) -> StopReason | None:
         """Wait for the session; the reason to cut it short, or None when it ended itself."""
         stop_wait = asyncio.create_task(stop.wait())
+        paused_wait = asyncio.create_task(paused.wait())
         try:
             while not task.done():
                 now = time.monotonic()
@@ -170,13 +180,32 @@ class ClaudeDriver:
                     return StopReason.WALL_TIMEOUT
                 if idle_left <= 0:
                     return StopReason.IDLE_TIMEOUT
-                await asyncio.wait({task, stop_wait}, timeout=min(idle_left, wall_left),
+                await asyncio.wait({task, stop_wait, paused_wait},
+                                   timeout=min(idle_left, wall_left),
                                    return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
                 if stop.is_set() and not task.done():
                     return StopReason.CANCELLED
+                if paused.is_set() and not task.done():
+                    return StopReason.LIMITED
             return None
         finally:
             stop_wait.cancel()
+            paused_wait.cancel()
+
+
+async def _cut(task: asyncio.Task[None], session: list[ClaudeSDKClient]) -> None:
+    """End a session cut short. An interrupt makes the CLI abort its request and send
+    nothing more (closing its input alone does not: it finishes the turn first); then the
+    session ends as any other, leaving the client's `async with`, which waits for the CLI
+    to exit. Cancelling the session is the fallback, and closes the CLI the same way."""
+    if session and not task.done():
+        with contextlib.suppress(ClaudeSDKError, OSError, TimeoutError):
+            async with asyncio.timeout(INTERRUPT_WAIT_S):
+                await session[0].interrupt()
+                await asyncio.wait({task})
+    if not task.done():
+        task.cancel()
+    await asyncio.wait({task})  # (a cancel of the run itself still propagates)
 
 
 def bundled_cli() -> str:
@@ -188,11 +217,15 @@ def bundled_cli() -> str:
 
 
 def _pause_hook(
-    request: AgentRequest, recorder: StreamRecorder, limited: asyncio.Event | None
+    request: AgentRequest, recorder: StreamRecorder, paused: asyncio.Event
 ) -> Callable[..., Awaitable[dict[str, Any]]]:
-    """The hook that ends the session (``continue: false``: the CLI sends nothing more)
-    when the factory is paused, or near a limit in another worker's turn, recording that
-    as the run's rejected limit."""
+    """The hook that ends the session when the factory is paused, or near a limit in
+    another worker's turn, recording that as the run's rejected limit.
+
+    A `continue: false` answer is not enough: a session closed meanwhile goes on sending
+    requests until its turn ends. So the hook never answers: it sets `paused`, and the
+    driver interrupts the session (`_cut`) while the CLI still waits here, before the
+    request that would follow the tool (docs/claude-cli-notes.md)."""
     assert request.factory_pause is not None
     factory_pause = request.factory_pause
 
@@ -201,15 +234,14 @@ def _pause_hook(
         if signal is None:
             return {}
         recorder.add_limit(signal)
-        if limited is not None:
-            limited.set()
         if signal.waiting_turn:
             log.warning("limit.single_file iteration=%s (ending the session: another worker's turn)",
                         request.iteration)  # fmt: skip
-            return {"continue": False,
-                    "stopReason": "A usage window is close to its limit: one worker at a time."}  # fmt: skip
-        log.warning("limit.factory_paused iteration=%s resets_at=%s (ending the session)",
-                    request.iteration, signal.resets_at)  # fmt: skip
-        return {"continue": False, "stopReason": "The factory is paused by a usage limit."}
+        else:
+            log.warning("limit.factory_paused iteration=%s resets_at=%s (ending the session)",
+                        request.iteration, signal.resets_at)  # fmt: skip
+        paused.set()
+        await asyncio.Event().wait()  # until the session's end cancels this callback
+        return {}
 
     return hook
