@@ -37,11 +37,13 @@ import shlex
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from ai_factory.core.errors import ConfigError
 from ai_factory.core.processes import signal_group
@@ -52,6 +54,7 @@ log = logging.getLogger(__name__)
 CONFIG_FILE = ".factory.toml"
 TAIL_CHARS = 4000
 TAIL_LINES = 80
+KEEP_BYTES = 256 * 1024  # the end of the output that is read back; the tail is cut from it
 _VOLATILE = re.compile(r"0x[0-9a-f]+|\d+(?:\.\d+)?(?:ms|s)?\b", re.IGNORECASE)
 
 
@@ -134,6 +137,9 @@ class QualityGate:
         started = time.monotonic()
         log.info("gate.started command=%s", self.command)
         argv, env = self.argv, self.env
+        # Output to an unnamed file, not a pipe: the command ends when it exits, even if a
+        # server it started in a session of its own still holds the output open.
+        output = tempfile.TemporaryFile()
         try:
             if self.run_as is not None:
                 env = {**(env if env is not None else os.environ), **self.run_as.env()}
@@ -145,11 +151,12 @@ class QualityGate:
                 cwd=cwd,
                 env=env,
                 stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
+                stdout=output,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         except OSError as exc:
+            output.close()
             result = GateResult(
                 False, self.command, None, f"cannot run {self.argv[0]!r}: {exc.strerror or exc}"
             )
@@ -158,12 +165,16 @@ class QualityGate:
         timed_out = False
         try:
             async with asyncio.timeout(self.timeout_s):
-                output, _ = await proc.communicate()
+                await proc.wait()
         except TimeoutError:
             timed_out = True
             signal_group(proc.pid, signal.SIGKILL)
-            output, _ = await proc.communicate()
-        tail = _tail(output.decode(errors="replace"))
+            await proc.wait()
+        finally:
+            if proc.returncode is None:  # the worker is stopping: the gate goes with it
+                signal_group(proc.pid, signal.SIGKILL)
+                output.close()
+        tail = _tail(_read_end(output))
         if timed_out:
             tail += f"\n(the gate was stopped after GATE_TIMEOUT_SECONDS={self.timeout_s:g} s)"
         result = GateResult(
@@ -180,6 +191,13 @@ class QualityGate:
             last = tail.strip().splitlines()[-1:] or [""]
             log.warning("gate.failed %s last_line=%s", result.describe(), last[0][:200])
         return result
+
+
+def _read_end(output: BinaryIO) -> str:
+    with output:
+        size = output.seek(0, os.SEEK_END)
+        output.seek(max(0, size - KEEP_BYTES))
+        return output.read().decode(errors="replace")
 
 
 def _tail(text: str) -> str:
