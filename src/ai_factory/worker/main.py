@@ -345,14 +345,34 @@ def _set_aside_stale_stuck_note(workspace: Workspace) -> None:
 async def run_worker(
     settings: Settings, launch: LaunchEnv, *, options: WorkerOptions | None = None
 ) -> int:
-    """Run one worker in this event loop; SIGTERM / SIGINT stop it without reporting."""
+    """Run one worker in this event loop; SIGTERM / SIGINT stop it without reporting.
+
+    The first signal asks the loop to stop at its next step; a second one stops whatever
+    runs now (setting up, a gate, a delivery), ending the agent and the gate with it."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    main_task = asyncio.current_task()
+    signals = 0
+
+    def on_signal() -> None:
+        nonlocal signals
+        signals += 1
+        if signals == 1:
+            stop.set()
+        elif main_task is not None:
+            log.warning("worker.stopping_now (a second signal)")
+            main_task.cancel()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal)
     worker = WorkerProcess(settings=settings, launch=launch, options=options, stop=stop)
-    return await worker.run()
+    try:
+        return await worker.run()
+    except asyncio.CancelledError:
+        if signals < 2:
+            raise
+        return EXIT_STOPPED
 
 
 def main(*, item: str | None = None) -> int:
