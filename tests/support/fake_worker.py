@@ -11,6 +11,7 @@ in a thread, and then behaves as its mode says. The mode comes from a line
   record one iteration, complete;
 - register-exit: exit right after registering (the dispatch benchmark);
 - forever: heartbeat until killed;
+- stubborn: heartbeat until killed, ignoring SIGTERM;
 - hang: stop heartbeating but stay alive;
 - crash: exit with code 7 without reporting;
 - fail: report a failure;
@@ -29,6 +30,7 @@ import http.client
 import json
 import os
 import re
+import signal
 import socket
 import sys
 import threading
@@ -188,7 +190,9 @@ def main() -> int:
     if mode != "hang":
         beats.start()
 
-    if mode in ("forever", "hang"):
+    if mode == "stubborn":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if mode in ("forever", "hang", "stubborn"):
         while True:
             time.sleep(3600)
     if mode == "crash":

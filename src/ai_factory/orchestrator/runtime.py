@@ -138,19 +138,23 @@ class Orchestrator:
         self._server: _Server | None = None
         self._services: Services | None = None
         self._stopping: asyncio.Task[None] | None = None
+        self._signals = 0
 
     def request_stop(self) -> None:
         """First signal: stop claiming, let workers finish for SHUTDOWN_GRACE_SECONDS, hand
         the rest back, stop. Second: skip the wait. Third: stop the server now."""
         if self._server is None or self._services is None:
             return
-        if self._stopping is None:
+        self._signals += 1
+        if self._signals == 1:
             log.info("orchestrator.stopping")
             self._stopping = asyncio.get_running_loop().create_task(self._stop_gracefully())
-        elif not self._server.should_exit:
+        elif self._signals == 2 and not self._server.should_exit:
             log.info("orchestrator.hurrying")
             self._services.runtime.hurry()
-        else:
+        else:  # even when handing workers back hangs
+            log.warning("orchestrator.exiting_now")
+            self._server.should_exit = True
             self._server.force_exit = True
 
     async def _stop_gracefully(self) -> None:

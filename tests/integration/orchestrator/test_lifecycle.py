@@ -177,6 +177,32 @@ def test_sigterm_to_the_orchestrator_hands_running_items_back(tmp_path: Path, da
     assert "runtime.stopped handed_back=1" in orchestrator.log(1)
 
 
+def test_a_third_signal_stops_the_orchestrator_without_waiting_for_its_workers(
+    tmp_path: Path, database_url: str
+) -> None:
+    """The first signal waits for the workers, the second hands them back (SIGTERM, then
+    SIGKILL after a grace), the third exits at once, leaving the worker to the next start."""
+    orchestrator = OrchestratorProcess(tmp_path, database_url, SHUTDOWN_GRACE_SECONDS="60")
+    proc = orchestrator.start()
+    with httpx.Client(base_url=orchestrator.url, timeout=30) as http:
+        item = http.post("/api/work", json={"repo": "https://git.example/srv/w.git", "spec": spec(mode="stubborn")}).json()
+        running = wait_for(
+            lambda: (i := http.get(f"/api/work/{item['id']}").json())["status"] == "running" and i,
+            what="the item to run",
+        )
+    with psycopg.connect(database_url) as conn:
+        (pid,) = conn.execute("SELECT pid FROM workers WHERE id = %s", (running["workerId"],)).fetchone()
+    try:
+        for _ in range(3):
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.3)
+        proc.wait(30)
+        assert pid_alive(pid), "the orchestrator waited to kill its worker"
+    finally:
+        os.kill(pid, signal.SIGKILL)
+    assert "orchestrator.exiting_now" in orchestrator.log(1)
+
+
 def test_orchestrator_killed_mid_run_loses_nothing_and_runs_nothing_twice(
     tmp_path: Path, database_url: str
 ) -> None:
