@@ -264,6 +264,8 @@ class OrchestratorClient:
                 pass
             except FactoryError as exc:  # a report the orchestrator refused: drop it, go on
                 log.error("worker.report_refused report=%s error=%s", outgoing.what, exc)
+            except Exception:  # e.g. an answer that is not JSON: the reports after it still go
+                log.exception("worker.report_failed report=%s", outgoing.what)
             finally:
                 self._outbox.task_done()
 

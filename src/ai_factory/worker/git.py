@@ -58,6 +58,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 GIT_TIMEOUT_S = 1800.0
+KILL_WAIT_S = 5.0  # for a killed git's output, after which its pipes are closed unread
 ALLOWED_PROTOCOLS = "file:git:http:https:ssh"
 # GIT_* variables a user may legitimately rely on (transport and identity set-up).
 _KEEP_GIT_ENV = frozenset({
@@ -326,16 +327,27 @@ def _run(argv: Sequence[str], *, cwd: Path, env: dict[str, str], input_text: str
         stdout, stderr = process.communicate(
             input=input_text.encode() if input_text is not None else None, timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        signal_group(process.pid, signal.SIGKILL)
-        process.communicate()
+        _kill(process)
         raise GitError(f"git {what} timed out after {timeout_s:.0f} s", returncode=-1,
                        stderr="") from None
     except BaseException:
-        signal_group(process.pid, signal.SIGKILL)
-        process.communicate()
+        _kill(process)
         raise
     return GitResult(process.returncode, stdout.decode(errors="replace"),
                      stderr.decode(errors="replace"))
+
+
+def _kill(process: subprocess.Popen[bytes]) -> None:
+    """Kill git's process group and reap git; a helper that left the group (an ssh master,
+    a credential helper) may hold the pipes open, so they are not read to their end."""
+    signal_group(process.pid, signal.SIGKILL)
+    try:
+        process.communicate(timeout=KILL_WAIT_S)
+    except subprocess.TimeoutExpired:
+        process.wait()
+        for pipe in (process.stdin, process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
 
 
 def _describe(args: Sequence[str]) -> str:

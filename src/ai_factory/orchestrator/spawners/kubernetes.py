@@ -401,9 +401,8 @@ class KubernetesSpawner:
             code = exit_code(await self._pods(handle.worker_id))
         follower = self._followers.pop(handle.worker_id, None)
         if follower is not None:
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                async with asyncio.timeout(LOG_JOIN_S):
-                    await follower
+            await asyncio.wait({follower}, timeout=LOG_JOIN_S)  # keeps a cancel of this one
+            follower.cancel()
         self._handles.pop(handle.worker_id, None)
         self._since.pop(handle.worker_id, None)
         self._ending.discard(handle.worker_id)

@@ -38,6 +38,7 @@ from ai_factory.orchestrator.spawners.base import (
 log = logging.getLogger(__name__)
 
 POLL_S = 0.05
+KILL_WAIT_S = 30.0  # after SIGKILL; only a process stuck in the kernel (D state) outlasts it
 
 
 def default_worker_argv() -> list[str]:
@@ -163,7 +164,11 @@ class ProcessSpawner:
         while time.monotonic() < deadline and await self.alive(handle):
             await asyncio.sleep(POLL_S)
         signal_group(handle.pid, signal.SIGKILL)
-        while await self.alive(handle):  # SIGKILL lands within moments
+        deadline = time.monotonic() + KILL_WAIT_S
+        while await self.alive(handle):  # SIGKILL lands within moments ...
+            if time.monotonic() > deadline:  # ... unless the process is stuck in the kernel
+                log.error("worker.unkillable worker=%s pid=%s", handle.worker_id, handle.pid)
+                return
             await asyncio.sleep(POLL_S)
 
     def tracked(self) -> list[WorkerHandle]:

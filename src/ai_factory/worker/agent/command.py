@@ -21,7 +21,6 @@ than ITERATION_TIMEOUT_SECONDS, and when the worker must stop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import logging
 import os
@@ -134,15 +133,20 @@ class CommandDriver:
             stopping.cancel()
             if reading not in done:
                 reading.cancel()
-                with contextlib.suppress(asyncio.CancelledError, ValueError):
-                    await reading
+                await asyncio.wait({reading})  # (a cancel of this run itself still propagates)
+                if not reading.cancelled():
+                    reading.exception()  # a line over the limit, read as the time ran out
                 continue
             try:
                 raw = reading.result()
             except ValueError:  # a line over LINE_LIMIT_BYTES: skip what is buffered
                 raw = await proc.stdout.read(LINE_LIMIT_BYTES)
-            if not raw:
-                await proc.wait()
+            if not raw:  # its output ended; its exit should follow
+                try:
+                    async with asyncio.timeout(self.idle_timeout_s):
+                        await proc.wait()
+                except TimeoutError:
+                    return StopReason.IDLE_TIMEOUT
                 return None
             last_line = time.monotonic()
             await self._line(raw.decode(errors="replace").rstrip("\r\n"), run)
