@@ -13,7 +13,7 @@ import pytest
 
 from ai_factory.sim import Scenario, ScenarioName, SimServer
 from ai_factory.worker.agent import AgentRequest, RateLimitSignal, StopReason
-from ai_factory.worker.agent.claude import WORKER_TOOLS, ClaudeDriver
+from ai_factory.worker.agent.claude import INTERRUPT_WAIT_S, WORKER_TOOLS, ClaudeDriver
 from ai_factory.worker.prompt import system_prompt
 from ai_factory.worker.run_outcome import LimitAction, decide
 from tests.support.claude_env import claude_env
@@ -84,8 +84,10 @@ async def test_a_paused_factory_ends_the_session_before_its_next_request(
     request = AgentRequest(iteration=1, prompt="Do task 1.", system_prompt=system_prompt(),
                            cwd=work, factory_pause=factory_pause)  # fmt: skip
 
+    started = time.monotonic()
     result = await driver.run(request)
 
+    assert time.monotonic() - started < INTERRUPT_WAIT_S, "the interrupt did not end the session"
     assert result.stop is StopReason.LIMITED
     assert result.rejected is not None and result.rejected.from_factory
     assert len(paused_at) == 1
@@ -157,8 +159,10 @@ async def test_another_workers_turn_near_a_limit_ends_the_session_before_its_nex
     request = AgentRequest(iteration=1, prompt="Do task 1.", system_prompt=system_prompt(),
                            cwd=work, factory_pause=factory_pause)  # fmt: skip
 
+    started = time.monotonic()
     result = await driver.run(request)
 
+    assert time.monotonic() - started < INTERRUPT_WAIT_S, "the interrupt did not end the session"
     assert result.stop is StopReason.LIMITED
     assert result.rejected is not None and result.rejected.waiting_turn
     assert len(asked_at) == 1 and len(sim.main_requests) == 2

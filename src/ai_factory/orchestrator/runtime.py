@@ -154,6 +154,8 @@ class Orchestrator:
             self._services.runtime.hurry()
         else:  # even when handing workers back hangs
             log.warning("orchestrator.exiting_now")
+            if self._stopping is not None:
+                self._stopping.cancel()  # the workers are left to the next start
             self._server.should_exit = True
             self._server.force_exit = True
 

@@ -140,7 +140,7 @@ class QualityGate:
         # Output to an unnamed file, not a pipe: the command ends when it exits, even if a
         # server it started in a session of its own still holds the output open.
         output = tempfile.TemporaryFile()
-        try:
+        try:  # (closed below on every way out)
             if self.run_as is not None:
                 env = {**(env if env is not None else os.environ), **self.run_as.env()}
                 if "/" not in argv[0] and not shutil.which(argv[0], path=env.get("PATH")):
@@ -155,8 +155,10 @@ class QualityGate:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        except OSError as exc:
+        except BaseException as exc:
             output.close()
+            if not isinstance(exc, OSError):
+                raise
             result = GateResult(
                 False, self.command, None, f"cannot run {self.argv[0]!r}: {exc.strerror or exc}"
             )
@@ -171,8 +173,10 @@ class QualityGate:
             signal_group(proc.pid, signal.SIGKILL)
             await proc.wait()
         finally:
-            if proc.returncode is None:  # the worker is stopping: the gate goes with it
-                signal_group(proc.pid, signal.SIGKILL)
+            # What it left in its process group goes (a server its tests started, say), and
+            # when the worker is stopping, the gate itself.
+            signal_group(proc.pid, signal.SIGKILL)
+            if proc.returncode is None:
                 output.close()
         tail = _tail(_read_end(output))
         if timed_out:

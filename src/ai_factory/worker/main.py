@@ -347,8 +347,10 @@ async def run_worker(
 ) -> int:
     """Run one worker in this event loop; SIGTERM / SIGINT stop it without reporting.
 
-    The first signal asks the loop to stop at its next step; a second one stops whatever
-    runs now (setting up, a gate, a delivery), ending the agent and the gate with it."""
+    The first signal asks the loop to stop at its next step; a second one stops what runs
+    now (the agent, a gate, a wait), ending the agent and the gate with it. A git command
+    already running (a clone, a push) runs to its end first; a push cut short there is
+    recovered by the next attempt (docs/state-machine.md)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     main_task = asyncio.current_task()

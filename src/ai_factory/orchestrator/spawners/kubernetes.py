@@ -403,6 +403,8 @@ class KubernetesSpawner:
         if follower is not None:
             await asyncio.wait({follower}, timeout=LOG_JOIN_S)  # keeps a cancel of this one
             follower.cancel()
+            if follower.done() and not follower.cancelled() and follower.exception():
+                log.warning("worker.log_follow_failed worker=%s", handle.worker_id)
         self._handles.pop(handle.worker_id, None)
         self._since.pop(handle.worker_id, None)
         self._ending.discard(handle.worker_id)

@@ -19,7 +19,6 @@ as root gives the wrapper that runs it as the agent's user (`agent_user`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -113,7 +112,23 @@ class ClaudeDriver:
         limited = asyncio.Event()  # a usage limit ended the run
         paused = asyncio.Event()  # the factory's pause, seen by the hook: the CLI must go
         options = self.options(request, recorder, paused)
-        session: list[ClaudeSDKClient] = []  # the connected client, for `_cut`
+        session: list[ClaudeSDKClient] = []  # the client once the prompt is sent, for `_cut`
+        closing = asyncio.Event()  # the session is ending: the client is closing the CLI
+
+        async def read(client: ClaudeSDKClient) -> None:
+            warned = None
+            async for message in client.receive_response():
+                recorder.add(message)
+                warning = recorder.result.warning
+                if warning is not warned and request.on_warning is not None:
+                    warned = warning
+                    if warning is not None:
+                        request.on_warning(warning)  # near a limit: go single file
+                if (rejected := recorder.result.rejected) is not None:
+                    limited.set()  # stop the CLI now: the worker waits for the reset
+                    if request.on_rejected is not None and not rejected.from_factory:
+                        request.on_rejected(rejected)  # pause the factory at once
+                    return
 
         async def consume() -> None:
             try:
@@ -121,21 +136,12 @@ class ClaudeDriver:
                 # its exit, so no session outlives its run (`query()` leaves that to the
                 # garbage collector, after the run has returned).
                 async with ClaudeSDKClient(options=options) as client:
-                    session.append(client)
-                    await client.query(request.prompt)
-                    warned = None
-                    async for message in client.receive_response():
-                        recorder.add(message)
-                        warning = recorder.result.warning
-                        if warning is not warned and request.on_warning is not None:
-                            warned = warning
-                            if warning is not None:
-                                request.on_warning(warning)  # near a limit: go single file
-                        if (rejected := recorder.result.rejected) is not None:
-                            limited.set()  # stop the CLI now: the worker waits for the reset
-                            if request.on_rejected is not None and not rejected.from_factory:
-                                request.on_rejected(rejected)  # pause the factory at once
-                            return
+                    try:
+                        await client.query(request.prompt)
+                        session.append(client)
+                        await read(client)
+                    finally:
+                        closing.set()
             except CLINotFoundError as exc:
                 raise AgentUnavailableError(f"Claude Code not found: {exc}") from exc
             except ClaudeSDKError as exc:  # ProcessError, ResultError, decode errors
@@ -143,17 +149,24 @@ class ClaudeDriver:
 
         started = time.monotonic()
         task = asyncio.create_task(consume(), name=f"claude-iteration-{request.iteration}")
-        stop = await self._watch(task, recorder, request.stop, paused, started)
+        try:
+            stop = await self._watch(task, recorder, request.stop, paused, started)
+            if stop is not None:
+                recorder.result.stop = stop
+                await _cut(task, session, closing)
+        finally:
+            if not task.done():  # this run itself was cancelled: the session goes with it
+                if not closing.is_set():
+                    task.cancel()
+                await asyncio.wait({task})
         if stop is not None:
-            recorder.result.stop = stop
-            await _cut(task, session)
             if not task.cancelled() and (error := task.exception()) is not None:
                 raise error
             if stop in (StopReason.IDLE_TIMEOUT, StopReason.WALL_TIMEOUT):
                 log.warning("agent.timeout iteration=%s reason=%s", request.iteration, stop.value)
         else:
             task.result()  # re-raise AgentUnavailableError
-            if limited.is_set():
+            if limited.is_set() or paused.is_set():
                 recorder.result.stop = StopReason.LIMITED
         result = recorder.finish()
         if not result.duration_ms:
@@ -193,19 +206,28 @@ class ClaudeDriver:
             paused_wait.cancel()
 
 
-async def _cut(task: asyncio.Task[None], session: list[ClaudeSDKClient]) -> None:
+async def _cut(
+    task: asyncio.Task[None], session: list[ClaudeSDKClient], closing: asyncio.Event
+) -> None:
     """End a session cut short. An interrupt makes the CLI abort its request and send
-    nothing more (closing its input alone does not: it finishes the turn first); then the
-    session ends as any other, leaving the client's `async with`, which waits for the CLI
-    to exit. Cancelling the session is the fallback, and closes the CLI the same way."""
+    nothing more (closing its input alone does not: it finishes the turn first); the
+    session then ends as any other, leaving the client's `async with`, which closes the CLI
+    and waits for its exit (SIGTERM, then SIGKILL, bounded by the SDK). When the interrupt
+    gets no end within INTERRUPT_WAIT_S, the session is cancelled, which closes the CLI the
+    same way, but only before that close has begun: a cancel inside it would skip the kill."""
     if session and not task.done():
-        with contextlib.suppress(ClaudeSDKError, OSError, TimeoutError):
-            async with asyncio.timeout(INTERRUPT_WAIT_S):
-                await session[0].interrupt()
-                await asyncio.wait({task})
-    if not task.done():
+        interrupting = asyncio.create_task(session[0].interrupt())
+        ending = asyncio.create_task(closing.wait())
+        await asyncio.wait({task, ending}, timeout=INTERRUPT_WAIT_S,
+                           return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+        for waiter in (interrupting, ending):
+            waiter.cancel()
+        await asyncio.wait({interrupting, ending})
+        if not interrupting.cancelled() and (error := interrupting.exception()) is not None:
+            log.warning("agent.interrupt_failed error=%s", error)  # the cancel below ends it
+    if not task.done() and not closing.is_set():
         task.cancel()
-    await asyncio.wait({task})  # (a cancel of the run itself still propagates)
+    await asyncio.wait({task})
 
 
 def bundled_cli() -> str:

@@ -142,14 +142,27 @@ class CommandDriver:
             except ValueError:  # a line over LINE_LIMIT_BYTES: skip what is buffered
                 raw = await proc.stdout.read(LINE_LIMIT_BYTES)
             if not raw:  # its output ended; its exit should follow
-                try:
-                    async with asyncio.timeout(self.idle_timeout_s):
-                        await proc.wait()
-                except TimeoutError:
-                    return StopReason.IDLE_TIMEOUT
-                return None
+                return await self._exit(proc, run, request)
             last_line = time.monotonic()
             await self._line(raw.decode(errors="replace").rstrip("\r\n"), run)
+
+    async def _exit(
+        self, proc: asyncio.subprocess.Process, run: _Run, request: AgentRequest
+    ) -> StopReason | None:
+        """Wait for a command whose output ended to exit, no longer than the idle and wall
+        limits allow, and not once the worker is stopping (the caller then ends it)."""
+        wall_left = run.iteration_started + self.wall_timeout_s - time.monotonic()
+        exiting = asyncio.ensure_future(proc.wait())
+        stopping = asyncio.ensure_future(request.stop.wait())
+        await asyncio.wait({exiting, stopping}, timeout=max(0.0, min(self.idle_timeout_s, wall_left)),
+                           return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+        for waiter in (exiting, stopping):
+            waiter.cancel()
+        if proc.returncode is not None:
+            return None
+        if request.stop.is_set():
+            return StopReason.CANCELLED
+        return StopReason.IDLE_TIMEOUT if self.idle_timeout_s < wall_left else StopReason.WALL_TIMEOUT
 
     async def _line(self, line: str, run: _Run) -> None:
         log.info("agent.output %s", line)
