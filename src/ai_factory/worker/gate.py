@@ -170,14 +170,14 @@ class QualityGate:
                 await proc.wait()
         except TimeoutError:
             timed_out = True
+        except BaseException:  # the worker is stopping: the gate goes with it
             signal_group(proc.pid, signal.SIGKILL)
-            await proc.wait()
-        finally:
-            # What it left in its process group goes (a server its tests started, say), and
-            # when the worker is stopping, the gate itself.
-            signal_group(proc.pid, signal.SIGKILL)
-            if proc.returncode is None:
-                output.close()
+            output.close()
+            raise
+        # Its process group goes: the gate itself when its time ran out, else what it left
+        # running (a server its tests started, say).
+        signal_group(proc.pid, signal.SIGKILL)
+        await proc.wait()
         tail = _tail(_read_end(output))
         if timed_out:
             tail += f"\n(the gate was stopped after GATE_TIMEOUT_SECONDS={self.timeout_s:g} s)"
