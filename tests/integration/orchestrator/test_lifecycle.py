@@ -154,18 +154,24 @@ class OrchestratorProcess:
         wait_until_healthy(self.url, proc, timeout_s=60, output=lambda: self.log(n))
         return proc
 
+    def running_item(self, mode: str) -> tuple[dict, int]:
+        """Submit an item whose fake worker behaves as `mode`; the item once it runs, and
+        its worker's pid."""
+        with httpx.Client(base_url=self.url, timeout=30) as http:
+            item = http.post("/api/work", json={"repo": "https://git.example/srv/w.git", "spec": spec(mode=mode)}).json()
+            running = wait_for(
+                lambda: (i := http.get(f"/api/work/{item['id']}").json())["status"] == "running" and i,
+                what="the item to run",
+            )
+        with psycopg.connect(self.env["DATABASE_URL"]) as conn:
+            (pid,) = conn.execute("SELECT pid FROM workers WHERE id = %s", (running["workerId"],)).fetchone()
+        return running, pid
+
 
 def test_sigterm_to_the_orchestrator_hands_running_items_back(tmp_path: Path, database_url: str) -> None:
     orchestrator = OrchestratorProcess(tmp_path, database_url)
     proc = orchestrator.start()
-    with httpx.Client(base_url=orchestrator.url, timeout=30) as http:
-        item = http.post("/api/work", json={"repo": "https://git.example/srv/w.git", "spec": spec(mode="forever")}).json()
-        running = wait_for(
-            lambda: (i := http.get(f"/api/work/{item['id']}").json())["status"] == "running" and i,
-            what="the item to run",
-        )
-    with psycopg.connect(database_url) as conn:
-        (pid,) = conn.execute("SELECT pid FROM workers WHERE id = %s", (running["workerId"],)).fetchone()
+    item, pid = orchestrator.running_item("forever")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(60) == 0, orchestrator.log(1)
     assert not pid_alive(pid)
@@ -184,14 +190,7 @@ def test_a_third_signal_stops_the_orchestrator_without_waiting_for_its_workers(
     SIGKILL after a grace), the third exits at once, leaving the worker to the next start."""
     orchestrator = OrchestratorProcess(tmp_path, database_url, SHUTDOWN_GRACE_SECONDS="60")
     proc = orchestrator.start()
-    with httpx.Client(base_url=orchestrator.url, timeout=30) as http:
-        item = http.post("/api/work", json={"repo": "https://git.example/srv/w.git", "spec": spec(mode="stubborn")}).json()
-        running = wait_for(
-            lambda: (i := http.get(f"/api/work/{item['id']}").json())["status"] == "running" and i,
-            what="the item to run",
-        )
-    with psycopg.connect(database_url) as conn:
-        (pid,) = conn.execute("SELECT pid FROM workers WHERE id = %s", (running["workerId"],)).fetchone()
+    _, pid = orchestrator.running_item("stubborn")
     try:
         for _ in range(3):
             proc.send_signal(signal.SIGTERM)
